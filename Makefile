@@ -1,0 +1,67 @@
+# ravecnn — build the book, run the tests. GNU make; recipes are POSIX sh.
+#
+#   make book                  whole analysis on the default (full) simulated survey -> _build/html
+#   make book PROFILE=smoke    the same in seconds, on a few hundred spectra
+#   make test                  unit tests + every notebook executed with the smoke profile
+#
+# Every target creates the local virtual environment (.venv) first if needed.
+
+PROFILE ?= full
+PYTHON  ?= python3
+VENV    = .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install simulate notebooks book test lab clean
+
+help:
+	@echo "ravecnn — make targets (PROFILE=$(PROFILE); PROFILE=smoke for a quick run)"
+	@echo "  make book       simulate the survey, execute every notebook, build the HTML book in _build/html"
+	@echo "  make test       run the unit tests and the notebook smoke test (pytest)"
+	@echo "  make simulate   write the simulated survey to data/sim/\$$PROFILE (no-op if already there)"
+	@echo "  make notebooks  execute notebooks/NN_*.py with papermill into book/executed/"
+	@echo "  make lab        open the notebooks in JupyterLab (jupytext: the .py files open as notebooks)"
+	@echo "  make install    create .venv and install requirements.txt + this package (editable)"
+	@echo "  make clean      remove book/executed and _build (keeps data/sim)"
+
+# The virtual environment, rebuilt when the requirements or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -e . --no-deps
+	touch $@
+
+install: $(STAMP)
+
+simulate: $(STAMP)
+	$(PY) -m ravecnn_utils.simulate --profile $(PROFILE) --out data/sim/$(PROFILE)
+
+notebooks: simulate
+	$(PY) -m ravecnn_utils.notebooks --profile $(PROFILE) --out book/executed
+
+# Execution is off in _config.yml: the book renders what papermill executed.
+# --path-output . puts the HTML in ./_build/html; the toc path must be absolute.
+book: notebooks
+	$(VENV)/bin/jupyter-book build book --config _config.yml --toc "$$PWD/book/_toc.yml" \
+		--path-output . --all -W -n --keep-going
+	@echo "The book is in _build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# JupyterLab opens text files in its editor by default; this project-local override (inside
+# .venv, so your own JupyterLab settings still win) makes a double click on a .py notebook
+# open it as a notebook through jupytext. Right-click -> Open With -> Editor shows the text.
+LAB_OVERRIDES = $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(LAB_OVERRIDES): $(STAMP)
+	mkdir -p $(@D)
+	printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $@
+
+lab: $(LAB_OVERRIDES)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf book/executed _build book/_build

@@ -1,0 +1,55 @@
+"""The nine stellar labels, their units and how to print them.
+
+Order follows Guiglion et al. (2020): Teff, log g, [M/H], [Fe/H], [α/M],
+[Si/Fe], [Al/Fe], [Mg/Fe], [Ni/Fe].
+"""
+
+LABELS = ("teff", "logg", "m_h", "fe_h", "alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
+"""Canonical label names, used as column names in every table the package writes."""
+
+UNITS = {"teff": "K", "logg": "dex"} | {name: "dex" for name in LABELS[2:]}
+"""Units of each label (log g in dex of cm s⁻²)."""
+
+LATEX = {
+    "teff": r"$T_\mathrm{eff}$",
+    "logg": r"$\log g$",
+    "m_h": "[M/H]",
+    "fe_h": "[Fe/H]",
+    "alpha_m": r"[$\alpha$/M]",
+    "si_fe": "[Si/Fe]",
+    "al_fe": "[Al/Fe]",
+    "mg_fe": "[Mg/Fe]",
+    "ni_fe": "[Ni/Fe]",
+}
+"""Axis labels for figures."""
+
+APOGEE_COLUMNS = {
+    "teff": "TEFF",
+    "logg": "LOGG",
+    "m_h": "M_H",
+    "fe_h": "FE_H",
+    "alpha_m": "ALPHA_M",
+    "si_fe": "SI_FE",
+    "al_fe": "AL_FE",
+    "mg_fe": "MG_FE",
+    "ni_fe": "NI_FE",
+}
+"""APOGEE allStar column of each label (errors in ``<column>_ERR``)."""
+
+GUIGLION2020_COLUMNS = {
+    "teff": "Teff",
+    "logg": "logg",
+    "m_h": "MH",
+    "fe_h": "FeH",
+    "alpha_m": "alphaM",
+    "si_fe": "SiFe",
+    "al_fe": "AlFe",
+    "mg_fe": "MgFe",
+    "ni_fe": "NiFe",
+}
+"""Column of each label in ``data/guiglion2020/training_sample_labels.csv``."""
+
+
+def axis_label(name):
+    """Figure axis label with unit, e.g. ``'$T_\\mathrm{eff}$ [K]'``."""
+    return f"{LATEX[name]} [{UNITS[name]}]"

@@ -1,0 +1,11 @@
+"""Where the project's committed data live (inside the repository's ``data/``)."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT / "data"
+LINELIST_FILE = DATA_DIR / "linelist" / "linelist_cat.csv"
+GUIGLION2020_DIR = DATA_DIR / "guiglion2020"
+CROSSMATCH_LABELS_FILE = GUIGLION2020_DIR / "training_sample_labels.csv"
+REAL_SPECTRA_FILE = DATA_DIR / "real_cat_spectra" / "spectra.fits"
+REAL_LABELS_FILE = DATA_DIR / "real_cat_spectra" / "labels.csv"

@@ -1,0 +1,224 @@
+"""The notebooks and their papermill runner (ravecnn_utils.notebooks).
+
+The smoke test executes every notebook, in order, with the ``smoke`` profile, in this one
+pytest process; the other tests use tiny throwaway notebooks and are fast.
+"""
+
+import json
+import textwrap
+
+import nbformat
+import pytest
+import yaml
+
+from ravecnn_utils import notebooks as nbrun
+
+NOTEBOOKS = nbrun.notebook_paths()
+
+
+def _error_outputs(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    return [
+        f"cell {i}: {out.get('ename')}: {out.get('evalue')}"
+        for i, cell in enumerate(nb.cells)
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+
+
+# --- the project's notebooks --------------------------------------------------------------
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks matching {nbrun.NOTEBOOK_GLOB} in {nbrun.NOTEBOOKS_DIR}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_parameters_cell(path):
+    assert nbrun.has_parameters_cell(path), f"{path.name} has no code cell tagged 'parameters'"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_profiles_list_every_notebook(profile):
+    listed = set(nbrun.load_profile(profile))
+    assert listed == {p.stem for p in NOTEBOOKS}
+
+
+@pytest.fixture(scope="session")
+def smoke_dirs(tmp_path_factory):
+    """Session-wide scratch folders for the smoke run: the survey and the executed notebooks."""
+    root = tmp_path_factory.mktemp("smoke")
+    return {"survey": root / "sim", "products": root / "products", "executed": root / "executed"}
+
+
+@pytest.mark.slow
+def test_smoke_profile_executes_every_notebook(smoke_dirs):
+    assert NOTEBOOKS
+    declared = {name for p in NOTEBOOKS for name in nbrun.parameter_names(p)}
+    overrides = {"survey_dir": str(smoke_dirs["survey"])}
+    if "products_dir" in declared:  # keep the repository's data/products untouched
+        overrides["products_dir"] = str(smoke_dirs["products"])
+    executed = nbrun.run_all(
+        "smoke", smoke_dirs["executed"], overrides=overrides, progress_bar=False
+    )
+    assert [p.name for p in executed] == [f"{p.stem}.ipynb" for p in NOTEBOOKS]
+    for ipynb in executed:
+        assert ipynb.exists()
+        assert _error_outputs(ipynb) == [], ipynb.name
+
+
+# --- the runner, on tiny throwaway notebooks -----------------------------------------------
+
+GOOD = """\
+# %% [markdown]
+# # A tiny notebook
+
+# %% tags=["parameters"]
+x = 1
+label: str = "a"
+
+# %%
+y = x + 1
+print(label, y)
+"""
+
+BAD = """\
+# %% tags=["parameters"]
+x = 1
+
+# %%
+raise ValueError("boom")
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A notebooks folder with two tiny notebooks and a profiles file."""
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    (nbdir / "01_good.py").write_text(GOOD)
+    (nbdir / "02_bad.py").write_text(BAD)
+    (nbdir / "helper.py").write_text("z = 0\n")  # not numbered: not a notebook
+    profiles = nbdir / "profiles.yml"
+    profiles.write_text(textwrap.dedent("""\
+        smoke:
+          01_good: {x: 41}
+          02_bad: {}
+        full:
+          01_good: {}
+          02_bad:
+    """))
+    return nbdir, profiles
+
+
+def test_load_profile(tiny):
+    _, profiles = tiny
+    assert nbrun.load_profile("smoke", profiles) == {"01_good": {"x": 41}, "02_bad": {}}
+    assert nbrun.load_profile("full", profiles) == {"01_good": {}, "02_bad": {}}
+
+
+def test_unknown_profile_names_it_and_lists_known(tiny):
+    _, profiles = tiny
+    with pytest.raises(ValueError, match=r"'nope'.*known profiles: full, smoke"):
+        nbrun.load_profile("nope", profiles)
+
+
+def test_repository_profiles_file_parses():
+    assert {"smoke", "full"} <= set(yaml.safe_load(nbrun.PROFILES_FILE.read_text()))
+
+
+def test_notebook_paths_sorted_and_numbered_only(tiny):
+    nbdir, _ = tiny
+    assert [p.name for p in nbrun.notebook_paths(nbdir)] == ["01_good.py", "02_bad.py"]
+
+
+def test_parameters_cell_detection(tiny, tmp_path):
+    nbdir, _ = tiny
+    assert nbrun.has_parameters_cell(nbdir / "01_good.py")
+    assert nbrun.parameter_names(nbdir / "01_good.py") == ["x", "label"]
+    plain = tmp_path / "plain.py"
+    plain.write_text("# %%\nx = 1\n")
+    assert not nbrun.has_parameters_cell(plain)
+    assert nbrun.parameter_names(plain) == []
+
+
+def test_execute_injects_parameters_atomically(tiny, tmp_path):
+    nbdir, _ = tiny
+    out = tmp_path / "out"
+    result = nbrun.execute_notebook(nbdir / "01_good.py", out, {"x": 41}, progress_bar=False)
+    assert result == out / "01_good.ipynb"
+    assert sorted(p.name for p in out.iterdir()) == ["01_good.ipynb"]  # no temporary left
+    text = json.dumps(nbformat.read(result, as_version=4).cells[-1]["outputs"])
+    assert "a 42" in text
+
+
+def test_failing_notebook_leaves_no_output_and_names_it(tiny, tmp_path):
+    nbdir, _ = tiny
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "02_bad.ipynb").write_text("{}")  # a stale result from an earlier run
+    with pytest.raises(nbrun.NotebookExecutionError, match=r"02_bad\.py.*ValueError: boom"):
+        nbrun.execute_notebook(nbdir / "02_bad.py", out, {}, progress_bar=False)
+    assert sorted(p.name for p in out.iterdir()) == ["02_bad.failed.ipynb"]
+    assert _error_outputs(out / "02_bad.failed.ipynb")
+
+
+def test_run_all_only_and_overrides(tiny, tmp_path):
+    nbdir, profiles = tiny
+    out = tmp_path / "out"
+    done = nbrun.run_all(
+        "smoke", out, only=["01"], overrides={"label": "b"},
+        notebooks_dir=nbdir, profiles_path=profiles, progress_bar=False,
+    )
+    assert done == [out / "01_good.ipynb"]
+    assert "b 42" in json.dumps(nbformat.read(done[0], as_version=4).cells[-1]["outputs"])
+
+
+def test_run_all_stops_at_failing_notebook(tiny, tmp_path):
+    nbdir, profiles = tiny
+    with pytest.raises(nbrun.NotebookExecutionError, match="02_bad"):
+        nbrun.run_all("full", tmp_path / "out", notebooks_dir=nbdir, profiles_path=profiles,
+                      progress_bar=False)
+    assert (tmp_path / "out" / "01_good.ipynb").exists()
+    assert not (tmp_path / "out" / "02_bad.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"only": ["03_missing"]}, r"unknown notebook '03_missing'.*01_good, 02_bad"),
+        ({"overrides": {"nope": 1}}, r"defined by none of the selected notebooks: nope"),
+    ],
+)
+def test_run_all_rejects_unknown_names(tiny, tmp_path, kwargs, message):
+    nbdir, profiles = tiny
+    with pytest.raises(ValueError, match=message):
+        nbrun.run_all("smoke", tmp_path / "out", notebooks_dir=nbdir, profiles_path=profiles, **kwargs)
+    assert not (tmp_path / "out").exists()  # checked before anything runs
+
+
+def test_run_all_rejects_profile_parameter_not_in_notebook(tiny, tmp_path):
+    nbdir, profiles = tiny
+    profiles.write_text("smoke:\n  01_good: {typo: 1}\n  02_bad: {}\n")
+    with pytest.raises(ValueError, match=r"01_good: not in its parameters cell: typo"):
+        nbrun.run_all("smoke", tmp_path / "out", notebooks_dir=nbdir, profiles_path=profiles)
+
+
+def test_run_all_requires_every_notebook_in_profile(tiny, tmp_path):
+    nbdir, profiles = tiny
+    profiles.write_text("smoke:\n  01_good: {}\n")
+    with pytest.raises(ValueError, match=r"no entry for notebook 02_bad"):
+        nbrun.run_all("smoke", tmp_path / "out", notebooks_dir=nbdir, profiles_path=profiles)
+
+
+def test_cli_parses_yaml_values(tiny, tmp_path, capsys):
+    nbdir, profiles = tiny
+    rc = nbrun.main([
+        "--profile", "smoke", "--out", str(tmp_path / "out"), "--only", "01_good",
+        "-p", "x", "10", "--notebooks-dir", str(nbdir), "--profiles", str(profiles),
+    ])
+    assert rc == 0
+    nb = nbformat.read(tmp_path / "out" / "01_good.ipynb", as_version=4)
+    assert "a 11" in json.dumps(nb.cells[-1]["outputs"])
+    assert nbrun.main(["--profile", "nope", "--profiles", str(profiles),
+                       "--notebooks-dir", str(nbdir)]) == 1
+    assert "known profiles: full, smoke" in capsys.readouterr().err
