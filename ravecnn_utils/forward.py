@@ -273,3 +273,24 @@ def resample(values, model_wave, target_wave, velocity_kms=0.0):
     left = np.take_along_axis(values, np.broadcast_to(lo, values.shape[:-1] + lo.shape[-1:]), axis=-1)
     right = np.take_along_axis(values, np.broadcast_to(lo + 1, values.shape[:-1] + lo.shape[-1:]), axis=-1)
     return left * (1 - frac) + right * frac
+
+
+def fisher_information(jacobian, sigma):
+    """Fisher matrix F = Jᵀ diag(σ⁻²) J of each spectrum, shape (n, 9, 9).
+
+    Parameters
+    ----------
+    jacobian : array (n, 9, n_pixels)
+        ∂flux/∂label (per K for Teff, per dex otherwise).
+    sigma : array (n, n_pixels)
+        Flux noise per pixel; pixels with non-finite or non-positive σ carry no information.
+
+    The Cramér–Rao bound on label k is ``sqrt(inv(F)[k, k])``.
+    """
+    weight = np.where(np.isfinite(sigma) & (sigma > 0), 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
+    return np.einsum("nkp,np,nlp->nkl", jacobian, weight, jacobian, optimize=True)
+
+
+def cramer_rao_bound(fisher):
+    """σ_min of each label (n, 9) from Fisher matrices (n, 9, 9): √diag(F⁻¹)."""
+    return np.sqrt(np.diagonal(np.linalg.inv(fisher), axis1=-2, axis2=-1))

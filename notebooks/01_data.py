@@ -1,0 +1,266 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 — The data: RAVE spectra and APOGEE labels
+#
+# **Overview.** The network of Guiglion et al. (2020) reads medium-resolution RAVE spectra
+# of the Ca II triplet region (8410–8795 Å, R ≈ 7,500) and returns the labels that the
+# high-resolution APOGEE survey measured for the same stars. This notebook looks at the
+# data before anything is learnt from them: the files, a gallery of spectra across the
+# Hertzsprung–Russell diagram, the signal-to-noise ratios, the stars' labels, and how
+# closely the simulated spectra resemble real spectra of known stars.
+#
+# By default the book runs on a **simulated survey** written by `ravecnn_utils.simulate`
+# in the file formats of RAVE DR6 and APOGEE DR17, because the real files cannot be
+# downloaded where the book is built. Every figure says which data it shows.
+#
+# **Prerequisites.** None: if the survey folder is missing it is simulated here
+# (`python -m ravecnn_utils.simulate` does the same from a shell). To run on the real
+# releases, set `data_source = "real"` and `survey_dir` to a folder holding the same files.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+import seaborn as sns
+from astropy.table import Table
+
+from ravecnn_utils import io, plots, realism, survey
+from ravecnn_utils.forward import ForwardModel
+from ravecnn_utils.galaxy import read_crossmatch_labels
+from ravecnn_utils.labels import APOGEE_COLUMNS, LABELS, axis_label
+from ravecnn_utils.simulate import simulate_survey
+
+sns.set_theme(context="notebook", style="ticks")
+
+# %% tags=["parameters"]
+data_source = "sim"            # "sim" (simulated survey) or "real" (RAVE DR6 + APOGEE DR17 files)
+survey_dir = "../data/sim/full"  # folder with the catalogues and spectra/
+sim_profile = "full"           # profile of the simulated survey ("smoke" or "full")
+seed = 2020                    # seed of the simulated survey
+n_real_fits = 46               # real spectra whose labels are fitted with the forward model
+
+# %% [markdown]
+# ## 1. The survey on disk
+
+# %%
+if data_source == "sim":
+    simulate_survey(survey_dir, profile=sim_profile, seed=seed)
+elif data_source != "real":
+    raise ValueError(f"data_source must be 'sim' or 'real', got {data_source!r}")
+data = survey.load_survey(survey_dir)
+source = survey.describe(data)
+catalogue, allstar = data["catalogue"], data["allstar"]
+simulated = data["manifest"] is not None
+print(f"This run uses: {source}")
+
+# %% [markdown]
+# The folder holds one FITS file per RAVE observation, the RAVE catalogue (one row per
+# observation), the APOGEE allStar table and a high-resolution benchmark sample.
+
+# %%
+Table({
+    "file": ["spectra/RAVE_<rave_obs_id>.fits", "ravedr6_catalogue.fits",
+             "allStar-dr17-synspec_rev1.fits", "benchmark_highres.fits"],
+    "rows": [len(catalogue), len(catalogue), len(allstar), len(data["benchmark"])],
+    "what": ["spectrum (SPECTRUM, ERROR extensions)", "RAVE observations", "APOGEE stars",
+             "stars with high-resolution labels"],
+})
+
+# %% [markdown]
+# ## 2. Spectra across the HR diagram
+#
+# One spectrum per region of the Kiel diagram, read from its file with the same reader
+# that serves real RAVE DR6 files. Coloured ticks mark the landmark lines: the Ca II
+# triplet, Fe I, Mg I, Si I, Ti I and the Paschen lines of hydrogen.
+
+# %%
+truth_stars, truth_obs = (data["truth_stars"], data["truth_obs"]) if simulated else (None, None)
+if simulated:
+    picks = survey.gallery_selection(truth_stars, truth_obs)
+    star_row = {sid: i for i, sid in enumerate(truth_stars["id_2mass"])}
+    gallery = []
+    for name, i in picks:
+        s = truth_stars[star_row[truth_obs["id_2mass"][i]]]
+        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(survey_dir, truth_obs["rave_obs_id"][i]))
+        text = f"{name}\n{s['teff']:.0f} K, {s['logg']:.1f}, {s['m_h']:+.1f}\nSNR {truth_obs['snr'][i]:.0f}"
+        gallery.append((wave, flux, text))
+else:
+    order = np.argsort(catalogue["snr_med_sparv"])[::-1][:6]
+    gallery = []
+    for i in order:
+        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(survey_dir, catalogue["rave_obs_id"][i]))
+        gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}"))
+
+fig, ax = plt.subplots(figsize=(11, 1.3 * len(gallery) + 1))
+plots.spectrum_stack(ax, gallery)
+plots.mark_lines(ax)
+ax.set_xlim(8400, 8880)
+ax.legend(loc="upper right", ncol=6, fontsize=8, bbox_to_anchor=(1, 1.08))
+plots.caption(fig, f"Spectra from the {source}; labels are the true Teff, log g, [M/H].")
+plt.show()
+
+# %% [markdown]
+# ## 3. Signal-to-noise ratio
+
+# %%
+snr = np.asarray(catalogue["snr_med_sparv"])
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.hist(snr, bins=np.geomspace(4, 300, 50), color="0.4")
+ax.set_xscale("log")
+ax.axvline(np.median(snr), color="tab:red", label=f"median {np.median(snr):.0f}")
+ax.axvline(80, color="tab:blue", ls="--", label="SNR 80 (the slides' iDR6 giants)")
+ax.set_xlabel("SNR per pixel (snr_med_sparv)")
+ax.set_ylabel("observations")
+ax.legend()
+plots.caption(fig, f"RAVE observations of the {source}.")
+plt.show()
+n_repeat = len(catalogue) - len(np.unique(catalogue["ra_input"]))
+print(f"{len(catalogue)} observations; median SNR {np.median(snr):.1f}; "
+      f"{np.mean(snr > 80):.1%} above SNR 80; {n_repeat} repeat observations")
+
+# %% [markdown]
+# ## 4. Who the stars are: Kiel diagram and the [α/M]–[M/H] plane
+#
+# On the left the labels the RAVE pipeline itself derived from these spectra (with its
+# errors of 100–300 K and 0.2–0.4 dex); on the right, for a simulated survey, the truth.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+plots.kiel(axes[0], catalogue["teff_cal_madera"], catalogue["logg_cal_madera"],
+           catalogue["m_h_cal_madera"], "[M/H] (RAVE pipeline)", vmin=-1.5, vmax=0.5, cmap="viridis")
+axes[0].set_title("RAVE pipeline")
+if simulated:
+    plots.kiel(axes[1], truth_stars["teff"], truth_stars["logg"], truth_stars["m_h"], "[M/H] (truth)",
+               vmin=-1.5, vmax=0.5, cmap="viridis")
+    axes[1].set_title("truth")
+plots.caption(fig, f"All RAVE stars of the {source}.")
+plt.show()
+
+# %%
+if simulated:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.scatterplot(x=np.asarray(truth_stars["m_h"]), y=np.asarray(truth_stars["alpha_m"]),
+                    hue=np.asarray(truth_stars["population"]), s=4, linewidth=0, alpha=0.6, ax=ax,
+                    hue_order=["thin", "thick", "halo", "bulge"], rasterized=True)
+    ax.set_xlabel(axis_label("m_h"))
+    ax.set_ylabel(axis_label("alpha_m"))
+    ax.set_xlim(-2.5, 0.7)
+    ax.legend(title="population", markerscale=4)
+    plots.caption(fig, f"True labels of the {source}: the α-rich thick disc lies above the thin disc.")
+    plt.show()
+
+# %% [markdown]
+# ## 5. The stars APOGEE observed
+#
+# The network learns from the stars both surveys observed. In the simulation their labels
+# are drawn from the real RAVE DR6 × APOGEE DR16 cross-match of Guiglion et al. (2020)
+# (3,904 stars, `data/guiglion2020/`), resampled with a small jitter. The histograms
+# compare the simulated APOGEE catalogue with those real labels.
+
+# %%
+real_labels = read_crossmatch_labels()
+fig, axes = plt.subplots(2, 5, figsize=(15, 5.5))
+for ax, name in zip(axes.flat, LABELS):
+    values = np.asarray(allstar[APOGEE_COLUMNS[name]], float)
+    bins = np.linspace(*np.nanpercentile(real_labels[:, LABELS.index(name)], [0.5, 99.5]), 40)
+    ax.hist(real_labels[:, LABELS.index(name)], bins=bins, density=True, histtype="step", color="k",
+            label="real cross-match (Guiglion+2020)")
+    ax.hist(values[np.isfinite(values)], bins=bins, density=True, histtype="step", color="tab:red",
+            label="APOGEE table of this run")
+    ax.set_xlabel(axis_label(name))
+axes.flat[-1].axis("off")
+axes.flat[0].legend(fontsize=7, loc="upper left")
+plots.caption(fig, f"APOGEE labels of the {source} against the real cross-match labels.")
+fig.tight_layout()
+plt.show()
+in_rave = np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
+print(f"{len(allstar)} APOGEE entries; {in_rave.sum()} share a 2MASS id with a RAVE observation")
+
+# %% [markdown]
+# ## 6. Does the simulation look like real stars?
+#
+# `data/real_cat_spectra/` holds real, observed spectra of this region (Indo-US library
+# and Keck/DEIMOS templates). Two of them are Gaia FGK benchmark stars with accurate
+# labels: HD 39587 (a solar-type dwarf) and HD 161096 (a K giant). Real and simulated
+# spectra are compared at a common resolution (R = 4,000), after fitting each real
+# spectrum's radial velocity and a linear continuum. Four constants of the forward model
+# (the global line strength, the saturation depth and two damping widths) were
+# calibrated on these two stars (`realism.calibrate`), so this comparison is the fit's
+# quality, not an independent test.
+
+# %%
+bench = realism.benchmark_comparison()
+fig, axes = plt.subplots(len(bench), 1, figsize=(11, 3 * len(bench)), sharex=True)
+for ax, row in zip(np.atleast_1d(axes), bench):
+    ax.plot(row["wave"], row["real"], color="k", lw=0.8, label=f"real ({row['library']})")
+    ax.plot(row["wave"], row["simulated"], color="tab:red", lw=0.8, label="forward model")
+    ax.plot(row["wave"], row["real"] - row["simulated"] + 0.3, color="0.5", lw=0.6, label="residual + 0.3")
+    ax.set_title(f"{row['name']}: Teff {row['teff']:.0f} K, log g {row['logg']:.2f}, "
+                 f"[Fe/H] {row['fe_h']:+.2f} — RMS {row['rms']:.3f}", fontsize=10)
+    ax.set_ylabel("flux")
+    ax.legend(fontsize=8, loc="lower right", ncol=3)
+np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
+plots.caption(fig, "Real spectra (black) and the forward model at the stars' benchmark labels (red), "
+                   "both at R = 4,000.")
+plt.show()
+bench["name", "library", "teff", "logg", "fe_h", "velocity", "rms"]
+
+# %% [markdown]
+# The model knows only the 211 strongest lines of the region, so the many weak lines of
+# real spectra stay in the residual. For every real spectrum we also fit Teff, log g and
+# [Fe/H] with the forward model: the RMS of the best fit measures how far the simulated
+# spectra are from real ones across the library.
+
+# %%
+real_spectra = realism.read_real_spectra()[:n_real_fits]
+fits_all = realism.fit_all(spectra=real_spectra)
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.hist(fits_all["rms"], bins=20, color="0.4")
+ax.set_xlabel("RMS flux residual of the best fit (R = 4,000)")
+ax.set_ylabel("real spectra")
+plots.caption(fig, f"Best forward-model fit to {len(fits_all)} real spectra (Indo-US, DEIMOS).")
+plt.show()
+print(f"median RMS over {len(fits_all)} real spectra: {np.median(fits_all['rms']):.3f} "
+      f"(16–84 %: {np.percentile(fits_all['rms'], 16):.3f}–{np.percentile(fits_all['rms'], 84):.3f})")
+
+# %% [markdown]
+# ## 7. Where the stars are
+
+# %%
+fig = plt.figure(figsize=(10, 4.5))
+ax = plots.sky_map(fig, catalogue["ra_input"], catalogue["dec_input"], color="0.3", label="RAVE")
+north = ~np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
+ax.scatter(-np.radians(((np.asarray(allstar["RA"])[north] + 180) % 360) - 180),
+           np.radians(np.asarray(allstar["DEC"])[north]), s=0.5, color="tab:red", label="APOGEE only")
+ax.legend(loc="lower right", markerscale=8, fontsize=8)
+plots.caption(fig, f"Sky positions (equatorial, Mollweide) of the {source}: RAVE observed the southern sky.")
+plt.show()
+
+# %% [markdown]
+# ## Summary
+#
+# * The survey folder holds RAVE-format spectra, a RAVE catalogue, an APOGEE allStar table
+#   and a benchmark sample; the same readers serve real files.
+# * The spectra show the Ca II triplet, Fe I, Mg I, Si I and Ti I lines and, in hot stars,
+#   the Paschen series; their SNR distribution and the stars' labels are printed above.
+# * The stars APOGEE observed follow the real cross-match's label distribution.
+# * The forward model reproduces real spectra of two benchmark stars to the RMS printed
+#   in section 6; the weak lines it lacks are the main difference.
+#
+# ## What's next
+#
+# Notebook 02 cross-matches RAVE and APOGEE, applies quality cuts and builds the
+# training, validation and test sets.

@@ -1,0 +1,62 @@
+"""Figures shared by the notebooks (matplotlib/seaborn; each function draws on given axes)."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .labels import axis_label
+
+LANDMARKS = {
+    "Ca II": (8498.02, 8542.09, 8662.14),
+    "Fe I": (8468.4, 8514.1, 8611.8, 8674.7, 8688.6),
+    "Mg I": (8736.0,),
+    "Si I": (8556.8, 8648.5, 8728.0, 8742.4),
+    "Ti I": (8426.5, 8435.0),
+    "Pa": (8467.3, 8502.5, 8545.4, 8598.4, 8665.0, 8750.5),
+}
+"""Lines marked on spectrum figures (Å, air): the landmarks of the RAVE region."""
+
+LANDMARK_COLOURS = {"Ca II": "tab:red", "Fe I": "tab:blue", "Mg I": "tab:green", "Si I": "tab:purple",
+                    "Ti I": "tab:orange", "Pa": "tab:cyan"}
+
+
+def caption(fig, text):
+    """Write a caption line under a figure (used to state the data source and profile)."""
+    fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=9, style="italic", wrap=True)
+
+
+def mark_lines(ax, species=tuple(LANDMARKS)):
+    """Mark the landmark lines of ``species`` with coloured ticks along the top of ``ax``."""
+    for sp in species:
+        for i, wl in enumerate(LANDMARKS[sp]):
+            ax.axvline(wl, ymin=0.93, ymax=1.0, color=LANDMARK_COLOURS[sp], lw=1.5,
+                       label=sp if i == 0 else None)
+
+
+def spectrum_stack(ax, spectra, offset=0.6):
+    """Stacked spectra: ``spectra`` is a list of (wave Å, flux, text) from bottom to top."""
+    for k, (wave, flux, text) in enumerate(spectra):
+        ax.plot(wave, flux + k * offset, lw=0.7, color="k")
+        ax.text(wave[-1] + 3, 1 + k * offset, text, va="center", fontsize=8)
+    ax.set_xlabel("wavelength [Å]")
+    ax.set_ylabel("normalised flux + offset")
+
+
+def kiel(ax, teff, logg, colour, clabel, **kwargs):
+    """Kiel diagram (Teff falling to the right, log g falling upwards) coloured by ``colour``."""
+    sc = ax.scatter(teff, logg, c=colour, s=kwargs.pop("s", 2), rasterized=True, **kwargs)
+    ax.set_xlim(max(8000, np.nanmax(teff)), min(3500, np.nanmin(teff)))
+    ax.set_ylim(5.2, -0.1)
+    ax.set_xlabel(axis_label("teff"))
+    ax.set_ylabel(axis_label("logg"))
+    plt.colorbar(sc, ax=ax, label=clabel)
+    return sc
+
+
+def sky_map(fig, ra, dec, subplot=111, **kwargs):
+    """Mollweide map of (ra, dec) in degrees, RA increasing to the left as on the sky."""
+    ax = fig.add_subplot(subplot, projection="mollweide")
+    x = -np.radians(((np.asarray(ra) + 180) % 360) - 180)
+    ax.scatter(x, np.radians(dec), s=kwargs.pop("s", 0.5), rasterized=True, **kwargs)
+    ax.set_xticklabels([f"{h}h" for h in (14, 16, 18, 20, 22, 0, 2, 4, 6, 8, 10)])
+    ax.grid(True, alpha=0.3)
+    return ax

@@ -1,0 +1,466 @@
+"""The simulated survey: a RAVE DR6 × APOGEE look-alike written in the real releases' formats.
+
+``simulate_survey(out_dir, profile="smoke")`` writes, deterministically from one seed:
+
+=====================================  ====================================================
+``spectra/RAVE_<rave_obs_id>.fits``    one file per observation (SPECTRUM, ERROR; linear WCS
+                                       whose CRVAL1/CDELT1 jitter from file to file)
+``ravedr6_catalogue.fits``             RAVE DR6-like catalogue: ids, sky position, 2MASS id,
+                                       SNR, radial velocity, the RAVE pipeline's own Teff,
+                                       log g, [M/H] with RAVE-like errors, photometry, parallax
+``allStar-dr17-synspec_rev1.fits``     APOGEE DR17 allStar-like table (HDU 1; NaN = missing):
+                                       its own selection, ASPCAP-like errors, flags, duplicates
+``benchmark_highres.fits``             ~200 stars with high-resolution labels
+``truth.fits``                         the true labels (STARS) and, per observation
+                                       (OBSERVATIONS), the true SNR, velocity residual,
+                                       Fisher matrix and Cramér–Rao bound
+``survey.json``                        profile, seed, sizes, package version
+=====================================  ====================================================
+
+Command line: ``python -m ravecnn_utils.simulate --profile smoke --out data/sim/smoke``.
+The folder appears only when complete (it is built under a temporary name).
+"""
+
+import argparse
+import json
+import multiprocessing
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table, vstack
+from tqdm import tqdm
+
+from . import __version__, galaxy
+from .forward import ForwardModel, cramer_rao_bound, fisher_information, resample
+from .io import spectrum_filename, write_rave_spectrum, write_table
+from .labels import APOGEE_COLUMNS, LABELS
+from .linelist import read_linelist
+from .paths import LINELIST_FILE
+
+PROFILES = {
+    "smoke": dict(n_field=300, n_crossmatch=150, n_apogee_only=60, n_benchmark=40),
+    "full": dict(n_field=52_000, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200),
+}
+"""Survey sizes: field stars (RAVE only), cross-match stars (RAVE and APOGEE),
+APOGEE-only stars (northern sky), and the high-resolution benchmark sample."""
+
+DEFAULT_SEED = 2020
+REPEAT_FRACTION = 0.10
+"""Fraction of stars observed twice by RAVE (a fifth of those three times)."""
+
+RAVE_GRID = dict(crval1=8410.0, cdelt1=0.39, npix=987)
+"""Nominal RAVE DR6 wavelength axis (Å); each file's CRVAL1/CDELT1 jitter around it."""
+
+SNR_MEDIAN = 40.0
+CHUNK = 1000
+MANIFEST = "survey.json"
+FILES = dict(catalogue="ravedr6_catalogue.fits", allstar="allStar-dr17-synspec_rev1.fits",
+             benchmark="benchmark_highres.fits", truth="truth.fits", spectra="spectra")
+
+STARFLAG_BAD_BITS = (0, 3, 4, 18, 22)
+ASPCAP_STAR_BAD = 23
+EXTRATARG_DUPLICATE = 4
+
+
+class SurveyError(ValueError):
+    """A bad parameter of the simulated survey."""
+
+
+# ------------------------------------------------------------------ helpers
+def twomass_id(ra, dec):
+    """2MASS-style designations ``2MHHMMSSss±DDMMSSs`` from ICRS ra, dec (deg)."""
+    c = SkyCoord(ra=ra * u.deg, dec=dec * u.deg)
+    ra_s = c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True)
+    dec_s = c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True)
+    return np.char.add("2M", np.char.add(np.char.replace(ra_s, ".", ""), np.char.replace(dec_s, ".", "")))
+
+
+def rave_obs_ids(ra, dec, rng):
+    """Unique RAVE-style observation ids ``YYYYMMDD_HHMMsDD_FFF`` (date, field centre, fibre)."""
+    days = rng.integers(0, 3640, len(ra))
+    dates = (np.datetime64("2003-04-12") + days).astype(str)
+    dates = np.char.replace(dates, "-", "")
+    field_ra = np.floor(ra / 15 * 10) / 10  # field centres on a 6-minute grid in RA
+    hh = np.floor(field_ra).astype(int)
+    mm = np.round((field_ra - hh) * 60).astype(int)
+    sign = np.where(dec < 0, "m", "p")
+    field = [f"{h:02d}{m:02d}{s}{abs(int(d)):02d}" for h, m, s, d in zip(hh, mm, sign, np.round(dec / 5) * 5)]
+    ids = np.array([f"{d}_{f}" for d, f in zip(dates, field)])
+    fibres = rng.integers(1, 151, len(ra))
+    out = np.char.add(np.char.add(ids, "_"), np.char.zfill(fibres.astype(str), 3))
+    _, first = np.unique(out, return_index=True)
+    dup = np.setdiff1d(np.arange(len(out)), first)
+    for i in dup:  # rare: same night, field and fibre; move to a free fibre
+        for fibre in range(1, 151):
+            cand = f"{ids[i]}_{fibre:03d}"
+            if cand not in set(out):
+                out[i] = cand
+                break
+    return out, dates, np.array(field)
+
+
+def _validate(profile, seed, linelist_path):
+    if profile not in PROFILES:
+        raise SurveyError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}")
+    for key, value in PROFILES[profile].items():
+        if value < 0:
+            raise SurveyError(f"profile {profile!r}: {key} must be >= 0, got {value}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SurveyError(f"seed must be a non-negative integer, got {seed!r}")
+    if not Path(linelist_path).is_file():
+        raise SurveyError(f"line list file not found: {linelist_path}")
+
+
+# ------------------------------------------------------------------ stars
+def draw_stars(sizes, rng):
+    """The survey's stars (field + cross-match + APOGEE-only) with positions and photometry."""
+    relations = galaxy.abundance_relations()
+    parts = []
+    for kind, n in (("field", sizes["n_field"]), ("crossmatch", sizes["n_crossmatch"]),
+                    ("apogee_only", sizes["n_apogee_only"])):
+        part = (galaxy.draw_field_stars(n, rng, relations) if kind == "field"
+                else galaxy.draw_crossmatch_stars(n, rng))
+        part["kind"] = np.full(len(part), kind)
+        parts.append(part)
+    stars = vstack(parts)
+    teff, logg = np.asarray(stars["teff"]), np.asarray(stars["logg"])
+    absmag = galaxy.absolute_magnitudes(teff, logg)
+    dist, lon, lat, a_v = galaxy.place_stars(np.asarray(stars["population"]), absmag["I"], rng)
+    north = stars["kind"] == "apogee_only"  # APOGEE's own stars: move to the northern sky
+    c = SkyCoord(l=lon * u.deg, b=lat * u.deg, frame="galactic").icrs
+    ra, dec = c.ra.deg, c.dec.deg
+    dec[north] = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(5)), 1, north.sum())))
+    stars["ra"], stars["dec"] = ra, dec
+    gal = SkyCoord(ra=ra * u.deg, dec=dec * u.deg).galactic
+    stars["glon"], stars["glat"] = gal.l.deg, gal.b.deg
+    stars["distance"], stars["a_v"] = dist, a_v
+    stars["hrv"] = rng.normal(0, np.where(stars["population"] == "halo", 150, 45))
+    for band, m in absmag.items():
+        ext = galaxy.EXTINCTION_RATIOS.get(band, 0.55) * a_v
+        stars[f"mag_{band}"] = m + 5 * np.log10(dist * 100) + ext
+    ids = twomass_id(ra, dec)
+    while len(np.unique(ids)) < len(ids):  # two stars in one 0.01 s cell: nudge the later one
+        _, first = np.unique(ids, return_index=True)
+        dup = np.setdiff1d(np.arange(len(ids)), first)
+        stars["ra"][dup] += 1e-4
+        ids[dup] = twomass_id(np.asarray(stars["ra"][dup]), np.asarray(stars["dec"][dup]))
+    stars["id_2mass"] = ids
+    for col, unit in (("teff", u.K), ("ra", u.deg), ("dec", u.deg), ("glon", u.deg), ("glat", u.deg),
+                      ("distance", u.kpc), ("a_v", u.mag), ("hrv", u.km / u.s), ("age", u.Gyr)):
+        stars[col].unit = unit
+    return stars
+
+
+def draw_observations(stars, rng):
+    """One RAVE observation per southern star, a second for ``REPEAT_FRACTION`` of them."""
+    rave = np.flatnonzero(stars["kind"] != "apogee_only")
+    repeat = rng.choice(rave, int(REPEAT_FRACTION * rave.size), replace=False)
+    third = repeat[: repeat.size // 5]
+    star_index = np.sort(np.concatenate([rave, repeat, third]))
+    ra, dec = np.asarray(stars["ra"])[star_index], np.asarray(stars["dec"])[star_index]
+    obs_id, dates, field = rave_obs_ids(ra, dec, rng)
+    mag_i = np.asarray(stars["mag_I"])[star_index]
+    snr = SNR_MEDIAN * 10 ** (-0.2 * (mag_i - 11.2)) * rng.lognormal(0, 0.35, star_index.size)
+    n = star_index.size
+    obs = Table({
+        "rave_obs_id": obs_id, "star_index": star_index, "obsdate": dates, "field": field,
+        "fibre": np.char.partition(obs_id, "_")[:, 2].astype(object),
+        "snr": np.clip(snr, 5, 250),
+        "rv_residual": rng.normal(0, 1.5, n),
+        "crval1": RAVE_GRID["crval1"] + rng.normal(0, 0.1, n),
+        "cdelt1": RAVE_GRID["cdelt1"] * (1 + rng.normal(0, 3e-4, n)),
+    })
+    obs["fibre"] = [int(s.split("_")[-1]) for s in obs_id]
+    return obs
+
+
+# ------------------------------------------------------------------ spectra
+def observe(model, labels, obs, rng):
+    """Noisy RAVE spectra of a chunk of observations and their Fisher matrices.
+
+    Returns flux, relative error (σ/expected flux), Fisher matrices (n, 9, 9),
+    and the number of bad pixels and cosmic rays per spectrum.
+    """
+    n, npix = len(labels), RAVE_GRID["npix"]
+    wave = obs["crval1"][:, None] + np.arange(npix)[None, :] * obs["cdelt1"][:, None]
+    flux0, jac0 = model.flux_and_jacobian(labels)
+    flux = resample(flux0, model.wavelengths, wave, obs["rv_residual"])
+    jac = resample(jac0, model.wavelengths, wave, obs["rv_residual"])
+    x = np.linspace(-1, 1, npix)
+    cont = 1 + rng.normal(0, 0.01, (n, 1)) * x + rng.normal(0, 0.01, (n, 1)) * (1.5 * x**2 - 0.5)
+    expected = flux * cont
+    sigma = np.sqrt(np.clip(expected, 0.05, None)) / obs["snr"][:, None]
+    fisher = fisher_information(jac * cont[:, None, :], sigma)
+    observed = expected + rng.normal(size=expected.shape) * sigma
+    rel_error = sigma / expected
+    n_bad = rng.poisson(0.5, n)
+    n_cosmic = rng.binomial(2, 0.03, n)
+    for i in np.flatnonzero(n_bad + n_cosmic):
+        bad = rng.integers(0, npix, n_bad[i])
+        observed[i, bad], rel_error[i, bad] = 0.0, 10.0
+        hit = rng.integers(0, npix - 1, n_cosmic[i])
+        observed[i, hit] += rng.uniform(0.3, 1.0, n_cosmic[i])
+    return observed, rel_error, fisher, n_bad, n_cosmic
+
+
+def _simulate_chunk(args):
+    """Worker: simulate and write the spectra of one chunk (own random stream)."""
+    labels, obs, spectra_dir, seed_seq = args
+    rng = np.random.default_rng(seed_seq)
+    model = _worker_model()
+    flux, rel_error, fisher, n_bad, n_cosmic = observe(model, labels, obs, rng)
+    for i, obs_id in enumerate(obs["rave_obs_id"]):
+        write_rave_spectrum(Path(spectra_dir) / spectrum_filename(obs_id), flux[i], rel_error[i],
+                            obs["crval1"][i], obs["cdelt1"][i], obs_id)
+    return fisher, n_bad, n_cosmic
+
+
+_MODEL = None
+
+
+def _worker_model():
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = ForwardModel(lines=read_linelist(_LINELIST))
+    return _MODEL
+
+
+_LINELIST = LINELIST_FILE
+
+
+def write_spectra(stars, obs, spectra_dir, seed, processes=2, progress=True):
+    """Simulate every observation's spectrum into ``spectra_dir``; returns Fisher matrices,
+    bad-pixel and cosmic-ray counts (arrays in the order of ``obs``)."""
+    labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
+    cols = {k: np.asarray(obs[k]) for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
+    starts = range(0, len(obs), CHUNK)
+    seeds = np.random.SeedSequence([seed, 1]).spawn(len(starts))
+    tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir), ss)
+             for s, ss in zip(starts, seeds)]
+    bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
+    results = []
+    if processes > 1 and len(tasks) > 1:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            for task, res in zip(tasks, pool.imap(_simulate_chunk, tasks)):
+                results.append(res)
+                bar.update(len(task[1]["snr"]))
+    else:
+        for task in tasks:
+            results.append(_simulate_chunk(task))
+            bar.update(len(task[1]["snr"]))
+    bar.close()
+    return tuple(np.concatenate(parts) for parts in zip(*results))
+
+
+# ------------------------------------------------------------------ catalogues
+def rave_catalogue(stars, obs, rng):
+    """RAVE DR6-like catalogue, one row per observation (columns of dr6_obsdata, dr6_sparv,
+    dr6_madera and the Gaia/2MASS/WISE cross-matches)."""
+    s = stars[obs["star_index"]]
+    n = len(obs)
+    snr = np.asarray(obs["snr"])
+    e_teff = np.hypot(90, 3000 / snr)
+    e_logg = np.hypot(0.2, 8 / snr)
+    e_mh = np.hypot(0.1, 4 / snr)
+    id_2mass = np.asarray(s["id_2mass"]).astype("U20")
+    id_2mass[rng.uniform(size=n) < 0.02] = ""  # no 2MASS id: sky-position match needed
+    plx = 1 / np.asarray(s["distance"])
+    e_plx = 0.02 + 0.01 * 10 ** (0.2 * (np.asarray(s["mag_G"]) - 12))
+    cat = Table({
+        "rave_obs_id": obs["rave_obs_id"], "obsdate": obs["obsdate"], "field": obs["field"],
+        "fibre": obs["fibre"],
+        "ra_input": s["ra"], "dec_input": s["dec"], "id_2mass": id_2mass,
+        "hrv_sparv": s["hrv"] + obs["rv_residual"] * u.km / u.s,
+        "ehrv_sparv": np.hypot(0.8, 40 / snr) * u.km / u.s,
+        "snr_med_sparv": snr * (1 + rng.normal(0, 0.05, n)),
+        "teff_cal_madera": (s["teff"] + rng.normal(0, e_teff)) ,
+        "teff_cal_error_madera": e_teff * u.K,
+        "logg_cal_madera": s["logg"] + rng.normal(0, e_logg),
+        "logg_cal_error_madera": e_logg,
+        "m_h_cal_madera": s["m_h"] + rng.normal(0, e_mh),
+        "m_h_cal_error_madera": e_mh,
+        "parallax": (plx + rng.normal(0, e_plx)) * u.mas, "parallax_error": e_plx * u.mas,
+    })
+    for band, col in (("G", "phot_g_mean_mag"), ("BP", "phot_bp_mean_mag"), ("RP", "phot_rp_mean_mag"),
+                      ("J", "jmag_2mass"), ("H", "hmag_2mass"), ("K", "kmag_2mass"),
+                      ("W1", "w1mpro"), ("W2", "w2mpro")):
+        cat[col] = (np.asarray(s[f"mag_{band}"]) + rng.normal(0, 0.02, n)) * u.mag
+    cat["av50"] = np.clip(np.asarray(s["a_v"]) + rng.normal(0, 0.05, n), 0, None) * u.mag
+    cat["teff_cal_madera"].unit = u.K
+    return cat
+
+
+ASPCAP_ERRORS = {"teff": 55.0, "logg": 0.06, "m_h": 0.02, "fe_h": 0.02, "alpha_m": 0.015,
+                 "si_fe": 0.03, "al_fe": 0.05, "mg_fe": 0.03, "ni_fe": 0.03}
+"""Typical ASPCAP uncertainties at SNR 100 (K, dex); they scale as 100/SNR with a floor of half."""
+
+MISSING_FRACTION = {"teff": 0.003, "logg": 0.003, "m_h": 0.005, "fe_h": 0.005, "alpha_m": 0.01,
+                    "si_fe": 0.015, "al_fe": 0.04, "mg_fe": 0.015, "ni_fe": 0.02}
+"""Fraction of stars whose label APOGEE did not deliver (NaN in DR17)."""
+
+
+def allstar_table(stars, rng):
+    """APOGEE DR17 allStar-like table for the cross-match and APOGEE-only stars."""
+    sel = np.flatnonzero(stars["kind"] != "field")
+    dup = rng.choice(sel, int(0.04 * sel.size), replace=False)  # stars observed twice by APOGEE
+    rows = np.concatenate([sel, dup])
+    s = stars[rows]
+    n = len(rows)
+    snr = np.clip(150 * rng.lognormal(0, 0.6, n), 20, 1500)
+    snr[sel.size:] *= 0.5  # the duplicate entry is the poorer one
+    extratarg = np.zeros(n, np.int32)
+    extratarg[sel.size:] = 1 << EXTRATARG_DUPLICATE
+    starflag = np.where(rng.uniform(size=n) < 0.04, 1 << rng.choice(STARFLAG_BAD_BITS, n), 0).astype(np.int64)
+    star_bad = rng.uniform(size=n) < 0.03
+    aspcapflag = np.where(star_bad, 1 << ASPCAP_STAR_BAD, 0).astype(np.int64)
+    table = Table({
+        "APOGEE_ID": np.asarray(s["id_2mass"]).astype("U18"),
+        "TELESCOPE": np.where(np.asarray(s["dec"]) < -10, "lco25m", "apo25m"),
+        "FIELD": np.char.add("F", np.round(np.asarray(s["glon"])).astype(int).astype(str)),
+        "RA": (np.asarray(s["ra"]) + rng.normal(0, 3e-5, n)) * u.deg,
+        "DEC": (np.asarray(s["dec"]) + rng.normal(0, 3e-5, n)) * u.deg,
+        "GLON": s["glon"], "GLAT": s["glat"], "SNR": snr.astype(np.float32),
+        "STARFLAG": starflag, "ASPCAPFLAG": aspcapflag, "EXTRATARG": extratarg,
+    })
+    scale = np.maximum(100 / snr, 0.5) * np.where(star_bad, 4.0, 1.0)
+    for name, col in APOGEE_COLUMNS.items():
+        err = ASPCAP_ERRORS[name] * scale
+        value = np.asarray(s[name], float) + rng.normal(0, err)
+        missing = rng.uniform(size=n) < MISSING_FRACTION[name]
+        value[missing], err[missing] = np.nan, np.nan
+        table[col] = value.astype(np.float32)
+        table[f"{col}_ERR"] = err.astype(np.float32)
+        table[f"{col}_FLAG"] = np.where(missing, 1, 0).astype(np.int32)
+    table["TEFF"].unit = table["TEFF_ERR"].unit = u.K
+    return table
+
+
+def benchmark_table(stars, n, rng):
+    """High-resolution benchmark sample: ``n`` RAVE stars spread over the HR diagram
+    (equal numbers per evolutionary stage) with labels good to 40 K / 0.05 / 0.04 dex."""
+    rave = np.flatnonzero(stars["kind"] != "apogee_only")
+    stages = np.asarray(stars["stage"])[rave]
+    picks = []
+    for st in galaxy.STAGES:
+        pool = rave[stages == st]
+        picks.append(rng.choice(pool, min(pool.size, n // len(galaxy.STAGES)), replace=False))
+    idx = np.sort(np.concatenate(picks))
+    s = stars[idx]
+    errs = {"teff": 40.0, "logg": 0.05, "m_h": 0.04, "fe_h": 0.04, "alpha_m": 0.03}
+    table = Table({"id_2mass": s["id_2mass"]})
+    for name, err in errs.items():
+        table[name] = np.asarray(s[name]) + rng.normal(0, err, len(s))
+        table[f"e_{name}"] = np.full(len(s), err)
+    table["teff"].unit = table["e_teff"].unit = u.K
+    return table
+
+
+def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
+    """The truth: STARS (every label, population, distance…) and OBSERVATIONS (per spectrum)."""
+    star_cols = ["id_2mass", "kind", "population", "stage", "age", *LABELS, "ra", "dec", "glon", "glat",
+                 "distance", "a_v", "hrv"] + [c for c in stars.colnames if c.startswith("mag_")]
+    truth_obs = Table({
+        "rave_obs_id": obs["rave_obs_id"], "id_2mass": stars["id_2mass"][obs["star_index"]],
+        "snr": obs["snr"], "rv_residual": obs["rv_residual"] * u.km / u.s,
+        "crval1": obs["crval1"] * u.AA, "cdelt1": obs["cdelt1"] * u.AA,
+        "n_bad_pixels": n_bad, "n_cosmic_rays": n_cosmic,
+        "fisher": fisher, "crlb": cramer_rao_bound(fisher),
+    })
+    return stars[star_cols], truth_obs
+
+
+# ------------------------------------------------------------------ the survey
+def read_manifest(out_dir):
+    """The ``survey.json`` of a simulated survey folder, or None if there is none."""
+    path = Path(out_dir) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=LINELIST_FILE,
+                    processes=2, progress=True, overwrite=False):
+    """Write the simulated survey to ``out_dir`` (see the module docstring); returns its manifest.
+
+    A folder that already holds a survey of the same profile, seed and package
+    version is left as it is. Nothing is written until every parameter is checked,
+    and the folder appears only when complete.
+    """
+    global _LINELIST
+    _validate(profile, seed, linelist_path)
+    out_dir = Path(out_dir)
+    wanted = {"profile": profile, "seed": int(seed), "version": __version__}
+    existing = read_manifest(out_dir)
+    if existing is not None and {k: existing.get(k) for k in wanted} == wanted and not overwrite:
+        return existing
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} exists but does not hold a {profile!r} survey with seed {seed} "
+            f"(found {existing and {k: existing.get(k) for k in wanted}}); pass overwrite=True "
+            f"(--overwrite) to replace it")
+    sizes = PROFILES[profile]
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / FILES["spectra"]).mkdir(parents=True)
+    try:
+        _LINELIST = Path(linelist_path)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
+        stars = draw_stars(sizes, rng)
+        obs = draw_observations(stars, rng)
+        fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, processes, progress)
+        write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
+        write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
+        write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
+        truth_stars, truth_obs = truth_tables(stars, obs, fisher, n_bad, n_cosmic)
+        _write_truth(truth_stars, truth_obs, tmp / FILES["truth"])
+        manifest = wanted | {
+            "simulated": True, "labels": list(LABELS), "files": FILES, "sizes": sizes,
+            "n_observations": len(obs), "n_rave_stars": int(np.sum(stars["kind"] != "apogee_only")),
+            "rave_grid": RAVE_GRID,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / "README.txt").write_text(
+            "SIMULATED survey written by ravecnn_utils.simulate (not real RAVE or APOGEE data).\n"
+            f"profile={profile} seed={seed} version={__version__}\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_truth(stars, obs, path):
+    from astropy.io import fits
+    hdus = [fits.PrimaryHDU(), fits.table_to_hdu(stars), fits.table_to_hdu(obs)]
+    hdus[1].name, hdus[2].name = "STARS", "OBSERVATIONS"
+    hdus[0].header["SIMULATE"] = True
+    hdus[0].header["LABELS"] = ",".join(LABELS)
+    fits.HDUList(hdus).writeto(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m ravecnn_utils.simulate", description="Write the simulated RAVE × APOGEE survey.")
+    parser.add_argument("--profile", default="smoke", help=f"one of {sorted(PROFILES)} (default smoke)")
+    parser.add_argument("--out", required=True, help="output folder, e.g. data/sim/smoke")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--linelist", default=str(LINELIST_FILE), help="line list CSV")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing, different survey")
+    args = parser.parse_args(argv)
+    try:
+        manifest = simulate_survey(args.out, args.profile, args.seed, args.linelist, args.processes,
+                                   overwrite=args.overwrite)
+    except (SurveyError, FileExistsError) as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"{args.out}: {manifest['n_observations']} simulated observations "
+          f"(profile {manifest['profile']}, seed {manifest['seed']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
