@@ -21,7 +21,8 @@ ERROR_EXT = "ERROR"
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
+    # keep the real name at the end, so that writers inferring the format from it still work
+    tmp = path.with_name(f".part-{os.getpid()}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)

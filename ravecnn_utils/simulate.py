@@ -72,11 +72,20 @@ class SurveyError(ValueError):
 
 # ------------------------------------------------------------------ helpers
 def twomass_id(ra, dec):
-    """2MASS-style designations ``2MHHMMSSss±DDMMSSs`` from ICRS ra, dec (deg)."""
-    c = SkyCoord(ra=ra * u.deg, dec=dec * u.deg)
-    ra_s = c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True)
-    dec_s = c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True)
-    return np.char.add("2M", np.char.add(np.char.replace(ra_s, ".", ""), np.char.replace(dec_s, ".", "")))
+    """2MASS-style designations ``2MHHMMSSss±DDMMSSs`` from ICRS ra, dec (deg).
+
+    As in the 2MASS catalogues the sexagesimal coordinates are truncated, not
+    rounded (so RA never reads 24h and the designation's cell contains the star).
+    """
+    scalar = np.ndim(ra) == 0 and np.ndim(dec) == 0
+    ra, dec = np.atleast_1d(np.asarray(ra, float)), np.atleast_1d(np.asarray(dec, float))
+    ra_cs = np.floor(np.mod(ra, 360) / 15 * 360_000 + 1e-6).astype(np.int64) % (24 * 360_000)
+    dec_ds = np.floor(np.abs(dec) * 36_000 + 1e-6).astype(np.int64)  # 0.1 arcsec
+    out = np.array([
+        f"2M{r // 360_000:02d}{r // 6000 % 60:02d}{r % 6000:04d}"
+        f"{'-' if d < 0 else '+'}{a // 36_000:02d}{a // 600 % 60:02d}{a % 600:03d}"
+        for r, d, a in zip(ra_cs, dec, dec_ds)])
+    return out[0] if scalar else out
 
 
 def rave_obs_ids(ra, dec, rng):
@@ -219,14 +228,16 @@ def _simulate_chunk(args):
     return fisher, n_bad, n_cosmic
 
 
-_MODEL = None
+_MODEL = {}
 
 
 def _worker_model():
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = ForwardModel(lines=read_linelist(_LINELIST))
-    return _MODEL
+    """The forward model of the current line list (built once per process and line list)."""
+    key = str(_LINELIST)
+    if key not in _MODEL:
+        _MODEL.clear()
+        _MODEL[key] = ForwardModel(lines=read_linelist(_LINELIST))
+    return _MODEL[key]
 
 
 _LINELIST = LINELIST_FILE
