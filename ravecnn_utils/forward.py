@@ -14,7 +14,7 @@ Physics, kept simple on purpose (a mock survey, not a model atmosphere):
 * Which abundance moves a line: Fe → [Fe/H]; Mg, Si, Al, Ni → [Fe/H] + [X/Fe];
   Ca and Ti → [M/H] + [α/M]; other metals → [M/H]; H → none.
 * Ca II and H I lines have Lorentzian (pressure) wings whose half-width grows
-  with gas pressure (Ca II: γ ∝ g^0.6, so the damping wings of the Ca II triplet
+  with gas pressure (Ca II: γ ∝ g^0.5, so the damping wings of the Ca II triplet
   broaden with gravity) or with Pₑ (Paschen: Stark broadening). All other lines
   have the instrumental Gaussian profile (R ≈ 7,500).
 * Every profile is a fixed column of a basis matrix Φ (Voigt profiles of the
@@ -38,11 +38,11 @@ N_LABELS = len(LABELS)
 _IDX = {name: i for i, name in enumerate(LABELS)}
 
 DEFAULT_CALIBRATION = {
-    "log_c": 11.476,         # global strength constant C (dex)
-    "log_c_h": 2.0,          # extra strength of the Paschen lines (dex), set by eye
-    "max_depth": 0.791,      # saturation depth d
-    "log_gamma_ca": -0.132,  # log10 Ca II Lorentz HWHM (Å) at Teff 5777 K, log g 4.44
-    "log_gamma_vdw": -0.470, # log10 effective Lorentz HWHM (Å) of the other metal lines, same star
+    "log_c": 12.350,         # global strength constant C (dex)
+    "log_c_h": 1.0,          # extra strength of the Paschen lines (dex): set so they appear above ~6,500 K
+    "max_depth": 0.816,      # saturation depth d
+    "log_gamma_ca": -1.031,  # log10 Ca II Lorentz HWHM (Å) at Teff 5777 K, log g 4.44
+    "log_gamma_vdw": -1.976, # log10 effective Lorentz HWHM (Å) of the other metal lines, same star
     "log_gamma_h": 0.3,      # log10 Paschen Stark HWHM (Å) at log Pₑ = 2, set by eye
 }
 """Free constants of the model. ``log_c``, ``max_depth`` and the two metal-line widths are

@@ -54,13 +54,13 @@ def read_linelist(path=LINELIST_FILE, merge_tol=0.3):
     unknown = sorted(set(raw["element"]) - set(SOLAR_LOG_EPS))
     if unknown:
         raise ValueError(f"line list {path}: no solar abundance for element(s) {unknown}")
-    raw.sort(["species", "wavelength_air_A"])
+    raw.sort(["species", "chi_eV", "wavelength_air_A"])
     rows = []
     for species in np.unique(raw["species"]):
         part = raw[raw["species"] == species]
         wave, chi, gf = (np.asarray(part[c], float) for c in ("wavelength_air_A", "chi_eV", "loggf"))
         starts = np.flatnonzero(
-            np.r_[True, (np.diff(wave) > merge_tol) | (np.abs(np.diff(chi)) > 0.05)]
+            np.r_[True, (np.abs(np.diff(wave)) > merge_tol) | (np.abs(np.diff(chi)) > 0.05)]
         )
         for lo, hi in zip(starts, np.r_[starts[1:], len(part)]):
             weight = 10.0 ** gf[lo:hi]

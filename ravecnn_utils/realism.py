@@ -161,28 +161,31 @@ def fit_all(model=None, spectra=None):
 def calibrate(model=None, spectra=None, labels=None):
     """Fit the constants ``CALIBRATED`` of the forward model to the labelled real stars.
 
-    The literature labels are held fixed; each star's velocity and continuum are
-    re-fitted at every step. Returns the calibration dict (pass it to ``ForwardModel``)
-    and the RMS residual per star after the fit.
+    The literature labels are held fixed; the constants are fitted together with every
+    star's radial velocity and linear continuum, in one least-squares problem. Returns
+    the calibration dict (pass it to ``ForwardModel``) and the RMS residual per star.
     """
     model = model or ForwardModel(resolution=COMMON_RESOLUTION)
     spectra = read_real_spectra() if spectra is None else spectra
     labels = read_real_labels() if labels is None else labels
-    stars = []
+    stars, start = [], [model.calibration[k] for k in CALIBRATED]
     for lab in labels:
         wave, flux = _prepare(spectra[spectra["name"] == lab["name"]][0])
         vec = labels_from_literature(lab["teff_K"], lab["logg_dex"], lab["feh_dex"])
-        stars.append((vec, wave, flux, fit_nuisance(model, vec, wave, flux)))
+        v, cont, _ = fit_nuisance(model, vec, wave, flux)
+        stars.append((vec, wave, flux))
+        start += [v, *cont]
+    n_cal = len(CALIBRATED)
 
-    def resid(p):
-        model.calibration = model.calibration | dict(zip(CALIBRATED, p))
-        return np.concatenate([model_spectrum(model, vec, wave, v, cont) - flux
-                               for vec, wave, flux, (v, cont, _) in stars])
+    def residuals(p):
+        model.calibration = model.calibration | dict(zip(CALIBRATED, p[:n_cal]))
+        nuisance = p[n_cal:].reshape(-1, 3)
+        return [model_spectrum(model, vec, wave, q[0], q[1:]) - flux
+                for (vec, wave, flux), q in zip(stars, nuisance)]
 
-    start = [model.calibration[k] for k in CALIBRATED]
-    fit = least_squares(resid, start, x_scale=[0.3, 0.1, 0.3, 0.3],
-                        bounds=([5, 0.3, -3, -4], [20, 1.0, 1.5, 0.0]))
-    best = dict(zip(CALIBRATED, map(float, fit.x)))
-    model.calibration = model.calibration | best
-    rms = [fit_nuisance(model, vec, wave, flux)[2] for vec, wave, flux, _ in stars]
-    return best, rms
+    lower = [5, 0.3, -3, -4] + [-300, 0.5, -0.5] * len(stars)
+    upper = [20, 1.0, 1.5, 0.0] + [300, 1.5, 0.5] * len(stars)
+    fit = least_squares(lambda p: np.concatenate(residuals(p)), start, bounds=(lower, upper),
+                        x_scale=[0.3, 0.1, 0.3, 0.3] + [5, 0.05, 0.05] * len(stars))
+    rms = [float(np.sqrt(np.mean(r**2))) for r in residuals(fit.x)]
+    return dict(zip(CALIBRATED, map(float, fit.x[:n_cal]))), rms

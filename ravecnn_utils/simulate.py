@@ -22,6 +22,7 @@ The folder appears only when complete (it is built under a temporary name).
 """
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import shutil
@@ -39,7 +40,7 @@ from .forward import ForwardModel, cramer_rao_bound, fisher_information, resampl
 from .io import spectrum_filename, write_rave_spectrum, write_table
 from .labels import APOGEE_COLUMNS, LABELS
 from .linelist import read_linelist
-from .paths import LINELIST_FILE
+from .paths import CROSSMATCH_LABELS_FILE, LINELIST_FILE
 
 PROFILES = {
     "smoke": dict(n_field=300, n_crossmatch=150, n_apogee_only=60, n_benchmark=40),
@@ -118,6 +119,8 @@ def _validate(profile, seed, linelist_path):
     for key, value in PROFILES[profile].items():
         if value < 0:
             raise SurveyError(f"profile {profile!r}: {key} must be >= 0, got {value}")
+    if PROFILES[profile]["n_field"] + PROFILES[profile]["n_crossmatch"] < 1:
+        raise SurveyError(f"profile {profile!r}: n_field + n_crossmatch must be >= 1 (RAVE needs stars)")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SurveyError(f"seed must be a non-negative integer, got {seed!r}")
     if not Path(linelist_path).is_file():
@@ -385,6 +388,19 @@ def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
 
 
 # ------------------------------------------------------------------ the survey
+def fingerprint(linelist_path=LINELIST_FILE):
+    """SHA-256 of what the survey is made from: the simulation's source code and the line list.
+
+    Stored in ``survey.json``; a survey whose fingerprint differs is out of date.
+    """
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for path in [here / f"{m}.py" for m in ("simulate", "forward", "galaxy", "linelist", "io")] + [
+            Path(linelist_path), CROSSMATCH_LABELS_FILE]:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def read_manifest(out_dir):
     """The ``survey.json`` of a simulated survey folder, or None if there is none."""
     path = Path(out_dir) / MANIFEST
@@ -395,22 +411,28 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
                     processes=2, progress=True, overwrite=False):
     """Write the simulated survey to ``out_dir`` (see the module docstring); returns its manifest.
 
-    A folder that already holds a survey of the same profile, seed and package
-    version is left as it is. Nothing is written until every parameter is checked,
-    and the folder appears only when complete.
+    A folder that already holds a survey of the same profile, seed, package version and
+    ``fingerprint`` is left as it is; one of the same profile and seed made by other code
+    is simulated again. Nothing is written until every parameter is checked, and the
+    folder appears only when complete.
     """
     global _LINELIST
     _validate(profile, seed, linelist_path)
     out_dir = Path(out_dir)
-    wanted = {"profile": profile, "seed": int(seed), "version": __version__}
+    wanted = {"profile": profile, "seed": int(seed), "version": __version__,
+              "fingerprint": fingerprint(linelist_path)}
     existing = read_manifest(out_dir)
-    if existing is not None and {k: existing.get(k) for k in wanted} == wanted and not overwrite:
-        return existing
+    if existing is not None and not overwrite:
+        if {k: existing.get(k) for k in wanted} == wanted:
+            return existing
+        if (existing.get("profile"), existing.get("seed")) == (profile, int(seed)):
+            print(f"{out_dir}: made by other code or another line list; simulating it again")
+            overwrite = True
     if out_dir.exists() and not overwrite:
         raise FileExistsError(
             f"{out_dir} exists but does not hold a {profile!r} survey with seed {seed} "
-            f"(found {existing and {k: existing.get(k) for k in wanted}}); pass overwrite=True "
-            f"(--overwrite) to replace it")
+            f"(found {existing and {k: existing.get(k) for k in ('profile', 'seed')}}); pass "
+            f"overwrite=True (--overwrite) to replace it")
     sizes = PROFILES[profile]
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

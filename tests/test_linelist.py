@@ -88,8 +88,6 @@ def test_components_with_different_excitation_are_not_merged(tmp_path):
     np.testing.assert_allclose(merged["loggf"], np.log10(0.1 + 0.3), atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="read_linelist splits same-χ components when an entry with "
-                   "another χ lies between them in wavelength (not the case in the committed list)")
 def test_interleaved_components_are_merged(tmp_path):
     """Same-χ components within merge_tol merge even when a different-χ line lies between them."""
     rows = [

@@ -1,0 +1,83 @@
+"""A survey folder as the notebooks see it (ravecnn_utils.survey)."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from ravecnn_utils import survey
+from ravecnn_utils.simulate import FILES
+
+
+@pytest.fixture(scope="module")
+def loaded(smoke_survey):
+    return survey.load_survey(smoke_survey)
+
+
+def test_load_survey_tables(loaded, smoke_survey):
+    assert {"catalogue", "allstar", "benchmark", "truth_stars", "truth_obs", "manifest"} <= set(loaded)
+    assert loaded["manifest"]["profile"] == "smoke" and loaded["manifest"]["simulated"] is True
+    assert len(loaded["catalogue"]) == loaded["manifest"]["n_observations"] == len(loaded["truth_obs"])
+    assert "APOGEE_ID" in loaded["allstar"].colnames
+    assert "teff" in loaded["benchmark"].colnames
+    assert "population" in loaded["truth_stars"].colnames
+    assert loaded["truth_obs"]["fisher"].shape[1:] == (9, 9)
+
+
+def test_load_survey_accepts_a_string(smoke_survey):
+    assert len(survey.load_survey(str(smoke_survey))["catalogue"]) > 0
+
+
+def test_load_survey_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        survey.load_survey(tmp_path / "nowhere")
+
+
+def test_load_survey_missing_allstar(smoke_survey, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_survey, copy, ignore=shutil.ignore_patterns("spectra"))
+    (copy / FILES["allstar"]).unlink()
+    with pytest.raises(FileNotFoundError, match="allStar-dr17-synspec_rev1.fits"):
+        survey.load_survey(copy)
+
+
+def test_real_survey_has_no_truth(smoke_survey, tmp_path):
+    """A folder without survey.json is read as real data: no truth tables are loaded."""
+    copy = tmp_path / "real"
+    shutil.copytree(smoke_survey, copy, ignore=shutil.ignore_patterns("spectra", "survey.json", "truth.fits"))
+    loaded = survey.load_survey(copy)
+    assert loaded["manifest"] is None
+    assert "truth_stars" not in loaded and "truth_obs" not in loaded
+    assert "real" in survey.describe(loaded)
+
+
+def test_describe(loaded):
+    text = survey.describe(loaded)
+    assert "SIMULATED" in text and "smoke" in text and "2020" in text
+    real = survey.describe({"manifest": None})
+    assert "real" in real and "SIMULATED" not in real
+
+
+def test_spectrum_path(smoke_survey, loaded):
+    obs_id = loaded["catalogue"]["rave_obs_id"][0]
+    path = survey.spectrum_path(smoke_survey, obs_id)
+    assert path.is_file() and path.name == f"RAVE_{obs_id}.fits"
+
+
+def test_gallery_selection_boxes(loaded):
+    stars, obs = loaded["truth_stars"], loaded["truth_obs"]
+    picks = survey.gallery_selection(stars, obs)
+    assert len(picks) >= 3
+    boxes = {name: box for name, *box in survey.GALLERY_BOXES}
+    assert len({name for name, _ in picks}) == len(picks)
+    row = {sid: i for i, sid in enumerate(stars["id_2mass"])}
+    star = np.array([row[s] for s in obs["id_2mass"]])
+    teff, logg, m_h = (np.asarray(stars[c])[star] for c in ("teff", "logg", "m_h"))
+    snr = np.asarray(obs["snr"])
+    for name, i in picks:
+        (t0, t1), (g0, g1), (m0, m1) = boxes[name]
+        assert t0 <= teff[i] < t1, name
+        assert g0 <= logg[i] < g1, name
+        assert m0 <= m_h[i] < m1, name
+        inside = (teff >= t0) & (teff < t1) & (logg >= g0) & (logg < g1) & (m_h >= m0) & (m_h < m1)
+        assert snr[i] == snr[inside].max(), name  # the highest-SNR observation in its box
