@@ -121,7 +121,7 @@ def _validate(profile, seed, linelist_path):
             raise SurveyError(f"profile {profile!r}: {key} must be >= 0, got {value}")
     if PROFILES[profile]["n_field"] + PROFILES[profile]["n_crossmatch"] < 1:
         raise SurveyError(f"profile {profile!r}: n_field + n_crossmatch must be >= 1 (RAVE needs stars)")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SurveyError(f"seed must be a non-negative integer, got {seed!r}")
     if not Path(linelist_path).is_file():
         raise SurveyError(f"line list file not found: {linelist_path}")
@@ -221,39 +221,35 @@ def observe(model, labels, obs, rng):
 
 def _simulate_chunk(args):
     """Worker: simulate and write the spectra of one chunk (own random stream)."""
-    labels, obs, spectra_dir, seed_seq = args
+    labels, obs, spectra_dir, linelist_path, seed_seq = args
     rng = np.random.default_rng(seed_seq)
-    model = _worker_model()
-    flux, rel_error, fisher, n_bad, n_cosmic = observe(model, labels, obs, rng)
+    flux, rel_error, fisher, n_bad, n_cosmic = observe(_cached_model(linelist_path), labels, obs, rng)
     for i, obs_id in enumerate(obs["rave_obs_id"]):
         write_rave_spectrum(Path(spectra_dir) / spectrum_filename(obs_id), flux[i], rel_error[i],
                             obs["crval1"][i], obs["cdelt1"][i], obs_id)
     return fisher, n_bad, n_cosmic
 
 
-_MODEL = {}
+_MODELS = {}
 
 
-def _worker_model():
-    """The forward model of the current line list (built once per process and line list)."""
-    key = str(_LINELIST)
-    if key not in _MODEL:
-        _MODEL.clear()
-        _MODEL[key] = ForwardModel(lines=read_linelist(_LINELIST))
-    return _MODEL[key]
+def _cached_model(linelist_path):
+    """The forward model of a line list, built once per process."""
+    if linelist_path not in _MODELS:
+        _MODELS.clear()
+        _MODELS[linelist_path] = ForwardModel(lines=read_linelist(linelist_path))
+    return _MODELS[linelist_path]
 
 
-_LINELIST = LINELIST_FILE
-
-
-def write_spectra(stars, obs, spectra_dir, seed, processes=2, progress=True):
+def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True):
     """Simulate every observation's spectrum into ``spectra_dir``; returns Fisher matrices,
     bad-pixel and cosmic-ray counts (arrays in the order of ``obs``)."""
     labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
     cols = {k: np.asarray(obs[k]) for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
     starts = range(0, len(obs), CHUNK)
     seeds = np.random.SeedSequence([seed, 1]).spawn(len(starts))
-    tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir), ss)
+    tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir),
+              str(linelist_path), ss)
              for s, ss in zip(starts, seeds)]
     bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
     results = []
@@ -416,7 +412,6 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
     is simulated again. Nothing is written until every parameter is checked, and the
     folder appears only when complete.
     """
-    global _LINELIST
     _validate(profile, seed, linelist_path)
     out_dir = Path(out_dir)
     wanted = {"profile": profile, "seed": int(seed), "version": __version__,
@@ -438,11 +433,11 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / FILES["spectra"]).mkdir(parents=True)
     try:
-        _LINELIST = Path(linelist_path)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
         stars = draw_stars(sizes, rng)
         obs = draw_observations(stars, rng)
-        fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, processes, progress)
+        fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
+                                                processes, progress)
         write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])

@@ -59,7 +59,7 @@ GALLERY_BOXES = (
 """HR-diagram boxes for the spectrum gallery: name, Teff (K), log g, [M/H] (dex) ranges."""
 
 
-def gallery_selection(truth_stars, truth_obs, rng=None):
+def gallery_selection(truth_stars, truth_obs):
     """One observation per ``GALLERY_BOXES`` entry (the highest-SNR one in the box).
 
     Returns a list of (box name, row index into ``truth_obs``); boxes without stars
