@@ -26,6 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -233,6 +234,11 @@ def _simulate_chunk(args):
 _MODELS = {}
 
 
+def _default_sigterm():
+    """Pool workers die on SIGTERM as usual (the CLI turns SIGTERM into SystemExit in the parent)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _cached_model(linelist_path):
     """The forward model of a line list, built once per process."""
     if linelist_path not in _MODELS:
@@ -254,10 +260,15 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
     bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
     results = []
     if processes > 1 and len(tasks) > 1:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
+        pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_sigterm)
+        try:
             for task, res in zip(tasks, pool.imap(_simulate_chunk, tasks)):
                 results.append(res)
                 bar.update(len(task[1]["snr"]))
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
     else:
         for task in tasks:
             results.append(_simulate_chunk(task))
@@ -313,8 +324,14 @@ MISSING_FRACTION = {"teff": 0.003, "logg": 0.003, "m_h": 0.005, "fe_h": 0.005, "
 """Fraction of stars whose label APOGEE did not deliver (NaN in DR17)."""
 
 
-def allstar_table(stars, rng):
-    """APOGEE DR17 allStar-like table for the cross-match and APOGEE-only stars."""
+def allstar_table(stars, rng, release="dr17"):
+    """APOGEE allStar-like table for the cross-match and APOGEE-only stars.
+
+    ``release`` "dr17" (default: missing labels NaN, Gaia EDR3 ids in GAIAEDR3_SOURCE_ID) or
+    "dr16" (missing labels −9999, Gaia DR2 ids in GAIA_SOURCE_ID), as in the real files.
+    """
+    if release not in ("dr16", "dr17"):
+        raise SurveyError(f"unknown APOGEE release {release!r}; known: 'dr16', 'dr17'")
     sel = np.flatnonzero(stars["kind"] != "field")
     dup = rng.choice(sel, int(0.04 * sel.size), replace=False)  # stars observed twice by APOGEE
     rows = np.concatenate([sel, dup])
@@ -335,13 +352,16 @@ def allstar_table(stars, rng):
         "DEC": (np.asarray(s["dec"]) + rng.normal(0, 3e-5, n)) * u.deg,
         "GLON": s["glon"], "GLAT": s["glat"], "SNR": snr.astype(np.float32),
         "STARFLAG": starflag, "ASPCAPFLAG": aspcapflag, "EXTRATARG": extratarg,
+        "GAIAEDR3_SOURCE_ID" if release == "dr17" else "GAIA_SOURCE_ID":
+            rng.integers(10**17, 7 * 10**18, n, dtype=np.int64),
     })
+    missing_value = np.nan if release == "dr17" else -9999.0
     scale = np.maximum(100 / snr, 0.5) * np.where(star_bad, 4.0, 1.0)
     for name, col in APOGEE_COLUMNS.items():
         err = ASPCAP_ERRORS[name] * scale
         value = np.asarray(s[name], float) + rng.normal(0, err)
         missing = rng.uniform(size=n) < MISSING_FRACTION[name]
-        value[missing], err[missing] = np.nan, np.nan
+        value[missing], err[missing] = missing_value, missing_value
         table[col] = value.astype(np.float32)
         table[f"{col}_ERR"] = err.astype(np.float32)
         table[f"{col}_FLAG"] = np.where(missing, 1, 0).astype(np.int32)
@@ -480,6 +500,8 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, different survey")
     args = parser.parse_args(argv)
+    # a `kill` (SIGTERM) becomes SystemExit, so the temporary folder is removed as on Ctrl-C
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         manifest = simulate_survey(args.out, args.profile, args.seed, args.linelist, args.processes,
                                    overwrite=args.overwrite)

@@ -486,3 +486,16 @@ def test_rave_obs_ids_unique_for_identical_positions():
     assert all(1 <= int(i[-3:]) <= 150 for i in ids)
     again, _, _ = simulate.rave_obs_ids(np.full(n, 10.68458), np.full(n, -41.26917), np.random.default_rng(0))
     assert again.tolist() == ids.tolist()
+
+
+def test_two_processes_give_the_same_survey_as_one(tmp_path, monkeypatch):
+    """The worker pool (several chunks, 2 processes, run through the CLI with its SIGTERM
+    handler) writes the same files as the serial path, and returns."""
+    monkeypatch.setattr(simulate, "CHUNK", 200)  # the smoke survey then has 3 chunks
+    assert simulate.main(["--profile", "smoke", "--out", str(tmp_path / "pool"), "--processes", "2"]) == 0
+    simulate.simulate_survey(tmp_path / "serial", "smoke", processes=1, progress=False)
+    for name in ("truth.fits", "ravedr6_catalogue.fits"):
+        assert (tmp_path / "pool" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()
+    spectra = sorted((tmp_path / "serial" / "spectra").iterdir())
+    for path in spectra[::50]:
+        assert (tmp_path / "pool" / "spectra" / path.name).read_bytes() == path.read_bytes()
