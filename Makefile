@@ -13,7 +13,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate notebooks book test lab clean
+.PHONY: help install simulate notebooks book html test lab clean
 
 help:
 	@echo "ravecnn — make targets (PROFILE=$(PROFILE); PROFILE=smoke for a quick run)"
@@ -21,6 +21,7 @@ help:
 	@echo "  make test       run the unit tests and the notebook smoke test (pytest)"
 	@echo "  make simulate   write the simulated survey to data/sim/\$$PROFILE (no-op if already there)"
 	@echo "  make notebooks  execute notebooks/NN_*.py with papermill into book/executed/"
+	@echo "  make html       render book/executed/ as it is into _build/html (no simulation, no execution)"
 	@echo "  make lab        open the notebooks in JupyterLab (jupytext: the .py files open as notebooks)"
 	@echo "  make install    create .venv and install requirements.txt + this package (editable)"
 	@echo "  make clean      remove book/executed and _build (keeps data/sim)"
@@ -44,6 +45,10 @@ notebooks: simulate
 # Execution is off in _config.yml: the book renders what papermill executed.
 # --path-output . puts the HTML in ./_build/html; the toc path must be absolute.
 book: notebooks
+	$(MAKE) html
+
+# Render book/executed/ as it is (e.g. after running the notebooks on the real data).
+html: $(STAMP)
 	$(VENV)/bin/jupyter-book build book --config _config.yml --toc "$$PWD/book/_toc.yml" \
 		--path-output . --all -W -n --keep-going
 	@echo "The book is in _build/html/index.html"

@@ -26,7 +26,8 @@
 #
 # **Prerequisites.** None: if the survey folder is missing it is simulated here
 # (`python -m ravecnn_utils.simulate` does the same from a shell). To run on the real
-# releases, set `data_source = "real"` and `survey_dir` to a folder holding the same files.
+# releases, set `data_source = "real"`, `rave_dir`, `rave_catalogue` and `allstar_path`
+# (see the book's page *Run on the real data*).
 
 # %% [markdown]
 # ## Imports
@@ -46,21 +47,23 @@ from ravecnn_utils.simulate import simulate_survey
 sns.set_theme(context="notebook", style="ticks")
 
 # %% tags=["parameters"]
-data_source = "sim"            # "sim" (simulated survey) or "real" (RAVE DR6 + APOGEE DR17 files)
-survey_dir = "../data/sim/full"  # folder with the catalogues and spectra/
-sim_profile = "full"           # profile of the simulated survey ("smoke" or "full")
-seed = 2020                    # seed of the simulated survey
-n_real_fits = 46               # real spectra whose labels are fitted with the forward model
+data_source = "sim"              # "sim" (simulated survey) or "real" (RAVE DR6 + APOGEE files)
+survey_dir = "../data/sim/full"  # the simulated survey (written here if absent)
+sim_profile = "full"             # profile of the simulated survey ("smoke" or "full")
+seed = 2020                      # seed of the simulated survey
+rave_dir = None                  # real data: folder with spectra/ and the RAVE table file(s); None: survey_dir
+rave_catalogue = ["ravedr6_catalogue.fits"]  # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
+allstar_path = None              # real data: APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
+n_real_fits = 46                 # real spectra whose labels are fitted with the forward model
 
 # %% [markdown]
 # ## 1. The survey on disk
 
 # %%
+rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_dir, allstar_path)
 if data_source == "sim":
     simulate_survey(survey_dir, profile=sim_profile, seed=seed)
-elif data_source != "real":
-    raise ValueError(f"data_source must be 'sim' or 'real', got {data_source!r}")
-data = survey.load_survey(survey_dir)
+data = survey.load_survey(rave_dir, rave_catalogue, allstar_path)
 source = survey.describe(data)
 catalogue, allstar = data["catalogue"], data["allstar"]
 simulated = data["manifest"] is not None
@@ -72,11 +75,12 @@ print(f"This run uses: {source}")
 
 # %%
 Table({
-    "file": ["spectra/RAVE_<rave_obs_id>.fits", "ravedr6_catalogue.fits",
-             "allStar-dr17-synspec_rev1.fits", "benchmark_highres.fits"],
-    "rows": [len(catalogue), len(catalogue), len(allstar), len(data["benchmark"])],
-    "what": ["spectrum (SPECTRUM, ERROR extensions)", "RAVE observations", "APOGEE stars",
-             "stars with high-resolution labels"],
+    "file": ["spectra/RAVE_<rave_obs_id>.fits", ", ".join(np.atleast_1d(rave_catalogue)),
+             allstar_path.name, "benchmark_highres.fits"],
+    "rows": [len(catalogue), len(catalogue), len(allstar),
+             0 if data["benchmark"] is None else len(data["benchmark"])],
+    "what": ["spectrum (SPECTRUM, ERROR extensions)", "RAVE observations",
+             f"APOGEE entries ({allstar.meta['release'].upper()})", "stars with high-resolution labels"],
 })
 
 # %% [markdown]
@@ -94,14 +98,14 @@ if simulated:
     gallery = []
     for name, i in picks:
         s = truth_stars[star_row[truth_obs["id_2mass"][i]]]
-        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(survey_dir, truth_obs["rave_obs_id"][i]))
+        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(rave_dir, truth_obs["rave_obs_id"][i]))
         text = f"{name}\n{s['teff']:.0f} K, {s['logg']:.1f}, {s['m_h']:+.1f}\nSNR {truth_obs['snr'][i]:.0f}"
         gallery.append((wave, flux, text))
 else:
     order = np.argsort(catalogue["snr_med_sparv"])[::-1][:6]
     gallery = []
     for i in order:
-        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(survey_dir, catalogue["rave_obs_id"][i]))
+        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(rave_dir, catalogue["rave_obs_id"][i]))
         gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}"))
 
 fig, ax = plt.subplots(figsize=(11, 1.3 * len(gallery) + 1))
@@ -174,7 +178,7 @@ if simulated:
 real_labels = read_crossmatch_labels()
 fig, axes = plt.subplots(2, 5, figsize=(15, 5.5))
 for ax, name in zip(axes.flat, LABELS):
-    values = np.asarray(allstar[APOGEE_COLUMNS[name]], float)
+    values = np.ma.filled(allstar[APOGEE_COLUMNS[name]].astype(float), np.nan)
     bins = np.linspace(*np.nanpercentile(real_labels[:, LABELS.index(name)], [0.5, 99.5]), 40)
     ax.hist(real_labels[:, LABELS.index(name)], bins=bins, density=True, histtype="step", color="k",
             label="real cross-match (Guiglion+2020)")
@@ -243,8 +247,8 @@ print(f"median RMS over {len(fits_all)} real spectra: {np.median(fits_all['rms']
 fig = plt.figure(figsize=(10, 4.5))
 ax = plots.sky_map(fig, catalogue["ra_input"], catalogue["dec_input"], color="0.3", label="RAVE")
 north = ~np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
-ax.scatter(-np.radians(((np.asarray(allstar["RA"])[north] + 180) % 360) - 180),
-           np.radians(np.asarray(allstar["DEC"])[north]), s=0.5, color="tab:red", label="APOGEE only")
+ax.scatter(*plots.mollweide_xy(allstar["RA"][north], allstar["DEC"][north]), s=0.5, color="tab:red",
+           label="APOGEE only")
 ax.legend(loc="lower right", markerscale=8, fontsize=8)
 plots.caption(fig, f"Sky positions (equatorial, Mollweide) of the {source}: RAVE observed the southern sky.")
 plt.show()

@@ -20,8 +20,9 @@ LANDMARK_COLOURS = {"Ca II": "tab:red", "Fe I": "tab:blue", "Mg I": "tab:green",
 
 
 def caption(fig, text):
-    """Write a caption line under a figure (used to state the data source and profile)."""
-    fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=9, style="italic", wrap=True)
+    """Lay the figure out tightly, then write a caption line under it (the data source and profile)."""
+    fig.tight_layout()
+    fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=9, style="italic", wrap=True)
 
 
 def mark_lines(ax, species=tuple(LANDMARKS)):
@@ -52,11 +53,16 @@ def kiel(ax, teff, logg, colour, clabel, **kwargs):
     return sc
 
 
+def mollweide_xy(ra, dec):
+    """Plot coordinates (rad) of (ra, dec) in degrees on a Mollweide axis, RA increasing to the left."""
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    return -np.radians(((ra + 180) % 360) - 180), np.radians(dec)
+
+
 def sky_map(fig, ra, dec, subplot=111, **kwargs):
     """Mollweide map of (ra, dec) in degrees, RA increasing to the left as on the sky."""
     ax = fig.add_subplot(subplot, projection="mollweide")
-    x = -np.radians(((np.asarray(ra) + 180) % 360) - 180)
-    ax.scatter(x, np.radians(dec), s=kwargs.pop("s", 0.5), rasterized=True, **kwargs)
+    ax.scatter(*mollweide_xy(ra, dec), s=kwargs.pop("s", 0.5), rasterized=True, **kwargs)
     ax.set_xticklabels([f"{h}h" for h in (14, 16, 18, 20, 22, 0, 2, 4, 6, 8, 10)])
     ax.grid(True, alpha=0.3)
     return ax

@@ -54,8 +54,9 @@ DEFAULT_SEED = 2020
 REPEAT_FRACTION = 0.10
 """Fraction of stars observed twice by RAVE (a fifth of those three times)."""
 
-RAVE_GRID = dict(crval1=8410.0, cdelt1=0.39, npix=987)
-"""Nominal RAVE DR6 wavelength axis (Å); each file's CRVAL1/CDELT1 jitter around it."""
+RAVE_GRID = dict(crval1=8409.5, cdelt1=0.39, npix=990)
+"""Nominal RAVE DR6 wavelength axis (Å); each file's CRVAL1 (±0.2 Å) and CDELT1 jitter around it,
+always covering the common grid 8410–8795 Å of ``io.COMMON_GRID``."""
 
 SNR_MEDIAN = 40.0
 CHUNK = 1000
@@ -184,7 +185,7 @@ def draw_observations(stars, rng):
         "fibre": np.char.partition(obs_id, "_")[:, 2].astype(object),
         "snr": np.clip(snr, 5, 250),
         "rv_residual": rng.normal(0, 1.5, n),
-        "crval1": RAVE_GRID["crval1"] + rng.normal(0, 0.1, n),
+        "crval1": RAVE_GRID["crval1"] + rng.uniform(-0.2, 0.2, n),
         "cdelt1": RAVE_GRID["cdelt1"] * (1 + rng.normal(0, 3e-4, n)),
     })
     obs["fibre"] = [int(s.split("_")[-1]) for s in obs_id]

@@ -9,28 +9,58 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from .io import spectrum_filename
+from .io import read_allstar, read_rave_catalogue, spectrum_filename
 from .simulate import FILES, read_manifest
 
 
-def load_survey(survey_dir):
-    """The survey's tables: ``catalogue`` (RAVE), ``allstar`` (APOGEE), ``benchmark``, and for
-    a simulated survey ``truth_stars``, ``truth_obs`` and ``manifest``.
+def resolve_sources(data_source, survey_dir, rave_dir=None, allstar_path=None):
+    """The RAVE folder and allStar file a notebook reads, from its parameters.
 
-    Raises FileNotFoundError naming the first missing file.
+    ``data_source="sim"``: both default to the simulated survey in ``survey_dir``;
+    ``"real"``: ``rave_dir`` and ``allstar_path`` must be given. Returns (rave_dir, allstar_path).
     """
-    survey_dir = Path(survey_dir)
-    if not survey_dir.is_dir():
-        raise FileNotFoundError(f"survey folder not found: {survey_dir}")
-    out = {"manifest": read_manifest(survey_dir)}
-    for key in ("catalogue", "allstar", "benchmark"):
-        path = survey_dir / FILES[key]
-        if not path.is_file():
-            raise FileNotFoundError(f"{survey_dir}: the {key} file {FILES[key]} is missing")
-        out[key] = Table.read(path, hdu=1)
+    if data_source not in ("sim", "real"):
+        raise ValueError(f"data_source must be 'sim' or 'real', got {data_source!r}")
+    if data_source == "real" and (rave_dir is None or allstar_path is None):
+        raise ValueError("data_source='real' needs the parameters rave_dir and allstar_path")
+    rave_dir = Path(rave_dir or survey_dir)
+    return rave_dir, Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]
+
+
+def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=None):
+    """The survey's tables, read with the same readers for simulated and real files.
+
+    Parameters
+    ----------
+    rave_dir : str or Path
+        Folder with ``spectra/`` and the RAVE catalogue file(s) (a simulated survey folder, or
+        the real files laid out as in the book's *Run on the real data* page).
+    rave_catalogue : str or list
+        RAVE DR6 table file(s) in ``rave_dir``, joined on rave_obs_id.
+    allstar_path : str or Path, optional
+        APOGEE allStar file (DR16 or DR17); default: the simulated one in ``rave_dir``.
+
+    Returns
+    -------
+    dict
+        ``catalogue`` (RAVE), ``allstar`` (APOGEE, missing labels masked), ``benchmark``
+        (None if the folder has none), ``manifest`` (None for real data), and for a simulated
+        survey ``truth_stars`` and ``truth_obs``.
+    """
+    rave_dir = Path(rave_dir)
+    if not rave_dir.is_dir():
+        raise FileNotFoundError(f"survey folder not found: {rave_dir}")
+    names = [rave_catalogue] if isinstance(rave_catalogue, (str, Path)) else list(rave_catalogue)
+    out = {
+        "manifest": read_manifest(rave_dir),
+        "catalogue": read_rave_catalogue([rave_dir / name for name in names]),
+        "allstar": read_allstar(Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]),
+    }
+    bench = rave_dir / FILES["benchmark"]
+    out["benchmark"] = Table.read(bench, hdu=1) if bench.is_file() else None
     if out["manifest"] is not None:
-        out["truth_stars"] = Table.read(survey_dir / FILES["truth"], hdu="STARS")
-        out["truth_obs"] = Table.read(survey_dir / FILES["truth"], hdu="OBSERVATIONS")
+        out["truth_stars"] = Table.read(rave_dir / FILES["truth"], hdu="STARS")
+        out["truth_obs"] = Table.read(rave_dir / FILES["truth"], hdu="OBSERVATIONS")
     return out
 
 

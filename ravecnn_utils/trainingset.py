@@ -64,7 +64,7 @@ def write_training_set(path, table, flux, error, wave, provenance):
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
         hdu.header.update(CRVAL1=float(wave[0]), CDELT1=step, CRPIX1=1.0, NPIX=len(wave), CUNIT1="Angstrom")
         images.append(hdu)
-    labels = fits.table_to_hdu(table)
+    labels = fits.table_to_hdu(Table(table, meta={}))  # provenance goes in as JSON, below
     labels.name = "LABELS"
     labels.header["HASH"] = table_hash(table)  # SHA-256 of ids, split and labels
     labels.header["PROVENAN"] = json.dumps(provenance, sort_keys=True, default=str)

@@ -222,3 +222,20 @@ def test_cli_parses_yaml_values(tiny, tmp_path, capsys):
     assert nbrun.main(["--profile", "nope", "--profiles", str(profiles),
                        "--notebooks-dir", str(nbdir)]) == 1
     assert "known profiles: full, smoke" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_data_path_runs_on_files_in_the_real_schemas(smoke_survey, tmp_path):
+    """Notebooks 01 and 02 with data_source="real" read files laid out as the real releases
+    (RAVE TAP tables as CSV / FITS / VOTable, a DR16 allStar with −9999) and say so."""
+    from real_layout import write_real_layout
+
+    params = write_real_layout(smoke_survey, tmp_path / "real")
+    overrides = {"data_source": "real", "products_dir": str(tmp_path / "products"), **params}
+    executed = nbrun.run_all("smoke", tmp_path / "executed", only=["01", "02"], overrides=overrides,
+                             progress_bar=False)
+    for ipynb in executed:
+        assert _error_outputs(ipynb) == [], ipynb.name
+    text = (tmp_path / "executed" / "02_crossmatch.ipynb").read_text()
+    assert "real RAVE DR6 / APOGEE data" in text and "SIMULATED" not in text
+    assert (tmp_path / "products" / "training_set.fits").is_file()

@@ -1,0 +1,286 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 — Cross-match: RAVE × APOGEE and the training set
+#
+# **Overview.** The network can only learn from stars that both surveys observed. This
+# notebook reads the RAVE catalogue and spectra and the APOGEE allStar table with the same
+# readers for simulated and real files, matches the two surveys by 2MASS identifier (and by
+# sky position where the identifier is missing), applies quality cuts — counting every star
+# each cut removes — and splits the matched stars into training, validation and test sets.
+# The validation set steers early stopping; the test set is kept for the final numbers.
+#
+# **Prerequisites.** Notebook 01 (it writes the simulated survey when `data_source = "sim"`),
+# or the real RAVE DR6 and APOGEE files (see the book's page *Run on the real data*).
+# **Writes** `data/products/spectra_cube.fits` (every RAVE spectrum on one wavelength grid)
+# and `data/products/training_set.fits` (the matched spectra, labels and split).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+import seaborn as sns
+from astropy.table import Table
+
+from ravecnn_utils import crossmatch, io, metrics, plots, survey
+from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.trainingset import write_training_set
+
+sns.set_theme(context="notebook", style="ticks")
+
+# %% tags=["parameters"]
+data_source = "sim"                         # "sim" (simulated survey) or "real"
+survey_dir = "../data/sim/full"             # the simulated survey (notebook 01); used when data_source="sim"
+rave_dir = None                             # folder with spectra/RAVE_<rave_obs_id>.fits and the catalogue(s);
+                                            #   None: survey_dir
+rave_catalogue = ["ravedr6_catalogue.fits"] # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
+allstar_path = None                         # APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
+products_dir = "../data/products"           # where the spectra cube and the training set go
+match_radius_arcsec = 1.0                   # sky-match radius where the 2MASS id is missing (arcsec)
+apogee_snr_min = 70                         # APOGEE SNR cut
+rave_snr_min = 10                           # RAVE SNR cut (snr_med_sparv)
+repeats = "keep"                            # RAVE repeat observations: "keep" all, or "best" SNR only
+split_fractions = [0.8, 0.1, 0.1]           # train, validation, test (fractions of stars)
+split_seed = 42                             # seed of the split
+processes = 2                               # worker processes reading spectra
+chunk = 2000                                # spectra per chunk (memory bound)
+
+# %% [markdown]
+# ## 1. The two catalogues
+
+# %%
+rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_dir, allstar_path)
+products = Path(products_dir)
+products.mkdir(parents=True, exist_ok=True)
+data = survey.load_survey(rave_dir, rave_catalogue, allstar_path)
+rave, allstar = data["catalogue"], data["allstar"]
+simulated = data["manifest"] is not None
+if data_source == "sim" and not simulated:
+    raise FileNotFoundError(f"{rave_dir} holds no simulated survey: run notebook 01 (it simulates it) first")
+source = f"{survey.describe(data)} ({rave_dir})"
+print(f"This run uses: {source}")
+print(f"RAVE: {len(rave)} observations of {len(np.unique(np.asarray(rave['ra_input']).round(6)))} positions; "
+      f"APOGEE ({allstar.meta['release'].upper()}): {len(allstar)} entries")
+
+# %% [markdown]
+# APOGEE lists some stars more than once (EXTRATARG bit 4 marks the duplicate entries); one
+# entry per star is kept, the one with the highest SNR.
+
+# %%
+apogee, n_dup = crossmatch.deduplicate_apogee(allstar)
+print(f"{n_dup} duplicate APOGEE entries dropped ({apogee.meta['deduplicate']}); {len(apogee)} stars remain")
+
+# %% [markdown]
+# ## 2. The match
+#
+# By 2MASS identifier first (RAVE `id_2mass` against APOGEE `APOGEE_ID`); a RAVE observation
+# without an identifier, or whose identifier APOGEE does not know, is matched to the nearest
+# APOGEE star within `match_radius_arcsec`. The separations of the identifier matches check
+# the positions of both catalogues.
+
+# %%
+pairs = crossmatch.match(rave, apogee, radius_arcsec=match_radius_arcsec)
+matched = crossmatch.join_matches(rave, apogee, pairs)
+print(f"{len(pairs)} RAVE observations matched: {pairs.meta['n_2mass']} by 2MASS id, "
+      f"{pairs.meta['n_sky']} on the sky (radius {match_radius_arcsec} arcsec); "
+      f"{len(np.unique(matched['apogee_id']))} distinct APOGEE stars")
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+sep = np.asarray(pairs["separation_arcsec"])
+bins = np.linspace(0, max(match_radius_arcsec, np.nanmax(sep)) * 1.05, 40)
+for method, colour in (("2mass", "0.4"), ("sky", "tab:red")):
+    ax.hist(sep[pairs["method"] == method], bins=bins, color=colour, alpha=0.8, label=f"matched by {method}")
+ax.axvline(match_radius_arcsec, color="k", ls="--", lw=1, label="sky-match radius")
+ax.set_xlabel("RAVE – APOGEE separation [arcsec]")
+ax.set_ylabel("observations")
+ax.set_yscale("log")
+ax.legend()
+plots.caption(fig, f"Separations of the matched pairs, {source}.")
+plt.show()
+
+# %% [markdown]
+# ## 3. Quality cuts
+#
+# Every cut reports how many observations it removed. Labels beyond Teff, log g and [M/H]
+# that APOGEE did not measure, or measured with an error above the limit, are *masked*: the
+# star stays, and the network's loss will ignore the missing label.
+
+# %%
+kept, cutflow = crossmatch.apply_cuts(
+    matched, {"apogee_snr_min": apogee_snr_min, "rave_snr_min": rave_snr_min, "repeats": repeats})
+cutflow
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.barh(cutflow["cut"][::-1], cutflow["remaining"][::-1], color="0.5")
+for y, (n, removed) in enumerate(zip(cutflow["remaining"][::-1], cutflow["removed"][::-1])):
+    ax.text(n, y, f" {n} (−{removed})", va="center", fontsize=8)
+ax.set_xlabel("observations remaining")
+ax.set_xlim(0, cutflow["remaining"][0] * 1.25)
+plots.caption(fig, f"Cut flow of the cross-match, {source}.")
+plt.show()
+missing = Table({name: [int(np.ma.getmaskarray(kept[name]).sum())] for name in LABELS})
+print("missing (masked) labels among the kept observations:")
+missing
+
+# %% [markdown]
+# ## 4. The spectra on one wavelength grid
+#
+# Each RAVE spectrum file has its own linear wavelength axis. All of them — not only the
+# matched ones, since notebook 07 parametrises the whole survey — are interpolated linearly
+# onto one common grid (8410–8795 Å in steps of 0.39 Å), their errors propagated, and cached
+# as one FITS cube. Pixels that are not finite get no weight (error = ∞); a spectrum with too
+# many of them is flagged. The reading runs in chunks on several processes and resumes after
+# an interruption.
+
+# %%
+cube_path = products / "spectra_cube.fits"
+spectrum_files = [rave_dir / "spectra" / io.spectrum_filename(i) for i in rave["rave_obs_id"]]
+io.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes)
+wave, flux, error, cube_ids = io.read_spectra_cube(cube_path)
+print(f"cube: {flux.shape[0]} spectra × {flux.shape[1]} pixels, {wave[0]:.2f}–{wave[-1]:.2f} Å; "
+      f"{int(np.sum(cube_ids['rejected']))} flagged for too many bad pixels")
+
+# %% [markdown]
+# ## 5. Training, validation and test sets
+#
+# The split is made star by star (all observations of a star go to the same part) and
+# stratified, so that the rare stars — metal-poor ([M/H] < −1), dwarfs (log g > 3.8) and
+# hot stars (Teff > 6200 K) — are in every part.
+
+# %%
+kept["split"] = crossmatch.split(kept, fractions=split_fractions, seed=split_seed)
+kept["stratum"] = crossmatch.stratum(kept)
+row = {obs_id: i for i, obs_id in enumerate(cube_ids["rave_obs_id"])}
+index = np.array([row[i] for i in kept["rave_obs_id"]])
+counts = Table(rows=[(part, *[int(np.sum((kept["split"] == part) & (kept["stratum"] == s)))
+                              for s in crossmatch.STRATA], int(np.sum(kept["split"] == part)))
+                     for part in crossmatch.PARTS],
+               names=("part", *crossmatch.STRATA, "all"))
+counts
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+for ax, name in zip(axes, ("teff", "logg", "m_h", "alpha_m")):
+    values = np.ma.filled(kept[name].astype(float), np.nan)
+    bins = np.linspace(np.nanmin(values), np.nanmax(values), 30)
+    for part in crossmatch.PARTS:
+        sel = kept["split"] == part
+        ax.hist(values[sel], bins=bins, density=True, histtype="step", lw=1.5, label=part)
+    ax.set_xlabel(axis_label(name))
+axes[0].legend(fontsize=8)
+plots.caption(fig, f"APOGEE labels of the training, validation and test sets, {source}.")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 6. Coverage: where the network will have to extrapolate
+#
+# The whole RAVE survey (Kiel diagram: labels from the RAVE pipeline; [α/M]–[M/H] plane: the
+# true labels, for a simulated survey) against the training set (APOGEE labels). Outside the
+# training set's region the network's labels are extrapolations.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+axes[0].scatter(rave["teff_cal_madera"], rave["logg_cal_madera"], s=1, color="0.75", label="RAVE survey",
+                rasterized=True)
+train = kept[kept["split"] == "train"]
+axes[0].scatter(train["teff"], train["logg"], s=3, color="tab:red", label="training set", rasterized=True)
+axes[0].set_xlim(8000, 3500)
+axes[0].set_ylim(5.5, -0.2)
+axes[0].set_xlabel(axis_label("teff"))
+axes[0].set_ylabel(axis_label("logg"))
+axes[0].legend(markerscale=5)
+if simulated:  # RAVE DR6 has no [α/M] from its pipeline: the truth stands in for the survey
+    stars = data["truth_stars"][data["truth_stars"]["kind"] != "apogee_only"]
+    axes[1].scatter(stars["m_h"], stars["alpha_m"], s=1, color="0.75", label="RAVE survey (truth)",
+                    rasterized=True)
+axes[1].scatter(train["m_h"], train["alpha_m"], s=3, color="tab:red", label="training set (APOGEE)",
+                rasterized=True)
+axes[1].set_xlabel(axis_label("m_h"))
+axes[1].set_ylabel(axis_label("alpha_m"))
+axes[1].legend(markerscale=5)
+plots.caption(fig, f"Kiel diagram and [α/M]–[M/H] plane: RAVE survey (RAVE pipeline) and training set, {source}.")
+plt.show()
+
+snr_train = np.asarray(kept["snr_med_sparv"])
+fig, ax = plt.subplots(figsize=(7, 3.2))
+ax.hist(np.asarray(rave["snr_med_sparv"]), bins=np.geomspace(4, 300, 40), density=True, histtype="step",
+        color="0.4", label="RAVE survey")
+ax.hist(snr_train, bins=np.geomspace(4, 300, 40), density=True, histtype="step", color="tab:red",
+        label="training + validation + test")
+ax.set_xscale("log")
+ax.set_xlabel("SNR (snr_med_sparv)")
+ax.legend()
+plots.caption(fig, f"SNR of the matched spectra against the whole survey, {source}.")
+plt.show()
+
+# %% [markdown]
+# ## 7. How close are APOGEE's labels to the truth?
+#
+# Only for a simulated survey: the network learns APOGEE's labels, errors included, so the
+# scatter of APOGEE's labels around the truth is a floor for what any comparison with
+# APOGEE can show.
+
+# %%
+apogee_vs_truth = None
+if simulated:
+    truth = data["truth_stars"]
+    star = {sid: i for i, sid in enumerate(truth["id_2mass"])}
+    idx = np.array([star[s] for s in kept["apogee_id"]])
+    rows = []
+    for name in LABELS:
+        resid = np.ma.filled(kept[name].astype(float), np.nan) - np.asarray(truth[name])[idx]
+        rows.append((name, int(np.isfinite(resid).sum()), *metrics.bias_and_scatter(resid)))
+    apogee_vs_truth = Table(rows=rows, names=("label", "stars", "bias (APOGEE − truth)", "robust scatter"))
+    apogee_vs_truth["bias (APOGEE − truth)"].format = apogee_vs_truth["robust scatter"].format = ".3f"
+else:
+    print("real data: no truth to compare with")
+apogee_vs_truth
+
+# %% [markdown]
+# ## 8. Write the training set
+
+# %%
+training_path = products / "training_set.fits"
+columns = ["rave_obs_id", "apogee_id", "split", "stratum", "snr_med_sparv", "method", "separation_arcsec",
+           *LABELS, *(f"{n}_err" for n in LABELS)]
+provenance = {
+    "source": source, "data_source": data_source, "allstar": str(allstar_path),
+    "allstar_release": allstar.meta["release"], "cuts": kept.meta["cuts"],
+    "split": {"fractions": list(split_fractions), "seed": split_seed, "group": "apogee_id"},
+    "cutflow": [dict(zip(cutflow.colnames, map(str, r))) for r in cutflow],
+}
+write_training_set(training_path, kept[columns], flux[index], error[index], wave, provenance)
+print(f"wrote {training_path}: {len(kept)} spectra "
+      + ", ".join(f"{p} {int(np.sum(kept['split'] == p))}" for p in crossmatch.PARTS))
+
+# %% [markdown]
+# ## Summary
+#
+# * RAVE and APOGEE were matched by 2MASS identifier, with a sky-position fallback; the
+#   separations confirm the matches.
+# * The cut flow above lists what each quality cut removed; labels APOGEE lacks are masked,
+#   not fatal.
+# * All RAVE spectra are on one grid in `spectra_cube.fits`; the matched ones, their labels
+#   and a stratified, star-by-star train / validation / test split are in
+#   `training_set.fits`, with the cuts and the split in its header.
+#
+# ## What's next
+#
+# Notebook 03 builds the network of the slides and its extended variants; notebook 04
+# trains them on this training set.

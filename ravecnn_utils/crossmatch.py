@@ -1,0 +1,399 @@
+"""RAVE × APOGEE cross-match, quality cuts and the train / validation / test split.
+
+The notebook runs one call per step::
+
+    apogee, n_dup = deduplicate_apogee(allstar)        # one allStar row per star
+    pairs = match(rave, apogee, radius_arcsec=1.0)     # one row per matched RAVE observation
+    joined = join_matches(rave, apogee, pairs)         # RAVE columns + lower-case APOGEE columns
+    kept, cutflow = apply_cuts(joined)                 # quality cuts, with the cut flow
+    part = split(kept)                                 # "train" / "validation" / "test" per row
+
+APOGEE conventions (see docs/SCIENCE.md): ``APOGEE_ID`` is the 2MASS designation
+(``2MHHMMSSss±DDMMSSs``); ``EXTRATARG`` bit 4 marks a duplicate entry of a star;
+``STARFLAG`` bits 0, 3, 4, 18, 22 and ``ASPCAPFLAG`` bit 23 (STAR_BAD) mark bad stars.
+Bits are tested on int64 with numpy bitwise operations.
+"""
+
+import re
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import MaskedColumn, Table
+
+from .labels import APOGEE_COLUMNS, LABELS, UNITS
+
+EXTRATARG_DUPLICATE_BIT = 4
+"""``EXTRATARG`` bit set on the duplicate (not kept) allStar entries of a star."""
+
+PARTS = ("train", "validation", "test")
+
+CUTS = dict(
+    apogee_snr_min=70,
+    starflag_bad_bits=(0, 3, 4, 18, 22),
+    aspcap_star_bad_bit=23,
+    rave_snr_min=10,
+    label_error_max={"teff": 150, "logg": 0.2, "m_h": 0.1, "fe_h": 0.1, "alpha_m": 0.08,
+                     "si_fe": 0.1, "al_fe": 0.15, "mg_fe": 0.1, "ni_fe": 0.1},
+    required_labels=("teff", "logg", "m_h"),
+    repeats="keep",
+)
+"""Default quality cuts of :func:`apply_cuts` (K for Teff, dex otherwise).
+
+``apogee_snr_min`` / ``rave_snr_min``: keep rows with SNR >= the value (None: no cut).
+``label_error_max``: largest accepted error per label; a required label over its limit
+removes the row, any other label over its limit is masked. ``repeats``: ``"keep"`` every
+RAVE observation of a star, or ``"best"`` only its highest-SNR one (``snr_med_sparv``).
+"""
+
+STRATA = ("metal_poor", "dwarf", "hot", "main")
+"""Strata of :func:`stratum`, in order of precedence."""
+
+_PREFIX = re.compile(r"^(?:2MASS\s*J|2MASS\s*|2M|J)(?=\d)", re.IGNORECASE)
+
+
+# ------------------------------------------------------------------ helpers
+def _float(column):
+    """Float array of a (masked) column, NaN where masked."""
+    return np.ma.filled(np.ma.asarray(column).astype(float), np.nan)
+
+
+def _bits_set(column, bits):
+    """True where any of ``bits`` is set (masked flags count as 0)."""
+    values = np.ma.filled(np.ma.asarray(column), 0).astype(np.int64)
+    mask = np.int64(0)
+    for bit in bits:
+        mask |= np.int64(1) << np.int64(bit)
+    return (values & mask) != 0
+
+
+def _degrees(column):
+    """Column of angles as a float array in degrees (degrees assumed when it has no unit)."""
+    values = _float(column)
+    unit = getattr(column, "unit", None)
+    return values if unit is None else (values * u.Unit(unit)).to_value(u.deg)
+
+
+def _masked_float(column):
+    """Float MaskedColumn masked where the input is masked or not finite (name, unit kept)."""
+    values = _float(column)
+    return MaskedColumn(values, mask=~np.isfinite(values), name=column.name,
+                        unit=getattr(column, "unit", None), description=getattr(column, "description", None))
+
+
+def _require(table, columns, what):
+    missing = [c for c in columns if c not in table.colnames]
+    if missing:
+        raise ValueError(f"{what}: table lacks column(s) {', '.join(missing)}")
+
+
+def _best_per_group(keys, score):
+    """Boolean mask keeping, per key, the row of highest ``score`` (NaN lowest; ties: first row)."""
+    score = np.where(np.isfinite(score), score, -np.inf)
+    order = np.lexsort((np.arange(len(keys)), -score, keys))  # by key, then score desc, then row
+    first = np.ones(len(order), bool)
+    first[1:] = keys[order][1:] != keys[order][:-1]
+    keep = np.zeros(len(keys), bool)
+    keep[order[first]] = True
+    return keep
+
+
+# ------------------------------------------------------------------ ids
+def normalise_2mass(ids):
+    """2MASS designations reduced to ``HHMMSSss±DDMMSSs``.
+
+    Strips surrounding whitespace and a leading ``2M`` (APOGEE), ``J``, ``2MASS J`` or
+    ``2MASS`` (only when digits follow, so non-2MASS ids are left alone). Masked, None and
+    blank entries become ``''`` (no id). A single string gives a string; anything else an
+    array of str.
+    """
+    if isinstance(ids, (str, bytes)):
+        return normalise_2mass([ids])[0]
+    data = np.asarray(np.ma.getdata(ids), dtype=object).ravel()
+    mask = np.ma.getmaskarray(ids).ravel() if np.ma.isMaskedArray(ids) else np.zeros(data.size, bool)
+    out = []
+    for value, masked in zip(data, mask):
+        if value is None or masked:
+            out.append("")
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        out.append(_PREFIX.sub("", str(value).strip()).strip())
+    return np.array(out, dtype=str) if out else np.array([], dtype="U1")
+
+
+def deduplicate_apogee(allstar):
+    """One allStar row per star: drop ``EXTRATARG`` bit-4 rows, then keep the highest-SNR row
+    of each remaining ``APOGEE_ID``.
+
+    Returns ``(table, n_removed)``; the kept rows stay in their original order and
+    ``table.meta["deduplicate"]`` holds the number removed by each step.
+    """
+    _require(allstar, ("APOGEE_ID", "SNR", "EXTRATARG"), "deduplicate_apogee")
+    duplicate = _bits_set(allstar["EXTRATARG"], (EXTRATARG_DUPLICATE_BIT,))
+    table = allstar[~duplicate]
+    keys = np.array([str(x).strip() for x in np.ma.filled(np.ma.asarray(table["APOGEE_ID"]), "")])
+    keep = _best_per_group(keys, _float(table["SNR"]))
+    out = table[keep]
+    out.meta = dict(allstar.meta)
+    n_extratarg, n_snr = int(duplicate.sum()), int((~keep).sum())
+    out.meta["deduplicate"] = {"extratarg_bit4": n_extratarg, "lower_snr": n_snr}
+    return out, n_extratarg + n_snr
+
+
+# ------------------------------------------------------------------ match
+def match(rave, apogee, radius_arcsec=1.0):
+    """Match RAVE observations to APOGEE stars.
+
+    First by normalised 2MASS id (RAVE ``id_2mass`` against ``APOGEE_ID``); RAVE rows with
+    no id, or an id APOGEE does not have, fall back to the nearest APOGEE star on the sky
+    (``SkyCoord.match_to_catalog_sky``) if it lies within ``radius_arcsec``.
+
+    Returns a Table with one row per matched RAVE observation, sorted by RAVE row:
+    ``rave_index``, ``apogee_index`` (row numbers in the inputs), ``method`` (``"2mass"`` or
+    ``"sky"``) and ``separation_arcsec`` (RAVE ``ra_input, dec_input`` to APOGEE ``RA, DEC``;
+    NaN where a position is missing). Several RAVE observations may match one APOGEE star
+    (repeat observations). The APOGEE table must hold one row per star
+    (:func:`deduplicate_apogee`). Raises ValueError if nothing matches.
+    """
+    _require(rave, ("ra_input", "dec_input"), "match (RAVE)")
+    _require(apogee, ("APOGEE_ID", "RA", "DEC"), "match (APOGEE)")
+    if radius_arcsec is None or not radius_arcsec > 0:
+        raise ValueError(f"radius_arcsec must be > 0, got {radius_arcsec!r}")
+    apogee_ids = normalise_2mass(apogee["APOGEE_ID"])
+    named = apogee_ids[apogee_ids != ""]
+    if len(np.unique(named)) < len(named):
+        raise ValueError(f"APOGEE table has {len(named) - len(np.unique(named))} repeated APOGEE_ID(s); "
+                         "call deduplicate_apogee first")
+    rave_ids = (normalise_2mass(rave["id_2mass"]) if "id_2mass" in rave.colnames
+                else np.full(len(rave), "", dtype="U1"))
+    lookup = {name: i for i, name in enumerate(apogee_ids) if name}
+    apogee_index = np.array([lookup.get(name, -1) if name else -1 for name in rave_ids], dtype=np.int64)
+    method = np.where(apogee_index >= 0, "2mass", "")
+
+    rave_ra, rave_dec = _degrees(rave["ra_input"]), _degrees(rave["dec_input"])
+    ap_ra, ap_dec = _degrees(apogee["RA"]), _degrees(apogee["DEC"])
+    rave_ok = np.isfinite(rave_ra) & np.isfinite(rave_dec)
+    ap_ok = np.flatnonzero(np.isfinite(ap_ra) & np.isfinite(ap_dec))
+    todo = np.flatnonzero((apogee_index < 0) & rave_ok)
+    if todo.size and ap_ok.size:
+        catalogue = SkyCoord(ra=ap_ra[ap_ok] * u.deg, dec=ap_dec[ap_ok] * u.deg)
+        coords = SkyCoord(ra=rave_ra[todo] * u.deg, dec=rave_dec[todo] * u.deg)
+        nearest, sep, _ = coords.match_to_catalog_sky(catalogue)
+        close = sep.to_value(u.arcsec) <= radius_arcsec
+        apogee_index[todo[close]] = ap_ok[nearest[close]]
+        method[todo[close]] = "sky"
+
+    matched = np.flatnonzero(apogee_index >= 0)
+    if matched.size == 0:
+        raise ValueError(f"no RAVE observation matched an APOGEE star (by 2MASS id, or on the sky within "
+                         f"radius_arcsec={radius_arcsec}) among {len(rave)} RAVE rows and "
+                         f"{len(apogee)} APOGEE rows")
+    j = apogee_index[matched]
+    sep = np.full(matched.size, np.nan)
+    ok = rave_ok[matched] & np.isfinite(ap_ra[j]) & np.isfinite(ap_dec[j])
+    if ok.any():
+        a = SkyCoord(ra=rave_ra[matched[ok]] * u.deg, dec=rave_dec[matched[ok]] * u.deg)
+        b = SkyCoord(ra=ap_ra[j[ok]] * u.deg, dec=ap_dec[j[ok]] * u.deg)
+        sep[ok] = a.separation(b).to_value(u.arcsec)
+    pairs = Table({"rave_index": matched.astype(np.int64), "apogee_index": j,
+                   "method": method[matched].astype("U5"), "separation_arcsec": sep})
+    pairs["separation_arcsec"].unit = u.arcsec
+    pairs.meta["radius_arcsec"] = float(radius_arcsec)
+    pairs.meta["n_2mass"] = int(np.sum(pairs["method"] == "2mass"))
+    pairs.meta["n_sky"] = int(np.sum(pairs["method"] == "sky"))
+    return pairs
+
+
+def join_matches(rave, apogee, pairs):
+    """The per-observation table of the matched pairs: every RAVE column, then every APOGEE
+    column lower-cased, then ``method`` and ``separation_arcsec``.
+
+    APOGEE labels are named as in ``labels.LABELS`` (``TEFF`` → ``teff``), their errors
+    ``<label>_err`` and flags ``<label>_flag``; label and error columns are float
+    MaskedColumns masked where missing (masked or not finite). An APOGEE column whose
+    lower-case name is already a RAVE column gets the prefix ``apogee_`` (e.g. ``field``).
+    """
+    _require(pairs, ("rave_index", "apogee_index", "method", "separation_arcsec"), "join_matches (pairs)")
+    rename = {}
+    for label, col in APOGEE_COLUMNS.items():
+        rename[col], rename[f"{col}_ERR"], rename[f"{col}_FLAG"] = label, f"{label}_err", f"{label}_flag"
+    out = rave[np.asarray(pairs["rave_index"], dtype=np.int64)]  # a copy
+    ap = apogee[np.asarray(pairs["apogee_index"], dtype=np.int64)]
+    for name in ap.colnames:
+        new = rename.get(name, name.lower())
+        if new in out.colnames:
+            new = f"apogee_{new}"
+        column = ap[name]
+        if name in rename and not name.endswith("_FLAG"):
+            column = _masked_float(column)
+        out[new] = column
+        if new == "apogee_id":
+            out[new] = np.array([str(x).strip() for x in np.ma.filled(np.ma.asarray(column), "")])
+    out["method"] = pairs["method"]
+    out["separation_arcsec"] = pairs["separation_arcsec"]
+    out.meta = {k: v for k, v in pairs.meta.items()}
+    return out
+
+
+# ------------------------------------------------------------------ cuts
+def _cuts(cuts):
+    merged = dict(CUTS)
+    if cuts is not None:
+        unknown = sorted(set(cuts) - set(CUTS))
+        if unknown:
+            raise ValueError(f"unknown cut(s) {unknown}; known: {sorted(CUTS)}")
+        merged.update(cuts)
+    if merged["repeats"] not in ("keep", "best"):
+        raise ValueError(f"repeats must be 'keep' or 'best', got {merged['repeats']!r}")
+    unknown = sorted(set(merged["label_error_max"]) - set(LABELS))
+    unknown += sorted(set(merged["required_labels"]) - set(LABELS))
+    if unknown:
+        raise ValueError(f"unknown label(s) {unknown}; labels are {LABELS}")
+    return merged
+
+
+def _limits(names, limits):
+    return ", ".join(f"{n} <= {limits[n]:g}{' K' if UNITS[n] == 'K' else ''}" for n in names) or "none"
+
+
+def apply_cuts(table, cuts=None):
+    """Apply the quality cuts to the joined per-observation table (:func:`join_matches`).
+
+    ``cuts`` updates :data:`CUTS` key by key (a ``label_error_max`` given replaces the whole
+    dict: labels absent from it have no error limit). In order:
+
+    ``starflag`` (any bad bit set: removed), ``aspcapflag`` (STAR_BAD bit: removed),
+    ``apogee snr`` / ``rave snr`` (SNR below the minimum or missing: removed),
+    ``required labels`` (a required label missing: removed), ``required label errors``
+    (a required label's error over its limit, or missing: removed), ``label errors``
+    (any other label whose error is over its limit or missing: its value is masked, the
+    row kept; already-missing labels stay masked), ``repeats`` (``"best"``: keep the
+    highest-``snr_med_sparv`` observation of each ``apogee_id``).
+
+    Returns ``(kept, cutflow)``: a copy of the surviving rows (the input is not changed) and
+    a Table with columns ``cut``, ``parameter`` (str), ``removed``, ``remaining``,
+    ``masked_values``, one row per step after a first row ``matched``.
+    """
+    c = _cuts(cuts)
+    with_limit = [n for n in LABELS if n in c["label_error_max"]]
+    required = list(c["required_labels"])
+    needed = ["starflag", "aspcapflag", "snr", "snr_med_sparv", *required,
+              *(f"{n}_err" for n in with_limit), *with_limit]
+    if c["repeats"] == "best":
+        needed.append("apogee_id")
+    _require(table, dict.fromkeys(needed), "apply_cuts")
+
+    out = Table(table, copy=True)
+    for name in LABELS:
+        for col in (name, f"{name}_err"):
+            if col in out.colnames:
+                out[col] = _masked_float(out[col])
+    rows = []
+
+    def step(cut, parameter, bad, masked_values=0):
+        nonlocal out
+        bad = np.asarray(bad, bool)
+        out = out[~bad]
+        rows.append((cut, parameter, int(bad.sum()), len(out), int(masked_values)))
+
+    radius = table.meta.get("radius_arcsec")
+    rows.append(("matched", f"radius {radius:g} arcsec" if radius is not None else "", 0, len(out), 0))
+    bits = tuple(c["starflag_bad_bits"] or ())
+    step("starflag", "bits " + ",".join(str(b) for b in bits) if bits else "none",
+         _bits_set(out["starflag"], bits))
+    bit = c["aspcap_star_bad_bit"]
+    step("aspcapflag", f"bit {bit}" if bit is not None else "none",
+         _bits_set(out["aspcapflag"], (bit,) if bit is not None else ()))
+    for cut, col, key in (("apogee snr", "snr", "apogee_snr_min"), ("rave snr", "snr_med_sparv", "rave_snr_min")):
+        limit = c[key]
+        bad = np.zeros(len(out), bool) if limit is None else ~(_float(out[col]) >= limit)
+        step(cut, f">= {limit:g}" if limit is not None else "none", bad)
+    bad = np.zeros(len(out), bool)
+    for name in required:
+        bad |= np.ma.getmaskarray(out[name])
+    step("required labels", ",".join(required) or "none", bad)
+    req_limited = [n for n in required if n in c["label_error_max"]]
+    bad = np.zeros(len(out), bool)
+    for name in req_limited:
+        bad |= ~(_float(out[f"{name}_err"]) <= c["label_error_max"][name])
+    step("required label errors", _limits(req_limited, c["label_error_max"]), bad)
+    optional = [n for n in with_limit if n not in required]
+    n_masked = 0
+    for name in optional:
+        over = ~(_float(out[f"{name}_err"]) <= c["label_error_max"][name]) & ~np.ma.getmaskarray(out[name])
+        out[name].mask |= over
+        n_masked += int(over.sum())
+    step("label errors", _limits(optional, c["label_error_max"]), np.zeros(len(out), bool), n_masked)
+    if c["repeats"] == "best":
+        keys = np.asarray(out["apogee_id"]).astype(str)
+        bad = ~_best_per_group(keys, _float(out["snr_med_sparv"]))
+    else:
+        bad = np.zeros(len(out), bool)
+    step("repeats", c["repeats"], bad)
+
+    cutflow = Table(rows=rows, names=("cut", "parameter", "removed", "remaining", "masked_values"),
+                    dtype=(str, str, np.int64, np.int64, np.int64))
+    out.meta["cuts"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in c.items()}
+    return out, cutflow
+
+
+# ------------------------------------------------------------------ split
+def stratum(table):
+    """Stratum of each row: ``metal_poor`` ([M/H] < −1), else ``dwarf`` (log g > 3.8), else
+    ``hot`` (Teff > 6200 K), else ``main``. Missing labels count as not meeting a condition."""
+    _require(table, ("m_h", "logg", "teff"), "stratum")
+    m_h, logg, teff = _float(table["m_h"]), _float(table["logg"]), _float(table["teff"])
+    return np.select([m_h < -1, logg > 3.8, teff > 6200], list(STRATA[:3]), default=STRATA[3]).astype("U10")
+
+
+def _allocate(n, fractions):
+    """Numbers of stars per part: largest remainders of ``n * fractions``; at least one per
+    part when n >= 3 (taken from the largest part)."""
+    exact = n * np.asarray(fractions, float)
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    if n >= 3:
+        for i in range(len(counts)):
+            if counts[i] == 0:
+                counts[i] += 1
+                counts[np.argmax(counts)] -= 1
+    return counts
+
+
+def split(table, fractions=(0.8, 0.1, 0.1), seed=42, group="apogee_id"):
+    """Assign each row to ``"train"``, ``"validation"`` or ``"test"``.
+
+    Stars (rows sharing ``group``; ``group=None``: every row its own star) are shuffled with
+    ``numpy.random.default_rng(seed)`` within each :func:`stratum` and shared out in the
+    given ``fractions`` (of stars, not rows); every stratum with >= 3 stars gets at least one
+    star in each part, and all rows of a star land in the same part. Deterministic for a
+    seed and independent of row order. Only labels rows: nothing here looks at the test part.
+    """
+    fractions = tuple(fractions)
+    f = np.asarray(fractions, float)
+    if f.shape != (3,) or not np.all(np.isfinite(f)) or np.any(f <= 0) or abs(f.sum() - 1) > 1e-9:
+        raise ValueError(f"fractions must be three positive numbers (train, validation, test) summing to 1, "
+                         f"got {fractions}")
+    n = len(table)
+    if group is None:
+        keys = np.arange(n).astype(str)
+    else:
+        _require(table, (group,), "split")
+        if np.ma.getmaskarray(table[group]).any():
+            raise ValueError(f"split: column {group!r} has masked values")
+        keys = np.array([str(x).strip() for x in np.asarray(table[group])])
+    strata = stratum(table)
+    stars, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    star_stratum = strata[first]  # the stratum of a star's first row
+    star_part = np.empty(len(stars), dtype="U10")
+    rng = np.random.default_rng(seed)
+    for name in STRATA:
+        members = np.flatnonzero(star_stratum == name)
+        if members.size == 0:
+            continue
+        members = rng.permutation(members)
+        counts = _allocate(members.size, f)
+        star_part[members] = np.repeat(PARTS, counts)
+    return star_part[inverse.ravel()]
