@@ -45,6 +45,20 @@ STAGE_FRACTIONS = {
 ABUNDANCE_TARGETS = ("fe_h", "si_fe", "al_fe", "mg_fe", "ni_fe")
 
 
+M_H_RANGE = (-2.5, 0.6)
+"""[M/H] range (dex) of the field stars."""
+
+
+def truncated_normal(mean, sd, bounds, n, rng):
+    """``n`` draws of N(mean, sd²) restricted to ``bounds`` (redrawn, not clipped: no pile-up at the edges)."""
+    out = rng.normal(mean, sd, n)
+    bad = (out < bounds[0]) | (out > bounds[1])
+    while bad.any():
+        out[bad] = rng.normal(mean, sd, bad.sum())
+        bad = (out < bounds[0]) | (out > bounds[1])
+    return out
+
+
 def alpha_sequence(population, m_h, rng):
     """[α/M] (dex) of stars of a population at metallicity ``m_h``: thin disc low-α,
     thick disc a high-α plateau with a knee at [M/H] ≈ −0.6, halo α-enhanced."""
@@ -124,7 +138,7 @@ def draw_field_stars(n, rng, relations=None):
     for i, name in enumerate(names):
         sel = np.flatnonzero(pop == i)
         spec = POPULATIONS[name]
-        m_h = np.clip(rng.normal(*spec["m_h"], sel.size), -2.5, 0.6)
+        m_h = truncated_normal(*spec["m_h"], M_H_RANGE, sel.size, rng)
         age[sel] = rng.uniform(*spec["age"], sel.size)
         st = rng.choice(len(STAGES), sel.size, p=STAGE_FRACTIONS[name])
         for j, stage_name in enumerate(STAGES):

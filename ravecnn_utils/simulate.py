@@ -59,6 +59,8 @@ RAVE_GRID = dict(crval1=8409.5, cdelt1=0.39, npix=990)
 always covering the common grid 8410–8795 Å of ``io.COMMON_GRID``."""
 
 SNR_MEDIAN = 40.0
+SNR_RANGE = (5.0, 250.0)
+"""Median and range of the RAVE SNR per pixel (continuum)."""
 CHUNK = 1000
 MANIFEST = "survey.json"
 FILES = dict(catalogue="ravedr6_catalogue.fits", allstar="allStar-dr17-synspec_rev1.fits",
@@ -178,12 +180,16 @@ def draw_observations(stars, rng):
     ra, dec = np.asarray(stars["ra"])[star_index], np.asarray(stars["dec"])[star_index]
     obs_id, dates, field = rave_obs_ids(ra, dec, rng)
     mag_i = np.asarray(stars["mag_I"])[star_index]
-    snr = SNR_MEDIAN * 10 ** (-0.2 * (mag_i - 11.2)) * rng.lognormal(0, 0.35, star_index.size)
+    snr = np.empty(star_index.size)
+    todo = np.arange(star_index.size)
+    while todo.size:  # lognormal scatter, redrawn (not clipped) outside SNR_RANGE
+        snr[todo] = SNR_MEDIAN * 10 ** (-0.2 * (mag_i[todo] - 11.2)) * rng.lognormal(0, 0.35, todo.size)
+        todo = todo[(snr[todo] < SNR_RANGE[0]) | (snr[todo] > SNR_RANGE[1])]
     n = star_index.size
     obs = Table({
         "rave_obs_id": obs_id, "star_index": star_index, "obsdate": dates, "field": field,
         "fibre": np.char.partition(obs_id, "_")[:, 2].astype(object),
-        "snr": np.clip(snr, 5, 250),
+        "snr": snr,
         "rv_residual": rng.normal(0, 1.5, n),
         "crval1": RAVE_GRID["crval1"] + rng.uniform(-0.2, 0.2, n),
         "cdelt1": RAVE_GRID["cdelt1"] * (1 + rng.normal(0, 3e-4, n)),

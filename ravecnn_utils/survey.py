@@ -61,6 +61,9 @@ def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=Non
     if out["manifest"] is not None:
         out["truth_stars"] = Table.read(rave_dir / FILES["truth"], hdu="STARS")
         out["truth_obs"] = Table.read(rave_dir / FILES["truth"], hdu="OBSERVATIONS")
+    for key in ("benchmark", "truth_stars", "truth_obs"):
+        if out.get(key) is not None:
+            out[key].convert_bytestring_to_unicode()  # FITS strings come back as bytes
     return out
 
 
