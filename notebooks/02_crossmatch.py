@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import crossmatch, io, metrics, plots, survey
+from ravecnn_utils import crossmatch, io, metrics, photometry, plots, survey
 from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.trainingset import write_training_set
 
@@ -54,6 +54,9 @@ match_radius_arcsec = 1.0                   # sky-match radius where the 2MASS i
 apogee_snr_min = 70                         # APOGEE SNR cut
 rave_snr_min = 10                           # RAVE SNR cut (snr_med_sparv)
 repeats = "keep"                            # RAVE repeat observations: "keep" all, or "best" SNR only
+starflag_bad_bits = [0, 3, 4, 18, 22]       # APOGEE STARFLAG bits that remove a star
+aspcap_star_bad_bit = 23                    # APOGEE ASPCAPFLAG bit STAR_BAD
+label_error_max = None                      # {label: largest error (K, dex)}; None: crossmatch.CUTS defaults
 split_fractions = [0.8, 0.1, 0.1]           # train, validation, test (fractions of stars)
 split_seed = 42                             # seed of the split
 processes = 2                               # worker processes reading spectra
@@ -120,8 +123,11 @@ plt.show()
 # star stays, and the network's loss will ignore the missing label.
 
 # %%
-kept, cutflow = crossmatch.apply_cuts(
-    matched, {"apogee_snr_min": apogee_snr_min, "rave_snr_min": rave_snr_min, "repeats": repeats})
+cuts = {"apogee_snr_min": apogee_snr_min, "rave_snr_min": rave_snr_min, "repeats": repeats,
+        "starflag_bad_bits": starflag_bad_bits, "aspcap_star_bad_bit": aspcap_star_bad_bit}
+if label_error_max is not None:
+    cuts["label_error_max"] = label_error_max
+kept, cutflow = crossmatch.apply_cuts(matched, cuts)
 cutflow
 
 # %%
@@ -259,6 +265,7 @@ apogee_vs_truth
 training_path = products / "training_set.fits"
 columns = ["rave_obs_id", "apogee_id", "split", "stratum", "snr_med_sparv", "method", "separation_arcsec",
            *LABELS, *(f"{n}_err" for n in LABELS)]
+columns += [c for c in photometry.COLUMNS if c in kept.colnames]  # the network's optional second input
 provenance = {
     "source": source, "data_source": data_source, "allstar": str(allstar_path),
     "allstar_release": allstar.meta["release"], "cuts": kept.meta["cuts"],
