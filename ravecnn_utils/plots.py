@@ -66,3 +66,27 @@ def sky_map(fig, ra, dec, subplot=111, **kwargs):
     ax.set_xticklabels([f"{h}h" for h in (14, 16, 18, 20, 22, 0, 2, 4, 6, 8, 10)])
     ax.grid(True, alpha=0.3)
     return ax
+
+
+def architecture_diagram(ax, layers, title):
+    """Draw a network as a column of boxes, one per layer: name, output shape and parameters.
+
+    ``layers`` is ``model.layer_table(model)``; activation and reshaping layers are drawn
+    smaller than the layers with weights.
+    """
+    n = len(layers)
+    for i, row in enumerate(layers):
+        y = n - 1 - i
+        weighted = row["parameters"] > 0
+        ax.add_patch(plt.Rectangle((0.1, y + 0.1), 0.8, 0.8 if weighted else 0.6,
+                                   color="tab:blue" if weighted else "0.85", alpha=0.6 if weighted else 1.0))
+        text = f"{row['layer']} ({row['class']})  {row['output_shape']}"
+        if weighted:
+            text += f"  — {row['parameters']:,} parameters"
+        ax.text(0.5, y + 0.45, text, ha="center", va="center", fontsize=7.5)
+        if i:
+            ax.annotate("", xy=(0.5, y + 0.9), xytext=(0.5, y + 1.1), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, n)
+    ax.axis("off")
+    ax.set_title(f"{title}: {int(np.sum(layers['parameters'])):,} parameters", fontsize=10)

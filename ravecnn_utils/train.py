@@ -62,6 +62,8 @@ class LabelScaler:
     def fit(self, y):
         """Fit on the training labels ``y`` (n, n_labels), physical units; returns self."""
         y = _as_float_array(y)
+        if y.shape[0] == 0:
+            raise ValueError("cannot fit the scaling on zero training rows")
         with warnings.catch_warnings():  # an all-missing label is allowed
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
@@ -215,8 +217,8 @@ def _grid_tuple(grid):
     if isinstance(grid, dict):
         return float(grid["start"]), float(grid["step"]), int(grid["n_pixels"])
     grid = np.asarray(grid, float)
-    if grid.ndim == 1 and grid.size > 3:  # a wavelength array
-        return float(grid[0]), float(grid[1] - grid[0]), int(grid.size)
+    if grid.ndim == 1 and grid.size > 3:  # a wavelength array: mean step, rounded to 1e-9 Å
+        return float(grid[0]), round(float((grid[-1] - grid[0]) / (grid.size - 1)), 9), int(grid.size)
     start, step, n = grid
     return float(start), float(step), int(n)
 
@@ -399,7 +401,7 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, n_models=5, seeds=None
     metadata : dict, e.g. training_set_hash, photometry (columns); stored with the ensemble.
     **fit_kwargs : epochs, batch_size, learning_rate, patience, verbose (see ``fit_model``).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != n_models:

@@ -87,5 +87,6 @@ def read_training_set(path):
         provenance = json.loads(hdul["LABELS"].header.get("PROVENAN", "{}"))
         stored_hash = hdul["LABELS"].header.get("HASH")
     table = Table.read(path, hdu="LABELS")
+    table.convert_bytestring_to_unicode()  # FITS strings come back as bytes
     table.meta = {"provenance": provenance, "hash": stored_hash}
     return wave, flux, error, table

@@ -33,7 +33,7 @@ def test_round_trip_keeps_spectra_labels_masks_and_provenance(tmp_path):
     np.testing.assert_allclose(wave, WAVE)
     np.testing.assert_allclose(f, flux, rtol=1e-6)
     assert np.isinf(e[0, 3])
-    assert list(back["split"]) == list(table["split"])
+    assert list(back["split"]) == list(table["split"]) and isinstance(back["split"][0], str)
     assert np.ma.getmaskarray(back["al_fe"])[1] and not np.ma.getmaskarray(back["teff"])[1]
     np.testing.assert_allclose(back["teff"], table["teff"])
     assert back.meta["provenance"] == {"seed": 42, "cuts": {"snr": 70}}

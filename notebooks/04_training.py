@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 — Training: ensembles of both networks
+#
+# **Overview.** Each network is trained several times from different random seeds; the
+# spread of the members' predictions is the ensemble's uncertainty. Labels are min–max
+# scaled on the training stars only; the loss ignores labels APOGEE did not measure; early
+# stopping watches the **validation** set (never the test set, which the published code
+# used for this). The worst members by validation loss can be dropped, as in the paper.
+# Since an ensemble's spread is known to be too small (the paper's by 2–7×), each
+# ensemble's uncertainties are calibrated on the validation set: one factor per label so
+# that the validation residuals divided by the uncertainties have unit scatter.
+#
+# **Prerequisites.** Notebook 02 (`data/products/training_set.fits`). **Writes** one
+# folder per ensemble in `data/products/models/` (`member_NN.keras` + `ensemble.json` with
+# labels, units, grid, scaling, calibration, training-set hash, seeds and histories).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # silence TensorFlow's C++ start-up logs
+
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+from astropy.table import Table
+
+from ravecnn_utils import metrics, model, photometry, plots, train
+from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.trainingset import read_training_set
+
+# %% tags=["parameters"]
+training_set_path = "../data/products/training_set.fits"  # written by notebook 02
+products_dir = "../data/products"      # ensembles go to <products_dir>/models/<name>/
+networks = ["slides", "paper_photometry"]  # any of "slides", "paper", "paper_photometry"
+slides_labels = ["teff", "logg", "m_h", "alpha_m"]  # the talk's four labels
+paper_labels = list(LABELS)            # the paper's nine labels
+n_models = 5                           # ensemble members per network
+drop_worst = 0.2                       # fraction of members (worst validation loss) dropped
+epochs = 100                           # maximum epochs per member
+patience = 10                          # early stopping: epochs without validation improvement
+batch_size = 64
+learning_rate = 1e-3                   # Adam
+seed = 42                              # member k uses seed + k
+
+# %% [markdown]
+# ## 1. The training set
+
+# %%
+wave, flux, error, table = read_training_set(training_set_path)
+source = table.meta["provenance"].get("source", "unknown data")
+parts = {name: np.asarray(table["split"]) == name for name in ("train", "validation")}
+print(f"This run uses: {source}")
+print(f"{len(table)} spectra × {wave.size} pixels; train {parts['train'].sum()}, "
+      f"validation {parts['validation'].sum()} (the test set is not touched here)")
+
+
+def labels_of(names, rows):
+    """Labels (n, k) of the selected rows, NaN where APOGEE has none."""
+    return np.column_stack([np.ma.filled(table[n].astype(float), np.nan)[rows] for n in names])
+
+
+NETWORKS = {
+    "slides": dict(architecture="slides", labels=slides_labels, photometry=False),
+    "paper": dict(architecture="paper", labels=paper_labels, photometry=False),
+    "paper_photometry": dict(architecture="paper", labels=paper_labels, photometry=True),
+}
+unknown = sorted(set(networks) - set(NETWORKS))
+if unknown:
+    raise ValueError(f"unknown network(s) {unknown}; known: {sorted(NETWORKS)}")
+
+# %% [markdown]
+# ## 2. Train
+
+# %%
+ensembles = {}
+for name in networks:
+    spec = NETWORKS[name]
+    phot, phot_scaler, meta = None, None, {"training_set_hash": table.meta["hash"], "network": name}
+    if spec["photometry"]:
+        phot = photometry.absolute_magnitudes(table)
+        phot_scaler = train.LabelScaler().fit(phot[parts["train"]])
+        meta |= {"photometry": list(photometry.FEATURES), "photometry_scaler": phot_scaler.to_dict()}
+
+    def inputs(rows):
+        return train.make_inputs(flux[rows], error[rows], None if phot is None else phot[rows], phot_scaler)
+
+    ensembles[name] = train.train_ensemble(
+        lambda: model.build(spec["architecture"], wave.size, spec["labels"], photometry=spec["photometry"]),
+        inputs(parts["train"]), labels_of(spec["labels"], parts["train"]),
+        inputs(parts["validation"]), labels_of(spec["labels"], parts["validation"]),
+        n_models=n_models, seeds=[seed + k for k in range(n_models)], drop_worst=drop_worst,
+        labels=spec["labels"], grid=wave, metadata=meta,
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience)
+    ensembles[name].calibrate(inputs(parts["validation"]), labels_of(spec["labels"], parts["validation"]))
+    ensembles[name].save(Path(products_dir) / "models" / name)
+    print(f"{name}: {ensembles[name]}")
+
+# %% [markdown]
+# ## 3. Learning curves
+#
+# Training and validation loss (masked MSE on min–max-scaled labels) of every kept member;
+# the dot marks the epoch whose weights were kept (the best validation loss).
+
+# %%
+fig, axes = plt.subplots(1, len(ensembles), figsize=(6.5 * len(ensembles), 4), squeeze=False)
+for ax, (name, ens) in zip(axes[0], ensembles.items()):
+    for k, (hist, best) in enumerate(zip(ens.metadata["histories"], ens.metadata["best_epochs"])):
+        colour = f"C{k}"
+        epochs_run = np.arange(1, len(hist["loss"]) + 1)
+        ax.plot(epochs_run, hist["loss"], color=colour, lw=0.8, ls="--")
+        ax.plot(epochs_run, hist["val_loss"], color=colour, lw=1.2, label=f"seed {ens.metadata['seeds'][k]}")
+        ax.plot(best, hist["val_loss"][best - 1], "o", color=colour)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (dashed: training, solid: validation)")
+    ax.set_title(f"{name}: {len(ens)} members kept, {len(ens.metadata['dropped'])} dropped")
+    ax.legend(fontsize=7)
+plots.caption(fig, f"Learning curves, {source}.")
+plt.show()
+
+timing = Table(rows=[(name, len(ens), ", ".join(map(str, ens.metadata["best_epochs"])),
+                      np.mean(ens.metadata["seconds_per_epoch"]), ens.members[0].count_params())
+                     for name, ens in ensembles.items()],
+               names=("network", "members", "chosen epochs", "seconds per epoch", "parameters"))
+timing["seconds per epoch"].format = ".2f"
+timing
+
+# %% [markdown]
+# ## 4. The validation set, label by label
+#
+# Network against APOGEE for the validation stars, with the calibrated uncertainties. The
+# numbers in each panel are the bias and robust scatter of (network − APOGEE).
+
+# %%
+rows = []
+for name, ens in ensembles.items():
+    spec = NETWORKS[name]
+    x_val = ens.inputs(flux[parts["validation"]], error[parts["validation"]], table[parts["validation"]])
+    mean, sigma = ens.predict(x_val, calibrated=True)
+    _, spread = ens.predict(x_val)
+    truth = labels_of(spec["labels"], parts["validation"])
+    ncol = 5 if len(spec["labels"]) > 4 else 4
+    nrow = int(np.ceil(len(spec["labels"]) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.2 * nrow), squeeze=False)
+    for j, (ax, label) in enumerate(zip(axes.flat, spec["labels"])):
+        ok = np.isfinite(truth[:, j])
+        bias, scatter = metrics.bias_and_scatter(mean[ok, j] - truth[ok, j])
+        ax.errorbar(truth[ok, j], mean[ok, j], yerr=sigma[ok, j], fmt=".", ms=2, lw=0.3, alpha=0.5,
+                    color="tab:blue", rasterized=True)
+        lo, hi = np.nanpercentile(truth[ok, j], [0.5, 99.5])
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel(f"APOGEE {axis_label(label)}", fontsize=8)
+        ax.set_ylabel("network", fontsize=8)
+        ax.text(0.04, 0.96, f"bias {bias:+.3g}\nσ {scatter:.3g}", transform=ax.transAxes, va="top", fontsize=8)
+        rows.append((name, label, ok.sum(), bias, scatter, np.nanmedian(spread[ok, j]),
+                     ens.calibration[label]))
+    for ax in axes.flat[len(spec["labels"]):]:
+        ax.axis("off")
+    fig.suptitle(f"{name}: validation set", fontsize=11)
+    plots.caption(fig, f"Validation stars of the {source}; error bars: calibrated ensemble σ.")
+    plt.show()
+
+# %% [markdown]
+# The calibration factor k multiplies the raw ensemble spread; k > 1 means the members agree
+# with each other more closely than they agree with APOGEE.
+
+# %%
+summary = Table(rows=rows, names=("network", "label", "validation stars", "bias", "robust scatter",
+                                  "median raw spread", "calibration k"))
+for col in ("bias", "robust scatter", "median raw spread", "calibration k"):
+    summary[col].format = ".3g"
+summary
+
+# %% [markdown]
+# ## Summary
+#
+# * Ensembles of the slides' and the paper's networks were trained with early stopping on
+#   the validation set; their learning curves, chosen epochs and time per epoch are above.
+# * On the validation stars, the bias and scatter per label are in the table; the raw
+#   ensemble spread is rescaled by the calibration factor k, saved with the ensemble.
+# * The ensembles are in `data/products/models/`, each with the metadata needed to use it
+#   safely: a loader refuses a grid or label set other than the one it was trained on.
+#
+# ## What's next
+#
+# Notebook 05 asks which spectral lines the networks use (gradients); notebook 06 measures
+# them on the test set, against the truth and the best possible precision.
