@@ -1,11 +1,16 @@
 """ravecnn_utils: the thin, tested library behind the ravecnn notebooks.
 
-One module per concern: ``labels`` (label names and units), ``linelist`` (the
-atomic and hydrogen lines of the RAVE region), ``forward`` (the forward model of
-RAVE-like spectra and its Jacobian), ``galaxy`` (the mock Milky Way), ``simulate``
-(the simulated survey written in the real releases' file formats), ``io``
-(readers and writers), ``realism`` (simulated against real spectra), ``plots``
-and ``notebooks`` (the papermill runner).
+One module per concern:
+
+* the simulated survey: ``labels`` (names, units), ``linelist`` (lines of the RAVE region),
+  ``forward`` (spectra from labels, their Jacobian and Fisher information), ``galaxy`` (the
+  mock Milky Way), ``simulate`` (the survey in the real releases' file formats), ``realism``
+  (simulated against real spectra);
+* the data: ``io`` (RAVE DR6 and APOGEE readers and writers, the spectra cube), ``survey``
+  (a survey folder as the notebooks see it), ``crossmatch`` (match, cuts, split),
+  ``trainingset`` (the training-set file), ``photometry`` (the second input);
+* the network: ``model`` (architectures, masked loss), ``train`` (scaling, ensembles,
+  calibration, saving); ``metrics``; ``plots``; ``notebooks`` (the papermill runner).
 """
 
 __version__ = "0.1.0"

@@ -210,6 +210,23 @@ def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
     return model, history, info
 
 
+def _predict(model, x, batch_size):
+    """A model's output for x (array or dict of arrays), in batches, as float64.
+
+    Calls the model directly (inference mode) rather than ``model.predict``, which builds a
+    new traced function per member and makes TensorFlow warn about retracing.
+    """
+    import keras
+
+    n = len(x["spectrum"]) if isinstance(x, dict) else len(x)
+    out = []
+    for start in range(0, n, batch_size):
+        part = ({k: v[start:start + batch_size] for k, v in x.items()} if isinstance(x, dict)
+                else x[start:start + batch_size])
+        out.append(keras.ops.convert_to_numpy(model(part, training=False)))
+    return np.concatenate(out).astype(float)
+
+
 def _grid_tuple(grid):
     """(start Å, step Å, n_pixels) from a tuple, a dict or a regular wavelength array."""
     if grid is None:
@@ -258,8 +275,7 @@ class Ensemble:
 
         With ``calibrated=True`` the spread is multiplied by the validation factor k of each label.
         """
-        scaled = np.stack([np.asarray(m.predict(x, batch_size=batch_size, verbose=0), float)
-                           for m in self.members])
+        scaled = np.stack([_predict(m, x, batch_size) for m in self.members])
         if scaled.shape[-1] != len(self.labels):
             raise ValueError(f"members predict {scaled.shape[-1]} labels, ensemble has {len(self.labels)}")
         mean = self.scaler.inverse(scaled.mean(axis=0))
