@@ -38,6 +38,7 @@ from astropy.table import Table
 
 from ravecnn_utils import crossmatch, io, metrics, photometry, plots, survey
 from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.trainingset import write_training_set
 
 sns.set_theme(context="notebook", style="ticks")
@@ -154,7 +155,7 @@ missing
 # an interruption.
 
 # %%
-cube_path = products / "spectra_cube.fits"
+cube_path = products / PRODUCT_FILES["spectra_cube"]
 spectrum_files = [rave_dir / "spectra" / io.spectrum_filename(i) for i in rave["rave_obs_id"]]
 io.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes)
 wave, flux, error, cube_ids = io.read_spectra_cube(cube_path)
@@ -262,7 +263,7 @@ apogee_vs_truth
 # ## 8. Write the training set
 
 # %%
-training_path = products / "training_set.fits"
+training_path = products / PRODUCT_FILES["training_set"]
 columns = ["rave_obs_id", "apogee_id", "split", "stratum", "snr_med_sparv", "method", "separation_arcsec",
            *LABELS, *(f"{n}_err" for n in LABELS)]
 columns += [c for c in photometry.COLUMNS if c in kept.colnames]  # the network's optional second input

@@ -42,11 +42,11 @@ from astropy.table import Table
 
 from ravecnn_utils import metrics, model, photometry, plots, train
 from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.trainingset import read_training_set
 
 # %% tags=["parameters"]
-training_set_path = "../data/products/training_set.fits"  # written by notebook 02
-products_dir = "../data/products"      # ensembles go to <products_dir>/models/<name>/
+products_dir = "../data/products"      # reads training_set.fits (notebook 02); writes models/<name>/
 networks = ["slides", "paper_photometry"]  # any of "slides", "paper", "paper_photometry"
 slides_labels = ["teff", "logg", "m_h", "alpha_m"]  # the talk's four labels
 paper_labels = list(LABELS)            # the paper's nine labels
@@ -62,7 +62,8 @@ seed = 42                              # member k uses seed + k
 # ## 1. The training set
 
 # %%
-wave, flux, error, table = read_training_set(training_set_path)
+products = Path(products_dir)
+wave, flux, error, table = read_training_set(products / PRODUCT_FILES["training_set"])
 source = table.meta["provenance"].get("source", "unknown data")
 parts = {name: np.asarray(table["split"]) == name for name in ("train", "validation")}
 print(f"This run uses: {source}")
@@ -108,7 +109,7 @@ for name in networks:
         labels=spec["labels"], grid=wave, metadata=meta,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience)
     ensembles[name].calibrate(inputs(parts["validation"]), labels_of(spec["labels"], parts["validation"]))
-    ensembles[name].save(Path(products_dir) / "models" / name)
+    ensembles[name].save(products / PRODUCT_FILES["models"] / name)
     print(f"{name}: {ensembles[name]}")
 
 # %% [markdown]

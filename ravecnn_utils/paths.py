@@ -9,3 +9,10 @@ GUIGLION2020_DIR = DATA_DIR / "guiglion2020"
 CROSSMATCH_LABELS_FILE = GUIGLION2020_DIR / "training_sample_labels.csv"
 REAL_SPECTRA_FILE = DATA_DIR / "real_cat_spectra" / "spectra.fits"
 REAL_LABELS_FILE = DATA_DIR / "real_cat_spectra" / "labels.csv"
+
+PRODUCT_FILES = {
+    "spectra_cube": "spectra_cube.fits",    # notebook 02: every RAVE spectrum on the common grid
+    "training_set": "training_set.fits",    # notebook 02: matched spectra, labels, split
+    "models": "models",                     # notebook 04: one folder per trained ensemble
+}
+"""Names of what the notebooks write in their ``products_dir`` (``data/products`` by default)."""
