@@ -157,7 +157,7 @@ missing
 # %%
 cube_path = products / PRODUCT_FILES["spectra_cube"]
 spectrum_files = [rave_dir / "spectra" / io.spectrum_filename(i) for i in rave["rave_obs_id"]]
-io.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes)
+io.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes, overwrite=True)
 wave, flux, error, cube_ids = io.read_spectra_cube(cube_path)
 print(f"cube: {flux.shape[0]} spectra × {flux.shape[1]} pixels, {wave[0]:.2f}–{wave[-1]:.2f} Å; "
       f"{int(np.sum(cube_ids['rejected']))} flagged for too many bad pixels")

@@ -377,8 +377,18 @@ def _linear_step(grid_spec, grid):
     return float(step)
 
 
-def _cube_header(grid, step, n, max_bad_fraction, edge_tolerance):
+def _sources_digest(paths, grid, max_bad_fraction, edge_tolerance):
+    """SHA-1 of what a cube is made from: the grid, the settings, and each file's path, size and mtime."""
+    digest = hashlib.sha1(grid.tobytes() + repr((max_bad_fraction, edge_tolerance)).encode())
+    for p in paths:
+        stat = p.stat()
+        digest.update(f"{p.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def _cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources):
     header = fits.Header()
+    header["SOURCES"] = sources  # SHA-1 of the input files (path, size, mtime) and settings
     header["CTYPE1"] = ("AWAV", "air wavelength")
     header["CUNIT1"] = "Angstrom"
     header["CRPIX1"] = 1.0
@@ -405,7 +415,9 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     (1 = serial) and each finished chunk is saved in ``<out_path>.parts/``; a rerun after an
     interruption skips them. The cube is then streamed chunk by chunk into a temporary file
     renamed to ``out_path`` and the parts folder is removed. A bad file raises ValueError
-    naming it, and nothing is written at ``out_path``. Returns ``out_path``.
+    naming it, and nothing is written at ``out_path``. An existing cube made from the same
+    files (path, size, modification time) and settings is kept as it is; one made from others
+    is replaced only with ``overwrite=True``. Returns ``out_path``.
     """
     out_path = Path(out_path)
     paths = [Path(p) for p in spectrum_paths]
@@ -418,11 +430,20 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not 0 <= max_bad_fraction <= 1:
         raise ValueError(f"max_bad_fraction must lie in [0, 1], got {max_bad_fraction!r}")
-    if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} exists; pass overwrite=True to replace it")
     absent = [p for p in paths if not p.is_file()]
     if absent:  # checked up front: better than failing hours into a run
         raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {absent[0]}")
+    sources = _sources_digest(paths, grid, max_bad_fraction, edge_tolerance)
+    if out_path.exists():
+        try:
+            existing = fits.getheader(out_path).get("SOURCES")
+        except OSError:  # not a FITS file
+            existing = None
+        if existing == sources:
+            return out_path  # up to date: made from these very files and settings
+        if not overwrite:
+            raise FileExistsError(f"{out_path} exists and was made from other files or settings; "
+                                  f"pass overwrite=True to replace it")
     ids = np.array([rave_obs_id_from_path(p) for p in paths])
     unique, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
@@ -473,7 +494,7 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     if n_bad.size != n:
         raise ValueError(f"{parts_dir}: the saved chunks hold {n_bad.size} spectra, expected {n}; "
                          "delete the folder and run again")
-    header = _cube_header(grid, step, n, max_bad_fraction, edge_tolerance)
+    header = _cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources)
     with atomic_path(out_path) as tmp:
         fits.PrimaryHDU(header=header).writeto(tmp)
         for ext in ("FLUX", "ERROR"):

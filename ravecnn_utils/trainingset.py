@@ -90,3 +90,15 @@ def read_training_set(path):
     table.convert_bytestring_to_unicode()  # FITS strings come back as bytes
     table.meta = {"provenance": provenance, "hash": stored_hash}
     return wave, flux, error, table
+
+
+def label_array(table, names, rows=None):
+    """Labels ``names`` of a training-set table as a float array (n, k), NaN where missing.
+
+    ``rows`` (a boolean mask or indices) selects rows; default all.
+    """
+    missing = [n for n in names if n not in table.colnames]
+    if missing:
+        raise ValueError(f"table lacks the label column(s) {missing}")
+    out = np.column_stack([np.ma.filled(np.ma.asarray(table[n], dtype=float), np.nan) for n in names])
+    return out if rows is None else out[rows]

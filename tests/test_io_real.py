@@ -442,3 +442,15 @@ def test_simulated_survey_allstar(smoke_survey, tmp_path):
         assert a.mask.tolist() == b.mask.tolist(), col
         np.testing.assert_array_equal(a.filled(np.nan), b.filled(np.nan))
     assert sum(tables["dr16"][c].mask.sum() for c in io.ALLSTAR_LABEL_COLUMNS) > 0
+
+
+def test_up_to_date_cube_is_kept_and_another_file_list_is_refused(spectra, tmp_path):
+    """Rebuilding from the same files leaves the cube untouched; other files need overwrite=True."""
+    out = io.build_spectra_cube(spectra[:3], tmp_path / "cube.fits", processes=1, progress=False)
+    before = out.stat().st_mtime_ns
+    io.build_spectra_cube(spectra[:3], out, processes=1, progress=False)
+    assert out.stat().st_mtime_ns == before
+    with pytest.raises(FileExistsError, match="other files"):
+        io.build_spectra_cube(spectra[:4], out, processes=1, progress=False)
+    io.build_spectra_cube(spectra[:4], out, processes=1, progress=False, overwrite=True)
+    assert len(io.read_spectra_cube(out)[3]) == 4

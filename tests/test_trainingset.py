@@ -72,3 +72,16 @@ def test_missing_extension_is_named(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((2, 3)), name="FLUX")]).writeto(tmp_path / "bad.fits")
     with pytest.raises(ValueError, match="bad.fits.*ERROR"):
         read_training_set(tmp_path / "bad.fits")
+
+
+def test_label_array_fills_missing_with_nan_and_selects_rows():
+    """Masked labels become NaN; a boolean row mask selects rows; unknown names are refused."""
+    from ravecnn_utils.trainingset import label_array
+
+    table = make_table()
+    y = label_array(table, ["teff", "al_fe"])
+    assert y.shape == (len(table), 2) and np.isnan(y[1, 1]) and np.isfinite(y[1, 0])
+    rows = np.asarray(table["split"]) == "train"
+    assert label_array(table, ["teff"], rows).shape == (rows.sum(), 1)
+    with pytest.raises(ValueError, match="nope"):
+        label_array(table, ["nope"])
