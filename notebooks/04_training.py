@@ -43,7 +43,7 @@ from astropy.table import Table
 from ravecnn_utils import metrics, model, photometry, plots, train
 from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.trainingset import read_training_set
+from ravecnn_utils.trainingset import label_array, read_training_set
 
 # %% tags=["parameters"]
 products_dir = "../data/products"      # reads training_set.fits (notebook 02); writes models/<name>/
@@ -69,11 +69,6 @@ parts = {name: np.asarray(table["split"]) == name for name in ("train", "validat
 print(f"This run uses: {source}")
 print(f"{len(table)} spectra × {wave.size} pixels; train {parts['train'].sum()}, "
       f"validation {parts['validation'].sum()} (the test set is not touched here)")
-
-
-def labels_of(names, rows):
-    """Labels (n, k) of the selected rows, NaN where APOGEE has none."""
-    return np.column_stack([np.ma.filled(table[n].astype(float), np.nan)[rows] for n in names])
 
 
 NETWORKS = {
@@ -103,12 +98,12 @@ for name in networks:
 
     ensembles[name] = train.train_ensemble(
         lambda: model.build(spec["architecture"], wave.size, spec["labels"], photometry=spec["photometry"]),
-        inputs(parts["train"]), labels_of(spec["labels"], parts["train"]),
-        inputs(parts["validation"]), labels_of(spec["labels"], parts["validation"]),
+        inputs(parts["train"]), label_array(table, spec["labels"], parts["train"]),
+        inputs(parts["validation"]), label_array(table, spec["labels"], parts["validation"]),
         n_models=n_models, seeds=[seed + k for k in range(n_models)], drop_worst=drop_worst,
         labels=spec["labels"], grid=wave, metadata=meta,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience)
-    ensembles[name].calibrate(inputs(parts["validation"]), labels_of(spec["labels"], parts["validation"]))
+    ensembles[name].calibrate(inputs(parts["validation"]), label_array(table, spec["labels"], parts["validation"]))
     ensembles[name].save(products / PRODUCT_FILES["models"] / name)
     print(f"{name}: {ensembles[name]}")
 
@@ -155,7 +150,7 @@ for name, ens in ensembles.items():
     x_val = ens.inputs(flux[parts["validation"]], error[parts["validation"]], table[parts["validation"]])
     mean, sigma = ens.predict(x_val, calibrated=True)
     _, spread = ens.predict(x_val)
-    truth = labels_of(spec["labels"], parts["validation"])
+    truth = label_array(table, spec["labels"], parts["validation"])
     ncol = 5 if len(spec["labels"]) > 4 else 4
     nrow = int(np.ceil(len(spec["labels"]) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.2 * nrow), squeeze=False)
