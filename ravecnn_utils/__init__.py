@@ -10,7 +10,9 @@ One module per concern:
   (a survey folder as the notebooks see it), ``crossmatch`` (match, cuts, split),
   ``trainingset`` (the training-set file), ``photometry`` (the second input);
 * the network: ``model`` (architectures, masked loss), ``train`` (scaling, ensembles,
-  calibration, saving); ``metrics``; ``plots``; ``notebooks`` (the papermill runner).
+  calibration, saving), ``gradients`` (∂label/∂flux, population means, the lines behind them);
+* the peers: ``baselines`` (mean, ridge, PCA + ridge, kNN, The Cannon); ``metrics``; ``plots``;
+  ``notebooks`` (the papermill runner).
 """
 
 __version__ = "0.1.0"

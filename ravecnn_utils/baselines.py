@@ -343,6 +343,7 @@ class TheCannon(Baseline):
         if n <= n_coeff:
             raise ValueError(f"The Cannon with {k} labels has {n_coeff} coefficients per pixel and needs more "
                              f"than {n_coeff} training spectra with every label present; found {n}")
+        self.n_train_ = n  # rows with every trained label present
         self.pivot_ = labels.mean(axis=0)
         sd = labels.std(axis=0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
@@ -376,7 +377,7 @@ class TheCannon(Baseline):
         theta = np.zeros((n_pix, n_coeff))
         theta[:, 0] = 1.0
         for _ in range(max(self.n_iterations, 1)):
-            w = np.where(good, 1.0 / (np.where(good, noise_var, 0.0) + s2), 0.0)[:, usable]
+            w = np.where(good, 1.0 / np.where(good, noise_var + s2, 1.0), 0.0)[:, usable]
             a = np.zeros((w.shape[1], n_coeff, n_coeff))
             a[:, iu, ju] = w.T @ products
             a[:, ju, iu] = a[:, iu, ju]

@@ -1,0 +1,171 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 — What the network looks at: gradients
+#
+# **Overview.** A network that returns good numbers for the wrong reasons would not be
+# trusted. The derivative of each predicted label with respect to the flux of each pixel,
+# ∂label/∂flux, shows which parts of the spectrum move the answer: for a network that learnt
+# physics, the Ca II triplet, Fe I, Mg I, Si I and Ti I lines, and the Paschen lines of hot
+# stars. The gradients are averaged over populations (cool giants, red clump, dwarfs,
+# metal-poor and hot stars) and the strongest peaks are identified against the line list.
+# For a simulated survey the forward model knows where the information is — its own
+# sensitivity ∂flux/∂label — so we can ask whether the network uses the lines that carry it.
+#
+# **Prerequisites.** Notebooks 02 (`training_set.fits`) and 04 (the ensembles in `models/`).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # silence TensorFlow's C++ start-up logs
+
+import time
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+from astropy.table import Table, vstack
+
+from ravecnn_utils import gradients, plots
+from ravecnn_utils.forward import ForwardModel
+from ravecnn_utils.labels import LABELS, UNITS, LATEX
+from ravecnn_utils.paths import PRODUCT_FILES
+from ravecnn_utils.simulate import FILES
+from ravecnn_utils.train import Ensemble
+from ravecnn_utils.trainingset import read_training_set
+
+# %% tags=["parameters"]
+products_dir = "../data/products"   # reads training_set.fits and models/ (notebooks 02, 04)
+survey_dir = "../data/sim/full"     # the simulated survey, for the forward model's sensitivity
+network = "slides"                  # which ensemble of notebook 04
+n_spectra = 1000                    # training + validation spectra whose gradients are computed
+top_n = 5                           # strongest peaks listed per label
+seed = 1                            # which spectra are drawn
+
+# %% [markdown]
+# ## 1. The network and the spectra
+
+# %%
+products = Path(products_dir)
+wave, flux, error, table = read_training_set(products / PRODUCT_FILES["training_set"])
+ens = Ensemble.load(products / PRODUCT_FILES["models"] / network, grid=wave)
+source = table.meta["provenance"].get("source", "unknown data")
+usable = np.flatnonzero(np.isin(table["split"], ["train", "validation"]))  # never the test set
+rows = np.sort(np.random.default_rng(seed).choice(usable, min(n_spectra, usable.size), replace=False))
+x = ens.inputs(flux[rows], error[rows], table[rows])
+print(f"This run uses: {source}")
+print(f"{network}: {len(ens)} members, labels {', '.join(ens.labels)}; {rows.size} spectra")
+
+# %% [markdown]
+# ## 2. ∂label/∂flux
+
+# %%
+start = time.perf_counter()
+grad = gradients.label_gradients(ens, x)
+seconds = time.perf_counter() - start
+print(f"gradients of {rows.size} spectra × {len(ens.labels)} labels × {wave.size} pixels "
+      f"through {len(ens)} members in {seconds:.1f} s")
+masks = gradients.population_masks(table[rows])
+pop_mean = gradients.mean_gradients(grad, masks)
+Table({"population": list(masks), "stars": [int(m.sum()) for m in masks.values()]})
+
+# %% [markdown]
+# The slides' figure: the mean gradient of each label, per population, in physical units
+# (K or dex per unit of normalised flux), with the landmark lines marked.
+
+# %%
+fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.4 * len(ens.labels)), sharex=True)
+for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
+    for k, (name, g) in enumerate(pop_mean.items()):
+        ax.plot(wave, g[j], lw=0.8, color=f"C{k}", label=f"{name} ({int(masks[name].sum())})")
+    plots.mark_lines(ax)
+    ax.set_ylabel(f"∂{LATEX[label]}/∂flux\n[{UNITS[label]}]", fontsize=9)
+np.atleast_1d(axes)[0].legend(ncol=5, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.15))
+np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
+plots.caption(fig, f"Mean gradients of the {network} ensemble per population, {source}.")
+plt.show()
+
+# %% [markdown]
+# ## 3. Which lines drive which label
+#
+# The strongest peaks of |∂label/∂flux| averaged over all the spectra above, named after the
+# nearest landmark line of the region (Ca II, Fe I, Mg I, Si I, Ti I, Paschen; the lines
+# marked on the figures) within 1.5 Å, which also catches the inner wings of the Ca II lines.
+# The full line list is too dense to name a peak by proximity alone: a peak marked "—" lies
+# on none of the landmarks.
+
+# %%
+mean_all = grad.mean(axis=0)
+tables = []
+for j, label in enumerate(ens.labels):
+    top = gradients.top_lines(mean_all[j], wave, plots.LANDMARKS, n=top_n, window=1.5)
+    top.add_column(label, name="label", index=0)
+    tables.append(top)
+drivers = vstack(tables)
+drivers["wavelength_peak"].format = drivers["line_wavelength"].format = ".2f"
+drivers["gradient"].format = ".3g"
+drivers
+
+# %% [markdown]
+# ## 4. Does the network use the lines that carry the information?
+#
+# For a simulated survey, the forward model gives ∂flux/∂label for the same stars (at their
+# true labels). Large |∂flux/∂label| marks the pixels that carry information about a label;
+# large |∂label/∂flux| marks the pixels the network reads. The two have inverse units, so we
+# compare their shapes: each normalised to its maximum, and their correlation.
+
+# %%
+truth_path = Path(survey_dir) / FILES["truth"]
+if table.meta["provenance"].get("data_source") == "sim" and truth_path.is_file():
+    truth = Table.read(truth_path, hdu="STARS")
+    truth.convert_bytestring_to_unicode()
+    index = {sid: i for i, sid in enumerate(truth["id_2mass"])}
+    true_labels = np.column_stack([np.asarray(truth[n], float) for n in LABELS])[
+        [index[s] for s in table["apogee_id"][rows]]]
+    sens = gradients.forward_sensitivity(ForwardModel(), true_labels, wave, label_names=ens.labels)
+    fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.2 * len(ens.labels)), sharex=True)
+    agreement = []
+    for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
+        net, fwd = np.abs(mean_all[j]), np.abs(sens[j])
+        ax.plot(wave, fwd / fwd.max(), color="0.5", lw=0.8, label="|∂flux/∂label| (forward model)")
+        ax.plot(wave, net / net.max(), color="tab:red", lw=0.8, label="|∂label/∂flux| (network)")
+        ax.set_ylabel(LATEX[label])
+        agreement.append((label, np.corrcoef(net, fwd)[0, 1]))
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="upper right")
+    np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
+    plots.caption(fig, f"Where the information is (grey) and where the network looks (red), {source}.")
+    plt.show()
+    agreement = Table(rows=agreement, names=("label", "correlation of |network| and |forward model|"))
+    agreement["correlation of |network| and |forward model|"].format = ".2f"
+else:
+    agreement = None
+    print("real data: the forward model's sensitivity is not the data's; comparison skipped")
+agreement
+
+# %% [markdown]
+# ## Summary
+#
+# * The gradient spectra show which lines move each label, population by population; the
+#   table lists the strongest peaks and the lines they fall on.
+# * For the simulated survey, the correlation between where the network looks and where the
+#   forward model puts the information is in the last table: a low value for a label means
+#   the network predicts it from something other than its own lines (for example from
+#   correlations with other labels in the training set).
+#
+# ## What's next
+#
+# Notebook 06 measures the networks on the test set against APOGEE, the truth, the
+# best precision any method could reach, and the methods an astronomer would use instead.
