@@ -39,7 +39,6 @@ import seaborn as sns
 from astropy.table import Table
 
 from ravecnn_utils import io, plots, realism, survey
-from ravecnn_utils.forward import ForwardModel
 from ravecnn_utils.galaxy import read_crossmatch_labels
 from ravecnn_utils.labels import APOGEE_COLUMNS, LABELS, axis_label
 from ravecnn_utils.simulate import simulate_survey

@@ -6,7 +6,6 @@ read-only here; tests that change a survey work on a copy or on a tiny profile.
 """
 
 import json
-import os
 import re
 import shutil
 
