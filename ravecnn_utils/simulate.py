@@ -23,6 +23,7 @@ The folder appears only when complete (it is built under a temporary name).
 
 import argparse
 import hashlib
+import inspect
 import json
 import multiprocessing
 import shutil
@@ -36,7 +37,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from tqdm import tqdm
 
-from . import __version__, galaxy
+from . import __version__, galaxy, io
 from .forward import ForwardModel, cramer_rao_bound, fisher_information, resample
 from .io import spectrum_filename, write_rave_spectrum, write_table
 from .labels import APOGEE_COLUMNS, LABELS
@@ -412,15 +413,19 @@ def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
 
 # ------------------------------------------------------------------ the survey
 def fingerprint(linelist_path=LINELIST_FILE):
-    """SHA-256 of what the survey is made from: the simulation's source code and the line list.
+    """SHA-256 of what the survey is made from: the simulation's source code, the writers it
+    uses from ``io`` (not the readers), the line list and the real cross-match labels.
 
     Stored in ``survey.json``; a survey whose fingerprint differs is out of date.
     """
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for path in [here / f"{m}.py" for m in ("simulate", "forward", "galaxy", "linelist", "io")] + [
-            Path(linelist_path), CROSSMATCH_LABELS_FILE]:
-        digest.update(Path(path).read_bytes())
+    for module in ("simulate", "forward", "galaxy", "linelist"):
+        digest.update((here / f"{module}.py").read_bytes())
+    for writer in (io.atomic_path, io.spectrum_filename, io.write_rave_spectrum, io.write_table):
+        digest.update(inspect.getsource(writer).encode())
+    for path in (Path(linelist_path), CROSSMATCH_LABELS_FILE):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -498,3 +498,17 @@ def test_two_processes_give_the_same_survey_as_one(tmp_path, monkeypatch):
     spectra = sorted((tmp_path / "serial" / "spectra").iterdir())
     for path in spectra[::50]:
         assert (tmp_path / "pool" / "spectra" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_fingerprint_follows_the_writers_not_the_readers(monkeypatch):
+    """The survey's fingerprint changes with the spectrum writer's code, not with a reader's."""
+    base = simulate.fingerprint()
+    monkeypatch.setattr(simulate.inspect, "getsource",
+                        lambda obj: "changed" if obj is io.write_rave_spectrum else "same")
+    with_changed_writer = simulate.fingerprint()
+    monkeypatch.setattr(simulate.inspect, "getsource",
+                        lambda obj: "changed" if obj is io.read_rave_spectrum else "same")
+    with_changed_reader = simulate.fingerprint()
+    assert base != with_changed_writer != with_changed_reader
+    monkeypatch.setattr(simulate.inspect, "getsource", lambda obj: "same")
+    assert simulate.fingerprint() == with_changed_reader
