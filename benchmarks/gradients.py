@@ -10,7 +10,6 @@ first call (includes tracing the TensorFlow function) and a repeat — then the 
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,12 +19,7 @@ import numpy as np  # noqa: E402
 from ravecnn_utils.gradients import label_gradients  # noqa: E402
 from ravecnn_utils.model import paper_cnn, slides_cnn  # noqa: E402
 from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
-
-
-def timed(func, *args, **kwargs):
-    start = time.perf_counter()
-    out = func(*args, **kwargs)
-    return out, time.perf_counter() - start
+from common import timed  # noqa: E402  (benchmarks/common.py)
 
 
 def main():

@@ -10,7 +10,6 @@ import argparse
 import resource
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,7 @@ from ravecnn_utils.forward import ForwardModel
 from ravecnn_utils.galaxy import draw_field_stars
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulate import simulate_survey
-
-
-def timed(func, *args, **kwargs):
-    start = time.perf_counter()
-    out = func(*args, **kwargs)
-    return out, time.perf_counter() - start
+from common import timed  # noqa: E402  (benchmarks/common.py)
 
 
 def main():
