@@ -39,7 +39,7 @@ from astropy.table import Table
 from ravecnn_utils import crossmatch, io, metrics, photometry, plots, survey
 from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.trainingset import write_training_set
+from ravecnn_utils.trainingset import label_array, write_training_set
 
 sns.set_theme(context="notebook", style="ticks")
 
@@ -174,11 +174,7 @@ kept["split"] = crossmatch.split(kept, fractions=split_fractions, seed=split_see
 kept["stratum"] = crossmatch.stratum(kept)
 row = {obs_id: i for i, obs_id in enumerate(cube_ids["rave_obs_id"])}
 index = np.array([row[i] for i in kept["rave_obs_id"]])
-counts = Table(rows=[(part, *[int(np.sum((kept["split"] == part) & (kept["stratum"] == s)))
-                              for s in crossmatch.STRATA], int(np.sum(kept["split"] == part)))
-                     for part in crossmatch.PARTS],
-               names=("part", *crossmatch.STRATA, "all"))
-counts
+crossmatch.split_counts(kept)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
@@ -249,12 +245,9 @@ if simulated:
     truth = data["truth_stars"]
     star = {sid: i for i, sid in enumerate(truth["id_2mass"])}
     idx = np.array([star[s] for s in kept["apogee_id"]])
-    rows = []
-    for name in LABELS:
-        resid = np.ma.filled(kept[name].astype(float), np.nan) - np.asarray(truth[name])[idx]
-        rows.append((name, int(np.isfinite(resid).sum()), *metrics.bias_and_scatter(resid)))
-    apogee_vs_truth = Table(rows=rows, names=("label", "stars", "bias (APOGEE − truth)", "robust scatter"))
-    apogee_vs_truth["bias (APOGEE − truth)"].format = apogee_vs_truth["robust scatter"].format = ".3f"
+    true_labels = np.column_stack([np.asarray(truth[name], float)[idx] for name in LABELS])
+    apogee_vs_truth = metrics.residual_table(label_array(kept, LABELS), true_labels, LABELS,
+                                             what="APOGEE − truth")
 else:
     print("real data: no truth to compare with")
 apogee_vs_truth

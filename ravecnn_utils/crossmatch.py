@@ -397,3 +397,15 @@ def split(table, fractions=(0.8, 0.1, 0.1), seed=42, group="apogee_id"):
         counts = _allocate(members.size, f)
         star_part[members] = np.repeat(PARTS, counts)
     return star_part[inverse.ravel()]
+
+
+def split_counts(table):
+    """Rows per part (train / validation / test) and :func:`stratum`, with an ``all`` column.
+
+    ``table`` needs the columns ``split`` and ``stratum``.
+    """
+    _require(table, ("split", "stratum"), "split_counts")
+    part, strat = np.asarray(table["split"]).astype(str), np.asarray(table["stratum"]).astype(str)
+    rows = [(p, *(int(np.sum((part == p) & (strat == s))) for s in STRATA), int(np.sum(part == p)))
+            for p in PARTS]
+    return Table(rows=rows, names=("part", *STRATA, "all"))

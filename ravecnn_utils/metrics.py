@@ -17,3 +17,18 @@ def bias_and_scatter(residuals):
         return np.nan, np.nan
     bias = np.median(r)
     return float(bias), float(MAD_TO_SIGMA * np.median(np.abs(r - bias)))
+
+
+def residual_table(estimate, reference, names, what="estimate − reference"):
+    """Bias and robust scatter per label of ``estimate − reference`` (arrays (n, k), NaN = missing).
+
+    Returns an astropy Table: label, number of finite residuals, bias, robust scatter.
+    """
+    from astropy.table import Table
+
+    diff = np.asarray(estimate, float) - np.asarray(reference, float)
+    rows = [(name, int(np.isfinite(diff[:, j]).sum()), *bias_and_scatter(diff[:, j]))
+            for j, name in enumerate(names)]
+    table = Table(rows=rows, names=("label", "stars", f"bias ({what})", "robust scatter"))
+    table[f"bias ({what})"].format = table["robust scatter"].format = ".3f"
+    return table

@@ -20,10 +20,11 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from .crossmatch import PARTS
 from .io import atomic_path
 from .labels import LABELS
 
-SPLITS = ("train", "validation", "test")
+SPLITS = PARTS  # train, validation, test (crossmatch.split writes them)
 
 
 def table_hash(table):

@@ -319,3 +319,16 @@ def test_smoke_survey_end_to_end(smoke_survey):
     assert set(part) == set(cm.PARTS)
     for star in np.unique(kept["apogee_id"]):
         assert len(set(part[kept["apogee_id"] == star])) == 1
+
+
+def test_split_counts_table():
+    """split_counts tallies rows per part and stratum, with a total column."""
+    from astropy.table import Table
+
+    from ravecnn_utils.crossmatch import STRATA, split_counts
+
+    t = Table({"split": ["train", "train", "test", "validation"], "stratum": ["dwarf", "main", "main", "hot"]})
+    counts = split_counts(t)
+    assert list(counts["part"]) == ["train", "validation", "test"]
+    assert list(counts["all"]) == [2, 1, 1] and counts.colnames == ["part", *STRATA, "all"]
+    assert counts["dwarf"][0] == 1 and counts["hot"][1] == 1 and counts["main"][2] == 1

@@ -26,3 +26,17 @@ def test_robust_to_outliers_and_ignores_nan_and_masked():
 def test_empty_gives_nan():
     """No finite residual: (nan, nan)."""
     assert np.isnan(bias_and_scatter([np.nan, np.inf])).all()
+
+
+def test_residual_table_per_label():
+    """Bias and robust scatter per column of estimate − reference; NaN entries are not counted."""
+    rng = np.random.default_rng(4)
+    ref = rng.normal(size=(5000, 2))
+    est = ref + np.column_stack([rng.normal(10, 50, 5000), rng.normal(-0.1, 0.2, 5000)])
+    est[:100, 1] = np.nan
+    from ravecnn_utils.metrics import residual_table
+
+    table = residual_table(est, ref, ["teff", "logg"], what="net − APOGEE")
+    assert list(table["stars"]) == [5000, 4900]
+    assert abs(table["bias (net − APOGEE)"][0] - 10) < 3 and abs(table["robust scatter"][0] - 50) < 3
+    assert abs(table["bias (net − APOGEE)"][1] + 0.1) < 0.02 and abs(table["robust scatter"][1] - 0.2) < 0.02
