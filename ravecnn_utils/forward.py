@@ -291,6 +291,15 @@ def fisher_information(jacobian, sigma):
     return np.einsum("nkp,np,nlp->nkl", jacobian, weight, jacobian, optimize=True)
 
 
-def cramer_rao_bound(fisher):
-    """σ_min of each label (n, 9) from Fisher matrices (n, 9, 9): √diag(F⁻¹)."""
+def cramer_rao_bound(fisher, free=None):
+    """σ_min of each label from Fisher matrices (n, k, k): √diag(F⁻¹), shape (n, k).
+
+    ``free`` (indices into the k labels) restricts the fit to those labels, the others being
+    known exactly: the bound is then √diag of the inverse of F's (free × free) block, shape
+    (n, len(free)), never larger than the all-free bound.
+    """
+    fisher = np.asarray(fisher, float)
+    if free is not None:
+        free = np.asarray(free, int)
+        fisher = fisher[..., free[:, None], free[None, :]]
     return np.sqrt(np.diagonal(np.linalg.inv(fisher), axis1=-2, axis2=-1))

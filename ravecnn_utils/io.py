@@ -520,12 +520,13 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     return out_path
 
 
-def read_spectra_cube(path, grid=None):
+def read_spectra_cube(path, grid=None, rows=None):
     """Read a cube written by ``build_spectra_cube``.
 
     Returns wave (Å), flux and error (n, npix) float32 (error inf = no information) and the
     IDS Table (rave_obs_id, n_bad_pixels, rejected). Checks that the header grid (CRVAL1,
     CDELT1, NPIX) agrees with the data and, if ``grid`` is given, with that grid.
+    ``rows`` (indices into the cube) reads only those spectra (memory-mapped), in that order.
     """
     path = Path(path)
     if not path.is_file():
@@ -541,9 +542,10 @@ def read_spectra_cube(path, grid=None):
             raise ValueError(f"{path}: the primary header lacks the grid keyword(s) {keys}")
         npix = int(header["NPIX"])
         wave = header["CRVAL1"] + (np.arange(npix) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
-        flux = np.asarray(hdul["FLUX"].data, np.float32)
-        error = np.asarray(hdul["ERROR"].data, np.float32)
-        ids = Table(hdul["IDS"].data)
+        pick = slice(None) if rows is None else np.asarray(rows, int)
+        flux = np.asarray(hdul["FLUX"].data[pick], np.float32)
+        error = np.asarray(hdul["ERROR"].data[pick], np.float32)
+        ids = Table(hdul["IDS"].data[pick])
     if flux.ndim != 2 or flux.shape[1] != npix or error.shape != flux.shape or len(ids) != flux.shape[0]:
         raise ValueError(f"{path}: FLUX {flux.shape}, ERROR {error.shape} and IDS ({len(ids)} rows) do not "
                          f"agree with NPIX = {npix}")
@@ -556,3 +558,14 @@ def read_spectra_cube(path, grid=None):
     ids["n_bad_pixels"] = _native(ids["n_bad_pixels"])
     ids["rejected"] = np.asarray(ids["rejected"], bool)
     return wave, flux, error, ids
+
+
+def read_cube_ids(path):
+    """The rave_obs_id of every spectrum of a spectra cube, in cube order (no flux read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spectra cube not found: {path}")
+    with fits.open(path) as hdul:
+        if "IDS" not in [h.name for h in hdul]:
+            raise ValueError(f"{path}: not a spectra cube, no IDS extension")
+        return _strings(hdul["IDS"].data["rave_obs_id"])

@@ -90,3 +90,14 @@ def architecture_diagram(ax, layers, title):
     ax.set_ylim(0, n)
     ax.axis("off")
     ax.set_title(f"{title}: {int(np.sum(layers['parameters'])):,} parameters", fontsize=10)
+
+
+def plain_log_ticks(ax, axis="both"):
+    """Plain numbers (10, 20, 50, 100 …) instead of 2×10¹ on logarithmic axes; no minor labels."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    for which in ("x", "y") if axis == "both" else (axis,):
+        a = ax.xaxis if which == "x" else ax.yaxis
+        a.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        a.set_major_formatter(ScalarFormatter())
+        a.set_minor_formatter(NullFormatter())

@@ -26,6 +26,12 @@ NATIVE_FWHM = {"INDO-US": 1.0, "DEIMOS": 1.3}
 headers; an error of ±0.3 Å changes the degraded spectra little, since the common
 FWHM is 2.15 Å)."""
 
+RAVE_RESOLUTION = 7500.0
+"""RAVE's resolving power: real spectra fed to the networks are degraded to it."""
+
+FIT_STARTS = ((4600.0, 2.3, -0.3), (5800.0, 4.3, -0.3))
+"""Starting (Teff K, log g, [Fe/H]) of label fits: a giant and a dwarf."""
+
 FIT_RANGE = (8420.0, 8780.0)
 """Wavelength range (Å) used in every comparison."""
 
@@ -104,6 +110,12 @@ def fit_nuisance(model, labels, wave, flux):
 def fit_labels(model, wave, flux, start=(5000.0, 3.0, 0.0)):
     """Least-squares Teff (K), log g, [Fe/H] (with [M/H] = [Fe/H], solar [α/M]),
     radial velocity and continuum of one real spectrum. Returns (labels, rms)."""
+    labels, _, rms = fit_labels_and_velocity(model, wave, flux, start)
+    return labels, rms
+
+
+def fit_labels_and_velocity(model, wave, flux, start=(5000.0, 3.0, 0.0)):
+    """As ``fit_labels``, also returning the radial velocity (km/s): (labels, velocity, rms)."""
     v, cont, _ = fit_nuisance(model, labels_from_literature(*start), wave, flux)
 
     def resid(p):
@@ -113,7 +125,7 @@ def fit_labels(model, wave, flux, start=(5000.0, 3.0, 0.0)):
         resid, [*start, v, *cont], x_scale=[300, 0.5, 0.3, 5, 0.05, 0.05],
         bounds=([3500, 0.0, -3.0, -300, 0.5, -0.5], [8000, 5.0, 0.6, 300, 1.5, 0.5]),
     )
-    return labels_from_literature(*fit.x[:3]), float(np.sqrt(np.mean(fit.fun**2)))
+    return labels_from_literature(*fit.x[:3]), float(fit.x[3]), float(np.sqrt(np.mean(fit.fun**2)))
 
 
 def benchmark_comparison(model=None, spectra=None, labels=None):
@@ -149,13 +161,48 @@ def fit_all(model=None, spectra=None):
     spectra = read_real_spectra() if spectra is None else spectra
     rows = []
     for star in spectra:
-        wave, flux = _prepare(star)
-        best = min(
-            (fit_labels(model, wave, flux, start) for start in ((4600.0, 2.3, -0.3), (5800.0, 4.3, -0.3))),
-            key=lambda r: r[1],
-        )
-        rows.append((star["library"], star["name"], *best[0][:3], best[1]))
+        labels, _, rms = best_fit(model, *_prepare(star))
+        rows.append((star["library"], star["name"], *labels[:3], rms))
     return Table(rows=rows, names=("library", "name", *LABELS[:3], "rms"))
+
+
+def best_fit(model, wave, flux):
+    """``fit_labels_and_velocity`` from a giant's and a dwarf's start; the better of the two."""
+    return min((fit_labels_and_velocity(model, wave, flux, start) for start in FIT_STARTS), key=lambda r: r[2])
+
+
+def rave_like(star, velocity, grid=None):
+    """A real spectrum as RAVE would give it: shifted to rest by ``velocity`` (km/s), degraded to
+    R = ``RAVE_RESOLUTION`` when it is sharper, and resampled linearly onto ``grid`` (Å; default the
+    common grid). Returns the flux on the grid."""
+    from .forward import SPEED_OF_LIGHT_KMS
+    from .io import common_wavelengths
+
+    grid = common_wavelengths() if grid is None else np.asarray(grid, float)
+    wave, flux = np.asarray(star["wave"], float), np.asarray(star["flux"], float)
+    if NATIVE_FWHM[star["library"]] < np.median(wave) / RAVE_RESOLUTION:
+        flux = degrade(wave, flux, NATIVE_FWHM[star["library"]], RAVE_RESOLUTION)
+    rest = wave / (1 + velocity / SPEED_OF_LIGHT_KMS)
+    good = np.isfinite(flux)
+    if rest[good][0] > grid[0] or rest[good][-1] < grid[-1]:
+        raise ValueError(f"{star['name']}: the spectrum ({rest[good][0]:.1f}–{rest[good][-1]:.1f} Å at rest) "
+                         f"does not cover the grid {grid[0]:.1f}–{grid[-1]:.1f} Å")
+    return np.interp(grid, rest[good], flux[good])
+
+
+def real_on_grid(model=None, spectra=None, grid=None):
+    """Every real spectrum fitted (labels, velocity) and brought onto the RAVE grid.
+
+    Returns (Table: library, name, fitted teff/logg/fe_h, velocity km/s, rms; flux (n, n_grid)).
+    """
+    model = model or ForwardModel(resolution=COMMON_RESOLUTION)
+    spectra = read_real_spectra() if spectra is None else spectra
+    rows, fluxes = [], []
+    for star in spectra:
+        labels, velocity, rms = best_fit(model, *_prepare(star))
+        rows.append((star["library"], star["name"], *labels[:3], velocity, rms))
+        fluxes.append(rave_like(star, velocity, grid))
+    return Table(rows=rows, names=("library", "name", *LABELS[:3], "velocity", "rms")), np.array(fluxes)
 
 
 def calibrate(model=None, spectra=None, labels=None):

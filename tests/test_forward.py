@@ -330,3 +330,30 @@ def test_calibration_is_reproducible():
     for key in realism.CALIBRATED:
         assert abs(best[key] - DEFAULT_CALIBRATION[key]) < 0.02, (key, best[key], DEFAULT_CALIBRATION[key])
     assert len(rms) == 2 and np.all(np.asarray(rms) < 0.05)
+
+
+def test_cramer_rao_of_gaussian_line_centre():
+    """One-parameter toy: the centre μ of a Gaussian absorption line 1 − d·exp(−(x−μ)²/2s²),
+    sampled every Δx with noise σ. Analytically F = Σ (∂f/∂μ)²/σ² → d²√π/(2 s Δx σ²) (sum → integral),
+    so σ_μ = σ √(2 s Δx / √π) / d. The Jacobian is taken by finite differences of the line."""
+    d, s, dx, sigma, mu = 0.4, 0.8, 0.05, 0.01, 0.3
+    x = np.arange(-20.0, 20.0, dx)
+
+    def line(centre):
+        return 1 - d * np.exp(-((x - centre) ** 2) / (2 * s**2))
+
+    h = 1e-6
+    jac = ((line(mu + h) - line(mu - h)) / (2 * h))[None, None, :]
+    f = fisher_information(jac, np.full((1, x.size), sigma))
+    analytic = sigma * np.sqrt(2 * s * dx / np.sqrt(np.pi)) / d
+    np.testing.assert_allclose(cramer_rao_bound(f)[0, 0], analytic, rtol=1e-6)
+
+
+def test_cramer_rao_with_known_labels():
+    """Fixing correlated labels can only shrink the bound: with F = [[1, ρ], [ρ, 1]] the free bound on
+    label 0 is 1/√(1−ρ²); with label 1 known it is 1."""
+    rho = 0.8
+    f = np.array([[[1.0, rho], [rho, 1.0]]])
+    np.testing.assert_allclose(cramer_rao_bound(f)[0, 0], 1 / np.sqrt(1 - rho**2))
+    np.testing.assert_allclose(cramer_rao_bound(f, free=[0]), [[1.0]])
+    np.testing.assert_allclose(cramer_rao_bound(f, free=[1, 0])[0], [1 / np.sqrt(1 - rho**2)] * 2)

@@ -290,6 +290,10 @@ def test_cube_equals_direct_resampling(spectra, tmp_path):
     np.testing.assert_array_equal(wave, GRID)
     assert ids["rave_obs_id"].tolist() == [p.name[5:-5] for p in spectra]
     assert ids["n_bad_pixels"].tolist() == n_bad.tolist() and n_bad[2] >= 3
+    _, f_rows, e_rows, ids_rows = io.read_spectra_cube(out, rows=[4, 1])  # a subset, in the order asked
+    np.testing.assert_array_equal(f_rows, f[[4, 1]])
+    np.testing.assert_array_equal(e_rows, e[[4, 1]])
+    assert ids_rows["rave_obs_id"].tolist() == ids["rave_obs_id"][[4, 1]].tolist()
     assert not ids["rejected"].any()
     header = fits.getheader(out)
     assert (header["CRVAL1"], header["CDELT1"], header["NPIX"], header["CUNIT1"]) == (8410.0, 0.39, 987, "Angstrom")

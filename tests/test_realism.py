@@ -104,3 +104,27 @@ def test_labels_from_literature_order():
                 "si_fe": 0.2, "al_fe": 0.0, "mg_fe": 0.2, "ni_fe": 0.0}
     np.testing.assert_array_equal(vec, [expected[name] for name in LABELS])
     np.testing.assert_array_equal(realism.labels_from_literature(5000.0, 3.0, -1.0)[[4, 5, 7]], 0.0)
+
+
+def test_rave_like_shifts_to_rest_and_resamples():
+    """A line at 8542.09 Å observed at +120 km/s lands back at 8542.09 Å on the common grid; a
+    spectrum that does not reach the grid's end is refused, naming the star."""
+    from astropy.table import Table
+
+    from ravecnn_utils.forward import SPEED_OF_LIGHT_KMS
+    from ravecnn_utils.io import common_wavelengths
+
+    v, rest_line = 120.0, 8542.09
+    wave = np.arange(8380.0, 8900.0, 0.4)
+    observed = rest_line * (1 + v / SPEED_OF_LIGHT_KMS)
+    flux = 1 - 0.6 * np.exp(-0.5 * ((wave - observed) / 1.5) ** 2)
+    star = Table(rows=[("INDO-US", "toy", wave, flux)], names=("library", "name", "wave", "flux"),
+                 dtype=(str, str, object, object))[0]
+    grid = common_wavelengths()
+    out = realism.rave_like(star, v)
+    assert out.shape == grid.shape
+    assert abs(grid[np.argmin(out)] - rest_line) < 0.4
+    short = Table(rows=[("INDO-US", "short", wave[:700], flux[:700])], names=("library", "name", "wave", "flux"),
+                  dtype=(str, str, object, object))[0]
+    with pytest.raises(ValueError, match="short"):
+        realism.rave_like(short, v)

@@ -1,0 +1,237 @@
+"""Validation inputs and tables: the truth and Cramér–Rao bounds of the test stars, the RAVE
+pipeline's labels, the paper's published test residuals, the peers' predictions, and the
+method × label and bound-ratio tables (notebook 06 and ``benchmarks/accuracy.py``)."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from .baselines import BASELINES
+from .labels import GUIGLION2020_COLUMNS, LABELS
+from .metrics import bias_and_scatter, binned_residuals, rms_in_bins
+from .paths import GUIGLION2020_DIR
+
+PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h": "m_h_cal_madera"}
+"""RAVE DR6 catalogue column of each label the RAVE pipeline (MADERA, calibrated) provides."""
+
+PAPER_FILES = {"predicted": "res_test_cnn_version_1_True.csv", "apogee": "y_test_cnn_version_1_True.csv"}
+"""Guiglion et al. (2020) test set: the CNN's labels (with errors ``e<Label>``) and APOGEE's."""
+
+SNR_EDGES = (10, 20, 30, 50, 80, np.inf)
+"""RAVE SNR bins of the Cramér–Rao comparison."""
+
+CORE_LABELS = ("teff", "logg", "m_h", "alpha_m")
+"""The four atmospheric labels of the slides; their bound with the five abundances known."""
+
+
+def _column(table, name, what):
+    if name not in table.colnames:
+        raise KeyError(f"{what}: no column {name!r} (columns: {', '.join(table.colnames)})")
+    return np.asarray(np.ma.filled(np.ma.asarray(table[name], float), np.nan), float)
+
+
+def _lookup(keys, wanted, what):
+    """Row of each ``wanted`` key in ``keys``; KeyError naming the first missing ones."""
+    index = {str(k).strip(): i for i, k in enumerate(keys)}
+    missing = [str(w) for w in wanted if str(w).strip() not in index]
+    if missing:
+        raise KeyError(f"{what}: {len(missing)} identifiers not found, e.g. {missing[:3]}")
+    return np.array([index[str(w).strip()] for w in wanted], int)
+
+
+def expand(values, labels, to=LABELS):
+    """(n, len(labels)) values as (n, len(to)) columns in the order of ``to``, NaN where a label of
+    ``to`` is not in ``labels`` (a network trained on four labels, compared over all nine)."""
+    values = np.asarray(values, float)
+    out = np.full((values.shape[0], len(to)), np.nan)
+    for j, name in enumerate(labels):
+        if name in to:
+            out[:, list(to).index(name)] = values[:, j]
+    return out
+
+
+def read_truth(survey_dir, table, labels=LABELS):
+    """The simulation's truth for the observations of ``table`` (rave_obs_id, apogee_id = 2MASS id).
+
+    Returns a dict: ``labels`` (n, k) true labels, ``fisher`` (n, 9, 9), ``crlb`` (n, k) with all nine
+    labels free, ``crlb_core`` (n, 4) for ``CORE_LABELS`` with the abundances known, ``snr`` (n,)
+    the true SNR, ``population`` (n,) — all in the order of ``table``.
+    """
+    from .forward import cramer_rao_bound
+    from .simulate import FILES
+
+    path = Path(survey_dir) / FILES["truth"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no truth file (only a simulated survey has one)")
+    stars = Table.read(path, hdu="STARS")
+    obs = Table.read(path, hdu="OBSERVATIONS")
+    for t in (stars, obs):
+        t.convert_bytestring_to_unicode()
+    s = _lookup(stars["id_2mass"], table["apogee_id"], f"{path} STARS")
+    o = _lookup(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")
+    fisher = np.asarray(obs["fisher"], float)[o]
+    cols = [LABELS.index(name) for name in labels]
+    return {
+        "labels": np.column_stack([_column(stars, name, path.name) for name in labels])[s],
+        "fisher": fisher,
+        "crlb": np.asarray(obs["crlb"], float)[o][:, cols],
+        "crlb_core": cramer_rao_bound(fisher, free=[LABELS.index(n) for n in CORE_LABELS]),
+        "snr": np.asarray(obs["snr"], float)[o],
+        "population": np.asarray(stars["population"])[s],
+    }
+
+
+def pipeline_labels(table, catalogue, labels=LABELS):
+    """The RAVE pipeline's labels (``PIPELINE_COLUMNS``) of the observations of ``table``,
+    (n, k) in the order of ``labels``; NaN for labels the pipeline does not give."""
+    rows = _lookup(catalogue["rave_obs_id"], table["rave_obs_id"], "RAVE catalogue")
+    out = np.full((len(table), len(labels)), np.nan)
+    for j, name in enumerate(labels):
+        if name in PIPELINE_COLUMNS:
+            out[:, j] = _column(catalogue, PIPELINE_COLUMNS[name], "RAVE catalogue")[rows]
+    return out
+
+
+def paper_test_set(folder=GUIGLION2020_DIR, labels=LABELS):
+    """Guiglion et al. (2020)'s own test set: CNN labels, their errors and the APOGEE labels,
+    each (n, k) in the order of ``labels``, matched on RAVE_OBS_ID. Returns (predicted, sigma, apogee)."""
+    folder = Path(folder)
+    pred = Table.read(folder / PAPER_FILES["predicted"], format="ascii.csv")
+    ref = Table.read(folder / PAPER_FILES["apogee"], format="ascii.csv")
+    ref = ref[_lookup(ref["RAVE_OBS_ID"], pred["RAVE_OBS_ID"], folder / PAPER_FILES["apogee"])]
+
+    def pick(t, prefix, what):
+        lower = {c.lower(): c for c in t.colnames}
+        return np.column_stack([_column(t, lower.get((prefix + GUIGLION2020_COLUMNS[n]).lower(), "?"), what)
+                                for n in labels])
+
+    return (pick(pred, "", PAPER_FILES["predicted"]), pick(pred, "e", PAPER_FILES["predicted"]),
+            pick(ref, "", PAPER_FILES["apogee"]))
+
+
+def network_predictions(ensembles, flux, error, table):
+    """Calibrated mean and σ of each ensemble for spectra (n, n_pixels) with their catalogue
+    ``table`` (photometry): ({name: (n, 9)}, {name: (n, 9)}) over ``LABELS``, NaN where a
+    network does not predict a label."""
+    pred, sigma = {}, {}
+    for name, ens in ensembles.items():
+        mean, spread = ens.predict(ens.inputs(flux, error, table), calibrated=True)
+        pred[name], sigma[name] = expand(mean, ens.labels), expand(spread, ens.labels)
+    return pred, sigma
+
+
+def fit_peers(flux, error, y, train, test, names=None):
+    """Fit each peer of ``baselines.BASELINES`` (or those in ``names``) on the ``train`` rows of the
+    spectra and predict the ``test`` rows. Pixels without information (error inf) get the continuum
+    and zero inverse variance (only The Cannon uses the variances).
+    Returns ({name: (n_test, k) predictions}, {name: seconds to fit and predict})."""
+    from tqdm.auto import tqdm
+
+    from .train import prepare_inputs
+
+    x = prepare_inputs(flux, error)[..., 0]
+    error = np.asarray(error, float)
+    ivar = np.where(np.isfinite(error) & (error > 0), 1.0 / np.where(error > 0, error, 1.0) ** 2, 0.0)
+    unknown = sorted(set(names or ()) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown peer(s) {unknown}; known: {sorted(BASELINES)}")
+    predictions, seconds = {}, {}
+    for name in tqdm(names or list(BASELINES), desc="peers"):
+        start = time.perf_counter()
+        model = BASELINES[name]().fit(x[train], y[train], ivar[train])
+        predictions[name] = model.predict(x[test], ivar[test])
+        seconds[name] = time.perf_counter() - start
+    return predictions, seconds
+
+
+def method_table(predictions, reference, labels, statistic="scatter"):
+    """One row per method, one column per label: the robust scatter (or, with
+    ``statistic="bias"``, the median) of ``prediction − reference``; ``stars`` is the number of
+    test stars with a finite residual in the first label. ``predictions`` maps a method name to
+    (n, k) labels, or to a pair (predictions, reference) for a method on other stars."""
+    which = {"bias": 0, "scatter": 1}[statistic]
+    rows = []
+    for method, pred in predictions.items():
+        pred, ref = pred if isinstance(pred, tuple) else (pred, reference)
+        diff = np.asarray(pred, float) - np.asarray(ref, float)
+        rows.append([method, int(np.isfinite(diff[:, 0]).sum()),
+                     *[bias_and_scatter(diff[:, j])[which] for j in range(len(labels))]])
+    table = Table(rows=rows, names=("method", "stars", *labels))
+    for name in labels:
+        table[name].format = ".0f" if name == "teff" else ".3f"
+    return table
+
+
+def bound_ratios(estimate, truth, crlb, snr, labels, edges=SNR_EDGES, min_stars=10):
+    """Scatter of ``estimate − truth`` against the Cramér–Rao bound, per SNR bin and label.
+
+    ``scatter`` is the robust σ of the residuals in the bin and ``bound`` the RMS of the stars'
+    bounds (what an unbiased estimator reaching every bound would scatter by). ``ratio`` is the
+    robust σ of residual / bound, star by star: 1 for an estimator that reaches every star's bound,
+    whatever the spread of bounds within the bin. Returns a Table: snr_lo, snr_hi, label, stars,
+    scatter, bound, ratio (NaN where a bin has fewer than ``min_stars`` stars).
+    """
+    rows = []
+    snr = np.asarray(snr, float)
+    for j, name in enumerate(labels):
+        res = np.asarray(estimate, float)[:, j] - np.asarray(truth, float)[:, j]
+        bound_j = np.asarray(crlb, float)[:, j]
+        binned = binned_residuals(res, snr, edges)
+        bound = rms_in_bins(bound_j, snr, edges)
+        for b in range(len(edges) - 1):
+            n = int(binned["n"][b])
+            sel = (snr >= edges[b]) & (snr < edges[b + 1])
+            ratio = bias_and_scatter(res[sel] / bound_j[sel])[1] if n >= min_stars else np.nan
+            rows.append((edges[b], edges[b + 1], name, n, binned["scatter"][b], bound[b], ratio))
+    table = Table(rows=rows, names=("snr_lo", "snr_hi", "label", "stars", "scatter", "bound", "ratio"))
+    for col in ("scatter", "bound", "ratio"):
+        table[col].format = ".3g"
+    return table
+
+
+def worst_ratio(ratios, snr_min=50):
+    """The largest scatter / bound ratio over labels and SNR bins with ``snr_lo ≥ snr_min``
+    (NaN if none); returns (ratio, label)."""
+    sel = ratios[(np.asarray(ratios["snr_lo"]) >= snr_min) & np.isfinite(np.asarray(ratios["ratio"], float))]
+    if len(sel) == 0:
+        return np.nan, None
+    k = int(np.argmax(sel["ratio"]))
+    return float(sel["ratio"][k]), str(sel["label"][k])
+
+
+def repeat_rows(catalogue, max_stars=None, seed=0, star_column="id_2mass"):
+    """Catalogue rows of stars observed at least twice (all their observations), for the
+    precision from repeat pairs; at most ``max_stars`` stars, drawn with ``seed``."""
+    stars = np.asarray(catalogue[star_column]).astype(str)
+    names, counts = np.unique(stars[np.char.strip(stars) != ""], return_counts=True)
+    repeated = names[counts >= 2]
+    if max_stars is not None and repeated.size > max_stars:
+        repeated = np.random.default_rng(seed).choice(repeated, max_stars, replace=False)
+    return np.flatnonzero(np.isin(stars, repeated))
+
+
+def best_observation(keys, catalogue, star_column="id_2mass", snr_column="snr_med_sparv"):
+    """For each star of ``keys`` (2MASS ids), the catalogue row of its highest-SNR observation,
+    −1 where RAVE did not observe it."""
+    stars = np.char.strip(np.asarray(catalogue[star_column]).astype(str))
+    snr = _column(catalogue, snr_column, "RAVE catalogue")
+    best = {}
+    for i in np.argsort(np.where(np.isfinite(snr), snr, -np.inf)):  # the highest SNR is written last
+        best[stars[i]] = i
+    return np.array([best.get(str(k).strip(), -1) for k in keys], int)
+
+
+def predict_observations(ensemble, cube_path, catalogue, rows, batch_size=256):
+    """Calibrated predictions of ``ensemble`` for catalogue ``rows``: their spectra are read from the
+    spectra cube (notebook 02), their photometry from the catalogue. Returns (mean, sigma), each
+    (n, n_labels) in the ensemble's label order."""
+    from .io import read_cube_ids, read_spectra_cube
+
+    cube = _lookup(read_cube_ids(cube_path), np.asarray(catalogue["rave_obs_id"])[rows], f"spectra cube {cube_path}")
+    order = np.argsort(cube)                        # read the cube in file order, then undo
+    _, flux, error, _ = read_spectra_cube(cube_path, rows=cube[order])
+    undo = np.argsort(order)
+    x = ensemble.inputs(flux[undo], error[undo], catalogue[rows])
+    return ensemble.predict(x, calibrated=True, batch_size=batch_size)

@@ -1,0 +1,100 @@
+"""Validation tables and inputs (ravecnn_utils.validation) on problems with known answers."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from ravecnn_utils import validation
+from ravecnn_utils.labels import LABELS
+
+
+def test_expand_places_labels_and_fills_nan():
+    out = validation.expand([[1.0, 2.0]], ["m_h", "teff"])
+    assert out.shape == (1, 9) and out[0, 0] == 2.0 and out[0, 2] == 1.0
+    assert np.isnan(out[0, [1, 3, 4, 5, 6, 7, 8]]).all()
+
+
+def test_method_table_recovers_scatter_and_bias():
+    """Predictions = reference + N(bias, σ) per label: the table gives σ (or the bias); a method given as
+    (predictions, its own reference) is measured against that reference."""
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(20_000, 2))
+    good = ref + rng.normal([5.0, 0.0], [50.0, 0.1], size=ref.shape)
+    other_ref = rng.normal(size=(300, 2))
+    table = validation.method_table({"good": good, "other": (other_ref + 0.2, other_ref)}, ref, ["teff", "logg"])
+    assert list(table["method"]) == ["good", "other"] and list(table["stars"]) == [20_000, 300]
+    assert abs(table["teff"][0] - 50) < 1.5 and abs(table["logg"][0] - 0.1) < 0.003
+    assert table["logg"][1] == pytest.approx(0.0, abs=1e-12)
+    bias = validation.method_table({"good": good}, ref, ["teff", "logg"], statistic="bias")
+    assert abs(bias["teff"][0] - 5) < 1.5
+
+
+def test_bound_ratios_of_an_efficient_estimator_are_one():
+    """An estimator scattering by exactly each star's bound has ratio ≈ 1 in every SNR bin; a bin with
+    too few stars gets NaN; worst_ratio looks only at bins from snr_min up."""
+    rng = np.random.default_rng(4)
+    n = 60_000
+    snr = rng.uniform(10, 100, n)
+    crlb = np.column_stack([3000 / snr, 3 / snr])
+    truth = rng.normal(size=(n, 2))
+    estimate = truth + rng.normal(size=(n, 2)) * crlb
+    estimate[:, 1] += rng.normal(size=n) * crlb[:, 1]             # label 2: √2 × the bound
+    edges = (10, 30, 50, 100, 1000)
+    ratios = validation.bound_ratios(estimate, truth, crlb, snr, ["teff", "logg"], edges, min_stars=10)
+    teff, logg = ratios[ratios["label"] == "teff"], ratios[ratios["label"] == "logg"]
+    np.testing.assert_allclose(teff["ratio"][:3], 1.0, atol=0.03)
+    np.testing.assert_allclose(logg["ratio"][:3], np.sqrt(2), atol=0.05)
+    assert teff["stars"][3] == 0 and np.isnan(teff["ratio"][3])
+    worst, label = validation.worst_ratio(ratios, snr_min=50)
+    assert label == "logg" and worst == pytest.approx(logg["ratio"][2])
+
+
+def test_paper_test_set_matches_the_csv_files():
+    """The published test set: 9 labels in LABELS order, APOGEE rows matched on RAVE_OBS_ID."""
+    pred, sigma, apogee = validation.paper_test_set()
+    raw = Table.read(validation.GUIGLION2020_DIR / validation.PAPER_FILES["predicted"], format="ascii.csv")
+    ref = Table.read(validation.GUIGLION2020_DIR / validation.PAPER_FILES["apogee"], format="ascii.csv")
+    assert pred.shape == sigma.shape == apogee.shape == (len(raw), len(LABELS))
+    k = list(ref["RAVE_OBS_ID"]).index(raw["RAVE_OBS_ID"][0])
+    assert pred[0, 0] == raw["Teff"][0] and pred[0, 4] == raw["AlphaM"][0] and sigma[0, 8] == raw["eNiFe"][0]
+    assert apogee[0, 2] == ref["MH"][k]
+    assert np.isfinite(pred).all() and (sigma >= 0).all()
+
+
+def test_pipeline_labels_and_missing_observation():
+    catalogue = Table({"rave_obs_id": ["a", "b"], "teff_cal_madera": [5000.0, 4000.0],
+                       "logg_cal_madera": [4.0, 2.0], "m_h_cal_madera": [0.1, -0.5]})
+    out = validation.pipeline_labels(Table({"rave_obs_id": ["b", "a"]}), catalogue)
+    np.testing.assert_array_equal(out[:, :3], [[4000, 2, -0.5], [5000, 4, 0.1]])
+    assert np.isnan(out[:, 3:]).all()
+    with pytest.raises(KeyError, match="RAVE catalogue.*'zz'"):
+        validation.pipeline_labels(Table({"rave_obs_id": ["zz"]}), catalogue)
+
+
+def test_repeat_rows_and_best_observation():
+    catalogue = Table({"rave_obs_id": list("abcdef"), "id_2mass": ["s1", "s2", "s1", "s3", "s3", ""],
+                       "snr_med_sparv": [20.0, 50.0, 40.0, np.nan, 10.0, 99.0]})
+    assert validation.repeat_rows(catalogue).tolist() == [0, 2, 3, 4]
+    assert len(np.unique(catalogue["id_2mass"][validation.repeat_rows(catalogue, max_stars=1)])) == 1
+    assert validation.best_observation(["s1", "s3", "s9"], catalogue).tolist() == [2, 4, -1]
+
+
+def test_read_truth_of_simulated_observations(smoke_survey):
+    """Truth rows follow the table's order; the bound with the abundances known is never larger."""
+    from ravecnn_utils.simulate import FILES
+
+    obs = Table.read(smoke_survey / FILES["truth"], hdu="OBSERVATIONS")
+    stars = Table.read(smoke_survey / FILES["truth"], hdu="STARS")
+    obs.convert_bytestring_to_unicode()
+    stars.convert_bytestring_to_unicode()
+    pick = obs[[5, 0, 3]]
+    table = Table({"rave_obs_id": pick["rave_obs_id"], "apogee_id": pick["id_2mass"]})
+    truth = validation.read_truth(smoke_survey, table)
+    star_rows = [list(stars["id_2mass"]).index(s) for s in pick["id_2mass"]]
+    np.testing.assert_array_equal(truth["labels"][:, 0], stars["teff"][star_rows])
+    np.testing.assert_array_equal(truth["snr"], pick["snr"])
+    np.testing.assert_array_equal(truth["crlb"], pick["crlb"])
+    core = [LABELS.index(n) for n in validation.CORE_LABELS]
+    assert (truth["crlb_core"] <= truth["crlb"][:, core] * (1 + 1e-9)).all()
+    with pytest.raises(FileNotFoundError, match="truth"):
+        validation.read_truth(smoke_survey / "nowhere", table)
