@@ -210,23 +210,6 @@ def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
     return model, history, info
 
 
-def _predict(model, x, batch_size):
-    """A model's output for x (array or dict of arrays), in batches, as float64.
-
-    Calls the model directly (inference mode) rather than ``model.predict``, which builds a
-    new traced function per member and makes TensorFlow warn about retracing.
-    """
-    import keras
-
-    n = len(x["spectrum"]) if isinstance(x, dict) else len(x)
-    out = []
-    for start in range(0, n, batch_size):
-        part = ({k: v[start:start + batch_size] for k, v in x.items()} if isinstance(x, dict)
-                else x[start:start + batch_size])
-        out.append(keras.ops.convert_to_numpy(model(part, training=False)))
-    return np.concatenate(out).astype(float)
-
-
 def _grid_tuple(grid):
     """(start Å, step Å, n_pixels) from a tuple, a dict or a regular wavelength array."""
     if grid is None:
@@ -262,6 +245,7 @@ class Ensemble:
         self.grid = _grid_tuple(grid)
         self.metadata = dict(metadata or {})
         self.calibration = None if calibration is None else dict(calibration)
+        self._compiled = (None, [])   # (batch size, compiled members), built on first predict
 
     def __len__(self):
         return len(self.members)
@@ -270,12 +254,22 @@ class Ensemble:
         return (f"Ensemble({len(self)} members, labels={list(self.labels)}, grid={self.grid}, "
                 f"calibrated={self.calibration is not None})")
 
-    def predict(self, x, calibrated=False, batch_size=256):
+    def member_predictions(self, x, batch_size=None):
+        """Scaled outputs of every member, (n_members, n, n_labels) float64, through each member's
+        compiled inference function (``inference.CompiledModel``, built once per batch size)."""
+        from .inference import DEFAULT_BATCH, CompiledModel
+
+        batch_size = batch_size or DEFAULT_BATCH
+        if self._compiled[0] != batch_size:
+            self._compiled = (batch_size, [CompiledModel(m, batch_size) for m in self.members])
+        return np.stack([f(x) for f in self._compiled[1]]).astype(float)
+
+    def predict(self, x, calibrated=False, batch_size=None):
         """Mean and spread (std over members) of the predictions, physical units, each (n, n_labels).
 
         With ``calibrated=True`` the spread is multiplied by the validation factor k of each label.
         """
-        scaled = np.stack([_predict(m, x, batch_size) for m in self.members])
+        scaled = self.member_predictions(x, batch_size)
         if scaled.shape[-1] != len(self.labels):
             raise ValueError(f"members predict {scaled.shape[-1]} labels, ensemble has {len(self.labels)}")
         mean = self.scaler.inverse(scaled.mean(axis=0))
@@ -302,13 +296,18 @@ class Ensemble:
         """Per-label factor k so that (y − mean) / (k · spread) has robust σ = 1 on validation.
 
         ``y_val`` (n, n_labels) in physical units, NaN/masked = missing. Returns and stores
-        ``calibration`` (label → k; NaN when a label has no usable validation entry).
+        ``calibration`` (label → k; NaN when a label has no usable validation entry); also stores
+        the median member spread per label on validation in ``metadata["validation_spread"]``
+        (the reference of ``predict``'s disagreement flag).
         """
         y_val = _as_float_array(y_val)
         mean, spread = self.predict(x_val)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (y_val - mean) / spread
         self.calibration = {name: bias_and_scatter(z[:, j])[1] for j, name in enumerate(self.labels)}
+        with warnings.catch_warnings():  # an all-NaN column gives NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.metadata["validation_spread"] = dict(zip(self.labels, np.nanmedian(spread, axis=0)))
         return dict(self.calibration)
 
     def describe(self):

@@ -1,0 +1,234 @@
+"""Parametrise a whole survey: the spectra cube, chunk by chunk, through a calibrated ensemble,
+into one FITS catalogue.
+
+Memory is bounded by ``chunk`` (spectra read from the memory-mapped cube per step), not by the
+survey. Every finished chunk is saved in ``<catalogue>.parts/`` so an interrupted run resumes
+where it stopped; the catalogue is written to a temporary file and renamed, so it either exists
+complete or not at all. ``predict_cube_dask`` runs the same chunks as Dask tasks (one ensemble
+loaded per worker process) for users with a cluster.
+
+The catalogue: ``rave_obs_id``; per label ``<label>`` (ensemble mean), ``<label>_err``
+(calibrated uncertainty) and ``<label>_spread`` (raw spread of the members), in K or dex;
+``snr`` (median flux / σ of the spectrum), ``n_bad_pixels`` and ``flag`` (bits in ``FLAGS``).
+"""
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table, vstack
+
+from . import __version__
+from .labels import UNITS
+
+FLAGS = {
+    "outside_coverage": 1,   # a label lies outside the range of the training labels
+    "low_snr": 2,            # snr < snr_min
+    "bad_pixels": 4,         # more than max_bad_fraction of the pixels NaN or without information
+    "members_disagree": 8,   # a label's member spread > disagree_factor × its median on validation
+}
+"""Bits of the catalogue's ``flag`` column; 0 = nothing to worry about."""
+
+DEFAULTS = dict(snr_min=20.0, max_bad_fraction=0.05, disagree_factor=3.0)
+"""Flag thresholds: SNR, fraction of bad pixels, member spread relative to validation."""
+
+
+def spectrum_snr(flux, error):
+    """Median flux / σ over the pixels with information (σ finite and > 0) of each spectrum (n,)."""
+    flux, error = np.asarray(flux, float), np.asarray(error, float)
+    good = np.isfinite(flux) & np.isfinite(error) & (error > 0)
+    ratio = np.where(good, flux / np.where(good, error, 1.0), np.nan)
+    out = np.full(len(flux), np.nan)
+    has = good.any(axis=1)
+    out[has] = np.nanmedian(ratio[has], axis=1)
+    return out
+
+
+def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, disagree_factor):
+    """``flag`` bits (``FLAGS``) for predictions ``mean``/``spread`` (n, n_labels) of ``ensemble``."""
+    lo = ensemble.scaler.minimum
+    hi = lo + ensemble.scaler.scale
+    out = np.zeros(len(mean), np.int16)
+    out[np.any((mean < lo) | (mean > hi), axis=1)] |= FLAGS["outside_coverage"]
+    out[~(snr >= snr_min)] |= FLAGS["low_snr"]
+    out[bad_fraction > max_bad_fraction] |= FLAGS["bad_pixels"]
+    reference = ensemble.metadata.get("validation_spread")
+    if reference is None:
+        raise ValueError("this ensemble has no validation spread (saved before version 0.2): "
+                         "re-run notebook 04, or call ensemble.calibrate(x_val, y_val) and save it")
+    limit = disagree_factor * np.array([reference[name] for name in ensemble.labels], float)
+    out[np.any(spread > limit, axis=1)] |= FLAGS["members_disagree"]
+    return out
+
+
+def predict_spectra(ensemble, flux, error, phot_table=None, **thresholds):
+    """Catalogue columns (dict of arrays) for spectra on the ensemble's grid.
+
+    NaN flux is not an error here: such pixels count as bad and get no information. For an
+    ensemble with photometry, ``phot_table`` holds the catalogue rows (parallax, magnitudes)
+    of the same spectra.
+    """
+    t = DEFAULTS | thresholds
+    flux = np.array(flux, np.float32)
+    error = np.array(error, np.float32)
+    bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
+    flux[bad], error[bad] = 1.0, np.inf
+    x = ensemble.inputs(flux, error, phot_table)
+    scaled = ensemble.member_predictions(x)
+    mean = ensemble.scaler.inverse(scaled.mean(axis=0))
+    spread = ensemble.scaler.inverse_sigma(scaled.std(axis=0))
+    k = np.array([(ensemble.calibration or {}).get(name, np.nan) for name in ensemble.labels], float)
+    snr = spectrum_snr(flux, error)
+    cols = {}
+    for j, name in enumerate(ensemble.labels):
+        cols[name] = mean[:, j].astype(np.float32)
+        cols[f"{name}_err"] = (spread[:, j] * k[j]).astype(np.float32)
+        cols[f"{name}_spread"] = spread[:, j].astype(np.float32)
+    cols["snr"] = snr.astype(np.float32)
+    cols["n_bad_pixels"] = bad.sum(axis=1).astype(np.int32)
+    cols["flag"] = flags(mean, spread, snr, bad.mean(axis=1), ensemble,
+                         t["snr_min"], t["max_bad_fraction"], t["disagree_factor"])
+    return cols
+
+
+def _photometry_rows(ensemble, catalogue, ids):
+    """Catalogue rows for the spectra ``ids`` when the ensemble takes photometry, else None."""
+    if ensemble.metadata.get("photometry_scaler") is None:
+        return None
+    if catalogue is None:
+        raise ValueError("this ensemble takes photometry: pass the RAVE catalogue (parallax, magnitudes)")
+    index = {str(k).strip(): i for i, k in enumerate(catalogue["rave_obs_id"])}
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise KeyError(f"{len(missing)} spectra of the cube are not in the catalogue, e.g. {missing[:3]}")
+    return catalogue[[index[i] for i in ids]]
+
+
+def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
+    """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
+    from .io import read_spectra_cube
+
+    _, flux, error, ids = read_spectra_cube(cube_path, rows=np.arange(start, stop))
+    cols = predict_spectra(ensemble, flux, error, phot, **thresholds)
+    return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
+
+
+def _chunks(ensemble, cube_path, catalogue, chunk):
+    """(start, stop, photometry rows or None) of every chunk of the cube."""
+    from .io import read_cube_ids
+
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    ids = [str(i) for i in read_cube_ids(cube_path)]
+    if not ids:
+        raise ValueError(f"{cube_path}: the spectra cube holds no spectrum")
+    phot = _photometry_rows(ensemble, catalogue, ids)
+    return [(s, min(s + chunk, len(ids)), None if phot is None else phot[s:s + chunk])
+            for s in range(0, len(ids), chunk)]
+
+
+def _describe(table, ensemble, cube_path, thresholds):
+    """Units, flag bits and provenance in the catalogue's metadata (FITS header)."""
+    for name in ensemble.labels:
+        for suffix in ("", "_err", "_spread"):
+            if UNITS[name] == "K":  # FITS has no 'dex': abundance and log g columns say so in the header
+                table[name + suffix].unit = "K"
+    table.meta.update({
+        "COMMENT": "log g in dex (cgs), [X/H] and [X/Fe] in dex; flag: sum of the FLAG<bit> keywords' bits",
+        "ORIGIN": f"ravecnn {__version__}", "CUBE": Path(cube_path).name,
+        "NETWORK": str(ensemble.metadata.get("network", ensemble.members[0].name)),
+        "MEMBERS": len(ensemble), "TRAINSET": str(ensemble.metadata.get("training_set_hash", ""))[:16],
+        **{f"FLAG{bit}": name for name, bit in FLAGS.items()},
+        **{k.upper()[:8]: v for k, v in (DEFAULTS | thresholds).items()},
+    })
+    return table
+
+
+def _write_atomically(table, out_path):
+    """Write ``table`` to a temporary file beside ``out_path``, then rename it into place."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        table.write(tmp, format="fits", overwrite=True)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def _run_key(ensemble, cube_path, n, chunk, thresholds):
+    """What a resumed run must share with the interrupted one."""
+    stat = Path(cube_path).stat()
+    text = json.dumps({"cube": str(Path(cube_path).resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
+                       "n": n, "chunk": chunk, "ensemble": ensemble.describe(),
+                       "thresholds": DEFAULTS | thresholds}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, progress=True, **thresholds):
+    """Parametrise every spectrum of a spectra cube (``io.build_spectra_cube``) into the FITS
+    catalogue ``out_path``, ``chunk`` spectra at a time. Resumes an interrupted run with the
+    same inputs; returns ``out_path``. ``thresholds`` override ``DEFAULTS``.
+    """
+    from tqdm.auto import tqdm
+
+    out_path = Path(out_path)
+    chunks = _chunks(ensemble, cube_path, catalogue, chunk)
+    parts = out_path.with_name(out_path.name + ".parts")
+    key = _run_key(ensemble, cube_path, chunks[-1][1], chunk, thresholds)
+    if parts.is_dir() and (parts / "run.json").is_file():
+        if json.loads((parts / "run.json").read_text()).get("key") != key:
+            shutil.rmtree(parts)  # another run's leftovers: start afresh
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / "run.json").write_text(json.dumps({"key": key}))
+    for k, (start, stop, phot) in enumerate(tqdm(chunks, desc=f"predict {out_path.name}", unit="chunk",
+                                                 disable=not progress)):
+        part = parts / f"part_{k:05d}.npz"
+        if part.is_file():
+            continue
+        cols = _predict_rows(ensemble, cube_path, start, stop, phot, thresholds)
+        tmp = parts / f".part_{k:05d}.tmp.npz"
+        np.savez(tmp, **cols)
+        os.replace(tmp, part)
+    tables = []
+    for k in range(len(chunks)):
+        with np.load(parts / f"part_{k:05d}.npz") as data:
+            tables.append(Table({name: data[name] for name in data.files}))
+    table = vstack(tables)
+    _write_atomically(_describe(table, ensemble, cube_path, thresholds), out_path)
+    shutil.rmtree(parts)
+    return out_path
+
+
+@functools.lru_cache(maxsize=4)
+def _load_ensemble(folder):
+    """One ensemble per worker process (Dask tasks reuse it)."""
+    from .train import Ensemble
+
+    return Ensemble.load(folder)
+
+
+def _dask_task(folder, cube_path, start, stop, phot, thresholds):
+    return Table(_predict_rows(_load_ensemble(folder), cube_path, start, stop, phot, thresholds))
+
+
+def predict_cube_dask(ensemble_dir, cube_path, out_path, catalogue=None, chunk=20_000, client=None,
+                      **thresholds):
+    """``predict_cube`` as Dask tasks, one per chunk: each worker loads the ensemble from
+    ``ensemble_dir`` once and reads its own rows of the cube (so the cube must be on a file
+    system the workers see). Uses ``client`` (a ``dask.distributed.Client``) if given, else
+    Dask's default scheduler. Writes the catalogue atomically; returns ``out_path``.
+    """
+    import dask
+
+    folder, cube = str(Path(ensemble_dir).resolve()), str(Path(cube_path).resolve())
+    ensemble = _load_ensemble(folder)
+    tasks = [dask.delayed(_dask_task)(folder, cube, start, stop, phot, thresholds)
+             for start, stop, phot in _chunks(ensemble, cube, catalogue, chunk)]
+    parts = client.gather(client.compute(tasks)) if client is not None else dask.compute(*tasks)
+    return _write_atomically(_describe(vstack(list(parts)), ensemble, cube_path, thresholds), out_path)

@@ -1,0 +1,142 @@
+"""Parametrising a survey (ravecnn_utils.predict): chunking, the compiled path, atomic and
+resumable writing, flags, and the Dask path."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from ravecnn_utils import io, predict
+from ravecnn_utils import model as cnn
+from ravecnn_utils.simulate import FILES
+from ravecnn_utils.train import Ensemble, LabelScaler
+
+LABELS4 = ("teff", "logg", "m_h", "alpha_m")
+
+
+@pytest.fixture(scope="module")
+def cube(smoke_survey, tmp_path_factory):
+    """The smoke survey's first 60 spectra on the common grid."""
+    files = sorted((smoke_survey / FILES["spectra"]).glob("RAVE_*.fits"))[:60]
+    return io.build_spectra_cube(files, tmp_path_factory.mktemp("cube") / "cube.fits", processes=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ensemble(cube, tmp_path_factory):
+    """Two untrained slides networks, labels scaled over a plausible range, calibrated on random
+    'validation' labels; saved, so the Dask workers can load it."""
+    import keras
+
+    wave, flux, error, _ = io.read_spectra_cube(cube)
+    members = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        members.append(cnn.slides_cnn(n_pixels=wave.size, labels=LABELS4))
+    rng = np.random.default_rng(0)
+    y = np.column_stack([rng.uniform(4000, 6000, 200), rng.uniform(1, 5, 200), rng.uniform(-1, 0.4, 200),
+                         rng.uniform(-0.1, 0.4, 200)])
+    ens = Ensemble(members, LabelScaler().fit(y), LABELS4, grid=wave, metadata={"network": "toy"})
+    ens.calibrate(ens.inputs(flux[:30], error[:30]), y[:30])
+    folder = tmp_path_factory.mktemp("models") / "toy"
+    ens.save(folder)
+    return ens, folder
+
+
+def test_chunked_equals_one_shot_and_keras(cube, ensemble, tmp_path):
+    """Chunks of 7 give the catalogue of one chunk of 60; the means equal the members' Keras
+    predictions (model.predict, scaled back) within 1e-5 of the label range."""
+    ens, _ = ensemble
+    a = Table.read(predict.predict_cube(ens, cube, tmp_path / "a.fits", chunk=7, progress=False))
+    b = Table.read(predict.predict_cube(ens, cube, tmp_path / "b.fits", chunk=60, progress=False))
+    assert len(a) == 60 and a.colnames == b.colnames
+    for name in a.colnames:
+        np.testing.assert_array_equal(a[name], b[name])
+    _, flux, error, ids = io.read_spectra_cube(cube)
+    x = ens.inputs(flux, error)
+    keras_mean = ens.scaler.inverse(np.mean([m.predict(x, verbose=0) for m in ens.members], axis=0))
+    np.testing.assert_allclose(np.column_stack([a[n] for n in LABELS4]), keras_mean,
+                               atol=1e-5 * ens.scaler.scale.max(), rtol=0)
+    assert list(a["rave_obs_id"]) == [str(i) for i in ids["rave_obs_id"]]
+    assert a["teff"].unit == "K" and a.meta["FLAG8"] == "members_disagree"
+    assert not (tmp_path / "a.fits.parts").exists()
+
+
+def test_interrupted_run_leaves_no_catalogue_and_resumes(cube, ensemble, tmp_path, monkeypatch):
+    ens, _ = ensemble
+    out = tmp_path / "cat.fits"
+    real, calls = predict._predict_rows, []
+
+    def failing(*args):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(predict, "_predict_rows", failing)
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_cube(ens, cube, out, chunk=20, progress=False)
+    assert not out.exists()
+    assert sorted(p.name for p in (tmp_path / "cat.fits.parts").glob("part_*.npz")) == ["part_00000.npz",
+                                                                                        "part_00001.npz"]
+    calls.clear()
+    predict.predict_cube(ens, cube, out, chunk=20, progress=False)
+    assert calls == [40]                                   # only the missing chunk was computed
+    assert len(Table.read(out)) == 60 and not (tmp_path / "cat.fits.parts").exists()
+
+
+def test_failed_write_leaves_nothing(cube, ensemble, tmp_path, monkeypatch):
+    ens, _ = ensemble
+
+    def broken(self, path, **kwargs):
+        open(path, "wb").write(b"half a FITS file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Table, "write", broken)
+    with pytest.raises(OSError, match="disk full"):
+        predict.predict_cube(ens, cube, tmp_path / "cat.fits", chunk=60, progress=False)
+    assert not (tmp_path / "cat.fits").exists()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_flags_on_crafted_spectra(cube, ensemble):
+    """NaN pixels, large errors, a narrow training range and a tiny validation spread each set their bit."""
+    ens, _ = ensemble
+    _, flux, error, _ = io.read_spectra_cube(cube, rows=np.arange(4))
+    flux, error = flux.copy(), error.copy()
+    flux[0, :200] = np.nan                                  # 20 % NaN pixels
+    error[1] = flux[1] / 5                                  # SNR 5
+    cols = predict.predict_spectra(ens, flux, error)
+    bits = predict.FLAGS
+    assert cols["flag"][0] & bits["bad_pixels"] and cols["n_bad_pixels"][0] >= 200
+    assert cols["flag"][1] & bits["low_snr"] and abs(cols["snr"][1] - 5) < 0.01
+    assert not cols["flag"][2] & (bits["bad_pixels"] | bits["low_snr"])
+    assert np.isfinite(cols["teff"]).all()
+
+    narrow = Ensemble(ens.members, LabelScaler(ens.scaler.minimum, ens.scaler.scale), LABELS4,
+                      metadata=dict(ens.metadata), calibration=ens.calibration)
+    narrow.scaler.minimum = np.array([1e5, 0, -1, -0.1])   # Teff range 100,000 K and up: all outside
+    assert (predict.predict_spectra(narrow, flux, error)["flag"] & bits["outside_coverage"]).all()
+    tiny = Ensemble(ens.members, ens.scaler, LABELS4, calibration=ens.calibration,
+                    metadata={"validation_spread": {n: 0.0 for n in LABELS4}})
+    assert (predict.predict_spectra(tiny, flux, error)["flag"] & bits["members_disagree"]).all()
+    with pytest.raises(ValueError, match="validation spread"):
+        predict.predict_spectra(Ensemble(ens.members, ens.scaler, LABELS4, calibration=ens.calibration),
+                                flux, error)
+
+
+@pytest.mark.slow
+def test_dask_path_equals_serial(cube, ensemble, tmp_path):
+    """Two worker processes of a local Dask cluster give the serial catalogue."""
+    from dask.distributed import Client, LocalCluster
+
+    ens, folder = ensemble
+    serial = Table.read(predict.predict_cube(ens, cube, tmp_path / "serial.fits", chunk=25, progress=False))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        out = predict.predict_cube_dask(folder, cube, tmp_path / "dask.fits", chunk=25, client=client)
+    spread = Table.read(out)
+    assert spread.colnames == serial.colnames and len(spread) == 60
+    for name in serial.colnames:
+        if serial[name].dtype.kind == "f":
+            np.testing.assert_allclose(spread[name], serial[name], rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(spread[name], serial[name])
