@@ -386,7 +386,8 @@ def _sources_digest(paths, grid, max_bad_fraction, edge_tolerance):
     return digest.hexdigest()
 
 
-def _cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources):
+def cube_header(grid, step, n, max_bad_fraction=0.2, edge_tolerance=EDGE_TOLERANCE, sources=""):
+    """Primary header of a spectra cube: the grid (Å), the number of spectra and how they were made."""
     header = fits.Header()
     header["SOURCES"] = sources  # SHA-1 of the input files (path, size, mtime) and settings
     header["CTYPE1"] = ("AWAV", "air wavelength")
@@ -494,11 +495,30 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     if n_bad.size != n:
         raise ValueError(f"{parts_dir}: the saved chunks hold {n_bad.size} spectra, expected {n}; "
                          "delete the folder and run again")
-    header = _cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources)
+    header = cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources)
+
+    def blocks(ext):
+        for f in part_files:
+            with np.load(f) as part:
+                yield part[ext.lower()]
+
+    write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction)
+    shutil.rmtree(parts_dir)
+    return out_path
+
+
+def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.2):
+    """Stream a spectra cube to ``out_path`` (atomically) without holding it in memory.
+
+    ``header``: the primary header with the grid (CRVAL1, CDELT1, NPIX …, see ``cube_header``);
+    ``blocks(ext)``: for ext "FLUX" then "ERROR", an iterable of (rows, NPIX) arrays that together
+    hold ``len(ids)`` rows; ``ids`` the rave_obs_id and ``n_bad`` the bad pixels of every row.
+    """
+    n, npix = len(ids), int(header["NPIX"])
     with atomic_path(out_path) as tmp:
         fits.PrimaryHDU(header=header).writeto(tmp)
         for ext in ("FLUX", "ERROR"):
-            image = fits.ImageHDU(np.zeros((1, grid.size), np.float32), name=ext).header
+            image = fits.ImageHDU(np.zeros((1, npix), np.float32), name=ext).header
             image["NAXIS2"] = n
             for key in ("CTYPE1", "CUNIT1", "CRPIX1", "CRVAL1", "CDELT1"):
                 image[key] = (header[key], header.comments[key])
@@ -506,18 +526,17 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
                                 "absolute 1-sigma error of FLUX; inf = no information")
             stream = fits.StreamingHDU(str(tmp), image)  # str: astropy takes only the name of a Path
             try:
-                for f in part_files:
-                    with np.load(f) as part:
-                        stream.write(np.ascontiguousarray(part[ext.lower()], np.float32))
+                for block in blocks(ext):
+                    stream.write(np.ascontiguousarray(block, np.float32))
             finally:
                 stream.close()
+        n_bad = np.asarray(n_bad)
         table = Table({"rave_obs_id": ids, "n_bad_pixels": n_bad.astype(np.int32),
-                       "rejected": n_bad / grid.size > max_bad_fraction})
+                       "rejected": n_bad / npix > max_bad_fraction})
         ids_hdu = fits.table_to_hdu(table)
         ids_hdu.name = "IDS"
         fits.append(tmp, ids_hdu.data, ids_hdu.header)
-    shutil.rmtree(parts_dir)
-    return out_path
+    return Path(out_path)
 
 
 def read_spectra_cube(path, grid=None, rows=None):
@@ -526,7 +545,7 @@ def read_spectra_cube(path, grid=None, rows=None):
     Returns wave (Å), flux and error (n, npix) float32 (error inf = no information) and the
     IDS Table (rave_obs_id, n_bad_pixels, rejected). Checks that the header grid (CRVAL1,
     CDELT1, NPIX) agrees with the data and, if ``grid`` is given, with that grid.
-    ``rows`` (indices into the cube) reads only those spectra (memory-mapped), in that order.
+    ``rows`` (indices into the cube, or a slice) reads only those spectra (memory-mapped), in that order.
     """
     path = Path(path)
     if not path.is_file():
@@ -542,7 +561,7 @@ def read_spectra_cube(path, grid=None, rows=None):
             raise ValueError(f"{path}: the primary header lacks the grid keyword(s) {keys}")
         npix = int(header["NPIX"])
         wave = header["CRVAL1"] + (np.arange(npix) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
-        pick = slice(None) if rows is None else np.asarray(rows, int)
+        pick = slice(None) if rows is None else rows if isinstance(rows, slice) else np.asarray(rows, int)
         flux = np.asarray(hdul["FLUX"].data[pick], np.float32)
         error = np.asarray(hdul["ERROR"].data[pick], np.float32)
         ids = Table(hdul["IDS"].data[pick])

@@ -38,13 +38,18 @@ DEFAULTS = dict(snr_min=20.0, max_bad_fraction=0.05, disagree_factor=3.0)
 
 
 def spectrum_snr(flux, error):
-    """Median flux / σ over the pixels with information (σ finite and > 0) of each spectrum (n,)."""
-    flux, error = np.asarray(flux, float), np.asarray(error, float)
+    """Median flux / σ over the pixels with information (σ finite and > 0) of each spectrum (n,);
+    NaN for a spectrum without any such pixel."""
+    flux, error = np.asarray(flux, np.float32), np.asarray(error, np.float32)
     good = np.isfinite(flux) & np.isfinite(error) & (error > 0)
-    ratio = np.where(good, flux / np.where(good, error, 1.0), np.nan)
-    out = np.full(len(flux), np.nan)
-    has = good.any(axis=1)
-    out[has] = np.nanmedian(ratio[has], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = flux / error
+    out = np.full(len(flux), np.nan, np.float32)
+    complete = good.all(axis=1)
+    out[complete] = np.median(ratio[complete], axis=1)        # fast path: no bad pixel
+    partial = ~complete & good.any(axis=1)
+    if partial.any():
+        out[partial] = np.nanmedian(np.where(good[partial], ratio[partial], np.nan), axis=1)
     return out
 
 
@@ -112,7 +117,7 @@ def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
     """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
     from .io import read_spectra_cube
 
-    _, flux, error, ids = read_spectra_cube(cube_path, rows=np.arange(start, stop))
+    _, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop))
     cols = predict_spectra(ensemble, flux, error, phot, **thresholds)
     return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
 
@@ -150,14 +155,12 @@ def _describe(table, ensemble, cube_path, thresholds):
 
 def _write_atomically(table, out_path):
     """Write ``table`` to a temporary file beside ``out_path``, then rename it into place."""
+    from .io import atomic_path
+
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    try:
+    with atomic_path(out_path) as tmp:
         table.write(tmp, format="fits", overwrite=True)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path
 
 
@@ -232,3 +235,30 @@ def predict_cube_dask(ensemble_dir, cube_path, out_path, catalogue=None, chunk=2
              for start, stop, phot in _chunks(ensemble, cube, catalogue, chunk)]
     parts = client.gather(client.compute(tasks)) if client is not None else dask.compute(*tasks)
     return _write_atomically(_describe(vstack(list(parts)), ensemble, cube_path, thresholds), out_path)
+
+
+def column_descriptions(labels):
+    """A Table describing the catalogue's columns (name, unit, description) for ``labels``."""
+    from .labels import LATEX
+
+    rows = [("rave_obs_id", "", "RAVE observation identifier (DR6 rave_obs_id)")]
+    for name in labels:
+        plain = LATEX[name].replace("$", "").replace("\\mathrm{eff}", "eff").replace("\\log", "log") \
+            .replace("\\alpha", "α")
+        rows += [(name, UNITS[name], f"{plain}: mean of the ensemble members"),
+                 (f"{name}_err", UNITS[name], f"{plain}: calibrated uncertainty (spread × validation factor)"),
+                 (f"{name}_spread", UNITS[name], f"{plain}: standard deviation of the members")]
+    rows += [("snr", "", "median flux / σ of the spectrum over pixels with information"),
+             ("n_bad_pixels", "", "pixels NaN or without information"),
+             ("flag", "", "sum of bits: " + ", ".join(f"{bit} {name}" for name, bit in FLAGS.items()))]
+    return Table(rows=rows, names=("column", "unit", "description"))
+
+
+def select_giants(catalogue, snr_min=80.0, logg_max=3.5, teff_max=5500.0, clean=True):
+    """Boolean mask of giants: predicted log g < ``logg_max`` (dex) and Teff < ``teff_max`` (K),
+    spectrum SNR > ``snr_min``; with ``clean`` only rows whose ``flag`` is 0."""
+    mask = ((np.asarray(catalogue["logg"]) < logg_max) & (np.asarray(catalogue["teff"]) < teff_max)
+            & (np.asarray(catalogue["snr"]) > snr_min))
+    if clean:
+        mask &= np.asarray(catalogue["flag"]) == 0
+    return mask

@@ -57,6 +57,7 @@ def test_chunked_equals_one_shot_and_keras(cube, ensemble, tmp_path):
                                atol=1e-5 * ens.scaler.scale.max(), rtol=0)
     assert list(a["rave_obs_id"]) == [str(i) for i in ids["rave_obs_id"]]
     assert a["teff"].unit == "K" and a.meta["FLAG8"] == "members_disagree"
+    assert a.colnames == list(predict.column_descriptions(LABELS4)["column"])
     assert not (tmp_path / "a.fits.parts").exists()
 
 
@@ -140,3 +141,22 @@ def test_dask_path_equals_serial(cube, ensemble, tmp_path):
             np.testing.assert_allclose(spread[name], serial[name], rtol=1e-6, atol=1e-6)
         else:
             np.testing.assert_array_equal(spread[name], serial[name])
+
+
+def test_select_giants_and_column_descriptions():
+    cat = Table({"teff": [4500.0, 4500.0, 6000.0, 4500.0, 4500.0], "logg": [2.5, 4.5, 2.5, 2.5, 2.5],
+                 "snr": [100.0, 100.0, 100.0, 50.0, 100.0], "flag": [0, 0, 0, 0, 8]})
+    assert predict.select_giants(cat).tolist() == [True, False, False, False, False]
+    assert predict.select_giants(cat, clean=False).tolist() == [True, False, False, False, True]
+    desc = predict.column_descriptions(LABELS4)
+    assert list(desc["column"][:4]) == ["rave_obs_id", "teff", "teff_err", "teff_spread"]
+    assert len(desc) == 1 + 3 * 4 + 3 and desc["unit"][1] == "K"
+
+
+def test_spectrum_snr_ignores_pixels_without_information():
+    flux = np.ones((3, 5))
+    error = np.array([[0.1] * 5, [0.1, 0.1, np.inf, 0.0, 0.5], [np.inf] * 5])
+    flux[1, 4] = np.nan
+    snr = predict.spectrum_snr(flux, error)
+    np.testing.assert_allclose(snr[:2], [10, 10])
+    assert np.isnan(snr[2])

@@ -1,0 +1,150 @@
+"""Benchmark: how fast is the survey parametrised, and in how much memory?
+
+    python benchmarks/inference.py [--sizes 50000 518387] [--members 10] [--workdir DIR] [--keep]
+
+1. One slides network (987 px, 4 labels; speed does not depend on the weights): Keras'
+   ``model.predict`` against ``inference.CompiledModel`` on the same 50,000 spectra in memory,
+   same run, and their largest difference.
+2. For each size, a synthetic spectra cube in the real file format (``io.write_spectra_cube``)
+   goes through ``predict.predict_cube`` with that one network, in a fresh process: wall time
+   (reading, flags and writing the catalogue included) and the process's peak memory.
+3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks.
+
+The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> peak_rss_mb=<n>`` (one network,
+in-memory rates of step 1; peak memory of step 2 on the largest cube). Needs ≈ 4.1 GB of disk
+in ``--workdir`` for the full-size cube (deleted at the end unless ``--keep``).
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from ravecnn_utils import io  # noqa: E402
+from ravecnn_utils.model import SLIDES_LABELS, slides_cnn  # noqa: E402
+from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
+from common import timed  # noqa: E402  (benchmarks/common.py)
+
+RAVE_DR6_SPECTRA = 518_387
+BLOCK = 20_000
+
+
+def synthetic_cube(path, n, seed=0):
+    """A cube of ``n`` noisy flat spectra with three Gaussian 'Ca II' lines, streamed in blocks."""
+    wave = io.common_wavelengths()
+    step = round(float(wave[1] - wave[0]), 9)
+    header = io.cube_header(wave, step, n, sources="synthetic (benchmarks/inference.py)")
+    lines = 1 - sum(0.6 * np.exp(-0.5 * ((wave - c) / 1.2) ** 2) for c in (8498.02, 8542.09, 8662.14))
+
+    def blocks(ext):
+        rng = np.random.default_rng(seed)  # the same draws for FLUX and ERROR
+        for start in range(0, n, BLOCK):
+            rows = min(BLOCK, n - start)
+            snr = rng.uniform(10, 150, (rows, 1))
+            noise = rng.normal(0, 1, (rows, wave.size))
+            yield lines + noise / snr if ext == "FLUX" else np.broadcast_to(1 / snr, (rows, wave.size))
+
+    ids = np.array([f"synthetic_{i:07d}" for i in range(n)])
+    return io.write_spectra_cube(path, header, blocks, ids, np.zeros(n, np.int32))
+
+
+def toy_ensemble(folder, n_members, n_pixels):
+    """``n_members`` untrained slides networks with a label scaling, calibration and validation spread."""
+    import keras
+
+    members = []
+    for seed in range(n_members):
+        keras.utils.set_random_seed(seed)
+        members.append(slides_cnn(n_pixels=n_pixels))
+    scaler = LabelScaler(np.array([3500.0, 0.0, -2.5, -0.2]), np.array([4000.0, 5.5, 3.0, 0.6]))
+    ens = Ensemble(members, scaler, SLIDES_LABELS, grid=io.common_wavelengths(),
+                   calibration=dict.fromkeys(SLIDES_LABELS, 2.0), metadata={"network": f"slides x{n_members} (untrained)",
+                             "validation_spread": dict.fromkeys(SLIDES_LABELS, 1.0)})
+    ens.save(folder)
+    return folder
+
+
+def child(cube, ensemble_dir, out):
+    """Run predict_cube in this (fresh) process; print JSON with the time and peak memory."""
+    from ravecnn_utils.predict import predict_cube
+
+    ens = Ensemble.load(ensemble_dir)
+    _, seconds = timed(predict_cube, ens, cube, out, progress=False)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "members": len(ens)}))
+
+
+def run_child(cube, ensemble_dir, out):
+    result = subprocess.run([sys.executable, __file__, "--child", str(cube), str(ensemble_dir), str(out)],
+                            check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, RAVE_DR6_SPECTRA])
+    parser.add_argument("--members", type=int, default=10, help="ensemble size for the whole-survey run")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ravecnn_inference_bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the synthetic cubes")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
+
+    import tensorflow as tf
+
+    from ravecnn_utils.inference import CompiledModel
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    n_pix = io.common_wavelengths().size
+    print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, {tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads")
+
+    # 1. one network, in memory
+    net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
+    model = Ensemble.load(net).members[0]
+    x = np.random.default_rng(1).normal(1, 0.05, (50_000, n_pix, 1)).astype(np.float32)
+    fast = CompiledModel(model)
+    model.predict(x[:4096], batch_size=256, verbose=0), fast(x[:4096])   # warm up both
+    ref, t_keras = timed(model.predict, x, batch_size=256, verbose=0)
+    ours, t_ours = timed(fast, x)
+    rate_keras, rate_ours = len(x) / t_keras, len(x) / t_ours
+    print("\n1. one slides network, 50,000 spectra in memory")
+    print(f"   {'path':<38}{'spectra/s':>12}")
+    print(f"   {'keras model.predict (batch 256)':<38}{rate_keras:>12,.0f}")
+    print(f"   {'CompiledModel (batch 2048)':<38}{rate_ours:>12,.0f}")
+    print(f"   largest difference: {np.abs(ours - ref).max():.1e} (scaled labels)")
+
+    # 2. synthetic cubes through predict_cube, one network, fresh process each
+    print("\n2. predict_cube, one network, synthetic cube on disk (fresh process)")
+    print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'predict s':>11}{'spectra/s':>11}{'peak RSS MB':>13}")
+    cubes, peak = {}, None
+    for n in args.sizes:
+        cube = args.workdir / f"cube_{n}.fits"
+        _, t_write = timed(synthetic_cube, cube, n)
+        r = run_child(cube, net, args.workdir / f"catalogue_{n}.fits")
+        cubes[n], peak = cube, r["peak_rss_mb"]
+        print(f"   {n:>10,}{cube.stat().st_size / 1e9:>9.2f}{t_write:>9.0f}{r['seconds']:>11.1f}"
+              f"{n / r['seconds']:>11,.0f}{r['peak_rss_mb']:>13,.0f}")
+
+    # 3. the largest cube through the ensemble
+    n = max(args.sizes)
+    ens_dir = toy_ensemble(args.workdir / "models" / f"x{args.members}", args.members, n_pix)
+    r = run_child(cubes[n], ens_dir, args.workdir / "catalogue_ensemble.fits")
+    print(f"\n3. {n:,} spectra through a {args.members}-member ensemble: {r['seconds']:.0f} s "
+          f"({r['seconds'] / 60:.1f} min, {n * args.members / r['seconds']:,.0f} spectra × members / s), "
+          f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+    if not args.keep:
+        shutil.rmtree(args.workdir)
+    print(f"spectra_per_s_ours={rate_ours:.0f} spectra_per_s_keras={rate_keras:.0f} peak_rss_mb={peak:.0f}")
+
+
+if __name__ == "__main__":
+    main()
