@@ -13,7 +13,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate notebooks book html test lab clean
+.PHONY: help install simulate notebooks book html rerun test test-book lab clean
 
 help:
 	@echo "ravecnn — make targets (PROFILE=$(PROFILE); PROFILE=smoke for a quick run)"
@@ -22,6 +22,8 @@ help:
 	@echo "  make simulate   write the simulated survey to data/sim/\$$PROFILE (no-op if already there)"
 	@echo "  make notebooks  execute notebooks/NN_*.py with papermill into book/executed/"
 	@echo "  make html       render book/executed/ as it is into _build/html (no simulation, no execution)"
+	@echo "  make rerun NOTEBOOK=04_training PARAMS=\"-p n_models 10\"   rerun one notebook, then make html"
+	@echo "  make test-book  build the smoke book and check every page in headless Chromium (installs it if it can)"
 	@echo "  make lab        open the notebooks in JupyterLab (jupytext: the .py files open as notebooks)"
 	@echo "  make install    create .venv and install requirements.txt + this package (editable)"
 	@echo "  make clean      remove book/executed and _build (keeps data/sim)"
@@ -49,12 +51,32 @@ book: notebooks
 
 # Render book/executed/ as it is (e.g. after running the notebooks on the real data).
 html: $(STAMP)
+	$(PY) -m ravecnn_utils.bookpages book/parameters.md
 	$(VENV)/bin/jupyter-book build book --config _config.yml --toc "$$PWD/book/_toc.yml" \
 		--path-output . --all -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
+# Rerun one notebook (NOTEBOOK=stem or number) with the PROFILE's parameters plus PARAMS
+# (papermill -p NAME VALUE pairs, values in YAML), then rebuild the HTML book.
+rerun: $(STAMP)
+	@test -n "$(NOTEBOOK)" || { echo 'usage: make rerun NOTEBOOK=04_training PARAMS="-p n_models 10"'; exit 2; }
+	$(PY) -m ravecnn_utils.notebooks --profile $(PROFILE) --only $(NOTEBOOK) $(PARAMS) --out book/executed
+	$(MAKE) html
+
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The book opened in a real browser: Debian's chromium (installed here with apt-get when it
+# is missing and we may), driven by Playwright's Python package (requirements-book-test.txt).
+CHROMIUM ?= /usr/bin/chromium
+test-book: $(STAMP)
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "test-book needs Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian/Ubuntu)"; exit 1; fi; \
+	fi
+	$(PY) -m pip install -q -r requirements-book-test.txt
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -m book tests/test_book.py
 
 # JupyterLab opens text files in its editor by default; this project-local override (inside
 # .venv, so your own JupyterLab settings still win) makes a double click on a .py notebook

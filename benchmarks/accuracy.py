@@ -69,7 +69,7 @@ def main():
                                  validation.CORE_LABELS)
     print(f"\nCNN {args.network} − truth per SNR bin against the Cramér–Rao bound, all nine labels unknown")
     r9[r9["stars"] > 0].pprint_all()
-    print(f"\nthe same, Teff, log g, [M/H], [α/M] with the five abundances known")
+    print("\nthe same, Teff, log g, [M/H], [α/M] with the five abundances known")
     r4.pprint_all()
     worst4, label4 = validation.worst_ratio(r4)
     worst9, label9 = validation.worst_ratio(r9)

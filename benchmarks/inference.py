@@ -66,10 +66,34 @@ def toy_ensemble(folder, n_members, n_pixels):
         members.append(slides_cnn(n_pixels=n_pixels))
     scaler = LabelScaler(np.array([3500.0, 0.0, -2.5, -0.2]), np.array([4000.0, 5.5, 3.0, 0.6]))
     ens = Ensemble(members, scaler, SLIDES_LABELS, grid=io.common_wavelengths(),
-                   calibration=dict.fromkeys(SLIDES_LABELS, 2.0), metadata={"network": f"slides x{n_members} (untrained)",
+                   calibration=dict.fromkeys(SLIDES_LABELS, 2.0),
+                   metadata={"network": f"slides x{n_members} (untrained)",
                              "validation_spread": dict.fromkeys(SLIDES_LABELS, 1.0)})
     ens.save(folder)
     return folder
+
+
+def time_per_layer(model, x, batch_size=2048):
+    """(layer, µs per spectrum) added by each weighted layer: the network is cut after the layer's
+    activation, compiled, and its summed output timed; differences of successive cuts."""
+    import keras
+    import tensorflow as tf
+
+    names = [layer.name for layer in model.layers]
+    cuts = [n for n in ("conv1_lrelu", "conv2_lrelu", "conv3_lrelu", "dense32_lrelu", "dense16_lrelu", "labels")
+            if n in names]
+    previous, out = 0.0, []
+    for name in cuts:
+        head = keras.Model(model.inputs, model.get_layer(name).output)
+        fn = tf.function(lambda a, head=head: tf.reduce_sum(tf.reshape(head(a, training=False),
+                                                                       (tf.shape(a)[0], -1)), 1))
+        batches = [tf.constant(x[s:s + batch_size]) for s in range(0, len(x) - batch_size + 1, batch_size)]
+        fn(batches[0])
+        _, seconds = timed(lambda: [fn(b).numpy() for b in batches])
+        micro = seconds / (len(batches) * batch_size) * 1e6
+        out.append((name.replace("_lrelu", ""), micro - previous))
+        previous = micro
+    return out
 
 
 def child(cube, ensemble_dir, out):
@@ -105,7 +129,8 @@ def main():
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     n_pix = io.common_wavelengths().size
-    print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, {tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads")
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, {threads} intra-op threads")
 
     # 1. one network, in memory
     net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
@@ -121,6 +146,10 @@ def main():
     print(f"   {'keras model.predict (batch 256)':<38}{rate_keras:>12,.0f}")
     print(f"   {'CompiledModel (batch 2048)':<38}{rate_ours:>12,.0f}")
     print(f"   largest difference: {np.abs(ours - ref).max():.1e} (scaled labels)")
+
+    print("\n   where the time goes (network cut after each layer, output summed; µs per spectrum):")
+    for layer, micro in time_per_layer(model, x[:20_000]):
+        print(f"   {layer:<38}{micro:>12.1f}")
 
     # 2. synthetic cubes through predict_cube, one network, fresh process each
     print("\n2. predict_cube, one network, synthetic cube on disk (fresh process)")

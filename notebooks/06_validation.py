@@ -374,7 +374,8 @@ if spectra_only and n_real > 0:
         ax.set_ylabel(f"network {axis_label(label)}")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    plots.caption(fig, f"REAL spectra ({len(domain)} stars) through the {spectra_only[0]} network trained on: {source}.")
+    plots.caption(fig, f"REAL spectra ({len(domain)} stars) through the {spectra_only[0]} network "
+                       f"trained on: {source}.")
     plt.show()
     display(domain)  # noqa: F821 (IPython)
 else:

@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import plots, predict
+from ravecnn_utils import plots, predict, survey
 from ravecnn_utils.galaxy import chemical_population
 from ravecnn_utils.io import read_rave_catalogue
 from ravecnn_utils.labels import LATEX, axis_label
@@ -93,8 +93,9 @@ else:
     predict.predict_cube(ens, cube, out, catalogue=rave, chunk=chunk)
 seconds = time.perf_counter() - start
 cat = Table.read(out)
-simulated = (rave_dir / FILES["truth"]).is_file() and (rave_dir / "survey.json").is_file()
-source = (f"SIMULATED survey ({rave_dir})" if simulated else f"RAVE data in {rave_dir}")
+manifest = survey.read_manifest(rave_dir)
+simulated = manifest is not None
+source = f"{survey.describe({'manifest': manifest})} ({rave_dir})"
 print(f"This run uses: {source}")
 print(f"{len(cat):,} spectra through {len(ens)} members of {network} in {seconds:.0f} s "
       f"({len(cat) / seconds:,.0f} spectra/s, reading and writing included) -> {out}")
@@ -182,7 +183,8 @@ if simulated:
     summary["same side"].format = ".3f"
     confusion = Table({"true population": np.unique(population)})
     for side in ("thin", "thick", "halo"):
-        confusion[f"network: {side}"] = [int(np.sum((population == p) & (side_net == side))) for p in np.unique(population)]
+        confusion[f"network: {side}"] = [int(np.sum((population == p) & (side_net == side)))
+                                         for p in np.unique(population)]
     display(summary)  # noqa: F821 (IPython)
     display(confusion)  # noqa: F821 (IPython)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)
@@ -196,7 +198,8 @@ if simulated:
         ax.set_xlabel(axis_label("m_h"))
     axes[0].set_ylabel(axis_label("alpha_m"))
     axes[0].legend(markerscale=4, fontsize=8)
-    plots.caption(fig, f"The same giants at their true labels and as the network sees them, coloured by true population; {source}.")
+    plots.caption(fig, "The same giants at their true labels and as the network sees them, coloured by "
+                       f"true population; {source}.")
     plt.show()
 else:
     print("real data: no true populations; the comparison needs a simulated survey")

@@ -40,6 +40,7 @@ __all__ = [
     "notebook_paths",
     "has_parameters_cell",
     "parameter_names",
+    "clean_outputs",
     "execute_notebook",
     "run_all",
     "main",
@@ -117,6 +118,46 @@ def parameter_names(path: str | os.PathLike) -> list[str]:
     return names
 
 
+NOISE = (
+    "All log messages before absl::InitializeLog()",  # TensorFlow's C++ start-up lines
+    "oneDNN custom operations are on",
+    "cpu_feature_guard.cc",
+    "To enable the following instructions",
+    "TqdmWarning: IProgress not found",              # tqdm.auto without ipywidgets, and its source line
+    "from .autonotebook import tqdm as notebook_tqdm",
+)
+"""Substrings of stderr lines that ``clean_outputs`` drops from executed notebooks."""
+
+
+def _clean_stderr(text: str) -> str:
+    """Progress bars reduced to their final state (the text after the last carriage return of a
+    line) and the ``NOISE`` lines dropped."""
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    kept = [line for line in lines if line.strip() and not any(n in line for n in NOISE)]
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def clean_outputs(nb) -> None:
+    """Tidy an executed notebook in place: per cell, the stderr stream outputs are merged into
+    one, progress bars keep only their final line, TensorFlow's start-up lines and tqdm's widget
+    warning are dropped; an stderr output left empty is removed."""
+    for cell in nb.cells:
+        outputs = cell.get("outputs")
+        if not outputs:
+            continue
+        stderr = [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        if not stderr:
+            continue
+        text = _clean_stderr("".join(o["text"] for o in stderr))
+        first = outputs.index(stderr[0])
+        rest = [o for o in outputs if not any(o is e for e in stderr)]
+        if text:
+            merged = dict(stderr[0])
+            merged["text"] = text
+            rest.insert(min(first, len(rest)), type(stderr[0])(merged))
+        cell["outputs"] = rest
+
+
 def _error_summary(exc: BaseException) -> str:
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
     if ename:
@@ -178,6 +219,11 @@ def execute_notebook(
         raise NotebookExecutionError(
             f"notebook {path.name} failed: {_error_summary(exc)}{kept}"
         ) from exc
+    import nbformat
+
+    nb = nbformat.read(tmp, as_version=4)
+    clean_outputs(nb)
+    nbformat.write(nb, tmp)
     os.replace(tmp, final)
     failed.unlink(missing_ok=True)
     return final

@@ -239,3 +239,23 @@ def test_real_data_path_runs_on_files_in_the_real_schemas(smoke_survey, tmp_path
     text = (tmp_path / "executed" / "02_crossmatch.ipynb").read_text()
     assert "real RAVE DR6 / APOGEE data" in text and "SIMULATED" not in text
     assert (tmp_path / "products" / "training_set.fits").is_file()
+
+
+def test_clean_outputs_keeps_final_progress_and_drops_noise():
+    """TensorFlow start-up lines and tqdm's widget warning go; a progress bar keeps its final
+    state; stdout and results are untouched; a cell whose stderr was only noise has none left."""
+    nb = nbformat.v4.new_notebook()
+    out = nbformat.v4.new_output
+    nb.cells = [nbformat.v4.new_code_cell("x"), nbformat.v4.new_code_cell("y")]
+    nb.cells[0].outputs = [
+        out("stream", name="stderr", text="WARNING: All log messages before absl::InitializeLog() is called\n"),
+        out("stream", name="stdout", text="result 42\n"),
+        out("stream", name="stderr", text="\rpeers:   0%|   | 0/5"),
+        out("stream", name="stderr", text="\rpeers: 100%|███| 5/5\n"),
+        out("stream", name="stderr", text="UserWarning: something real\n"),
+    ]
+    nb.cells[1].outputs = [out("stream", name="stderr", text="I0000 port.cc:153] oneDNN custom operations are on.\n")]
+    nbrun.clean_outputs(nb)
+    texts = [(o["name"], o["text"]) for o in nb.cells[0].outputs]
+    assert texts == [("stderr", "peers: 100%|███| 5/5\nUserWarning: something real\n"), ("stdout", "result 42\n")]
+    assert nb.cells[1].outputs == []

@@ -1,0 +1,95 @@
+"""Book pages generated from the notebooks themselves (never retyped): the parameters page.
+
+    python -m ravecnn_utils.bookpages book/parameters.md
+
+Every notebook's ``parameters`` cell is read (names, default values as written, the comment
+after each, continued on following comment lines) together with the ``smoke`` profile's
+overrides, and written as one Markdown page with a table per notebook.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from .notebooks import NOTEBOOKS_DIR, _parameters_cell, _read, load_profile, notebook_paths
+
+
+def parameters_table(path) -> list[tuple[str, str, str]]:
+    """(name, default as written, description) for each assignment of the notebook's
+    ``parameters`` cell. ValueError naming the notebook if it has none."""
+    cell = _parameters_cell(_read(path))
+    if cell is None or cell.cell_type != "code":
+        raise ValueError(f"{Path(path).name} has no code cell tagged 'parameters'")
+    source = cell.source
+    lines = source.splitlines()
+    rows = []
+    body = ast.parse(source).body
+    for k, node in enumerate(body):
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+            continue
+        target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        default = ast.get_source_segment(source, node.value) if node.value is not None else ""
+        comment = []
+        first = lines[node.end_lineno - 1]
+        if "#" in first[len(first.split("#")[0]):]:
+            comment.append(first.split("#", 1)[1].strip())
+        stop = body[k + 1].lineno - 1 if k + 1 < len(body) else len(lines)
+        for line in lines[node.end_lineno:stop]:       # comment-only lines continue the description
+            if line.strip().startswith("#"):
+                comment.append(line.strip().lstrip("#").strip())
+        rows.append((ast.unparse(target), " ".join(default.split()), " ".join(comment)))
+    return rows
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def parameters_page(notebooks_dir=NOTEBOOKS_DIR, smoke_profile="smoke") -> str:
+    """The Markdown of the 'Rerun with your own parameters' page."""
+    smoke = load_profile(smoke_profile)
+    out = [
+        "# Rerun with your own parameters",
+        "",
+        "Every notebook starts with a cell tagged `parameters`; papermill replaces its values. This",
+        "page is generated from those cells (`python -m ravecnn_utils.bookpages`) each time the book",
+        "is built, so it always matches the notebooks. Rerun one notebook with new values and rebuild",
+        "the book:",
+        "",
+        "```sh",
+        'make rerun NOTEBOOK=04_training PARAMS="-p n_models 10 -p epochs 200"',
+        "```",
+        "",
+        "or, without make, `.venv/bin/python -m ravecnn_utils.notebooks --profile full --only 04_training",
+        "-p n_models 10` (values are YAML; the executed notebook goes to `book/executed/`). Relative",
+        "paths are relative to `notebooks/`. The column *smoke* shows what the quick profile of",
+        "`notebooks/profiles.yml` (`make book PROFILE=smoke`, the tests) changes.",
+        "",
+    ]
+    for path in notebook_paths(notebooks_dir):
+        title = next((line.lstrip("# ").strip() for line in _read(path).cells[0].source.splitlines()
+                      if line.startswith("# ")), path.stem)
+        out += [f"## {title}", "", f"`notebooks/{path.name}`", "",
+                "| parameter | default | smoke | meaning |", "|---|---|---|---|"]
+        overrides = smoke.get(path.stem, {})
+        for name, default, comment in parameters_table(path):
+            value = f"`{overrides[name]}`" if name in overrides else ""
+            out.append(f"| `{name}` | `{_cell(default)}` | {_cell(value)} | {_cell(comment)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m ravecnn_utils.bookpages OUTPUT.md", file=sys.stderr)
+        return 2
+    Path(argv[0]).write_text(parameters_page(), encoding="utf-8")
+    print(argv[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

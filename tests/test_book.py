@@ -1,0 +1,97 @@
+"""The book as a reader sees it: built from the smoke profile, opened in headless Chromium.
+
+Run with ``make test-book`` (installs Chromium where it can, and Playwright). Every notebook
+page must load, show its figures (images with a non-zero size) and link only to pages that
+exist. Marked ``book``: not part of ``make test``.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+from ravecnn_utils import notebooks as nbrun
+from ravecnn_utils.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.book, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The smoke book built warning-free (-W -n) into a temporary folder: its HTML root."""
+    root = tmp_path_factory.mktemp("book")
+    shutil.copytree(REPO_ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed", "_build"))
+    nbrun.run_all("smoke", root / "book" / "executed", progress_bar=False,
+                  overrides={"survey_dir": str(root / "sim"), "products_dir": str(root / "products")})
+    run = functools.partial(subprocess.run, check=True, cwd=root)
+    run([sys.executable, "-m", "ravecnn_utils.bookpages", str(root / "book" / "parameters.md")])
+    run([str(Path(sys.executable).parent / "jupyter-book"), "build", "book", "--config", str(REPO_ROOT / "_config.yml"),
+         "--toc", str(root / "book" / "_toc.yml"), "--path-output", ".", "--all", "-W", "-n"])
+    return root / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The HTML served on localhost (as a reader's browser would fetch it)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (make test-book does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+NOTEBOOK_PAGES = [f"executed/{p.stem}.html" for p in nbrun.notebook_paths()]
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_notebook_page_has_its_figures(page, server, browser):
+    """The page loads (HTTP 200), has a title, and every image has been drawn with a non-zero size."""
+    tab = browser.new_page()
+    response = tab.goto(urljoin(server, page), wait_until="load")
+    assert response is not None and response.status == 200, page
+    assert tab.locator("main h1").count() >= 1, f"{page}: no title"
+    sizes = tab.eval_on_selector_all("main img", "imgs => imgs.map(i => [i.src, i.complete, i.naturalWidth])")
+    assert sizes, f"{page}: no figure"
+    broken = [src for src, complete, width in sizes if not complete or width == 0]
+    assert not broken, f"{page}: images not drawn: {broken}"
+    tab.close()
+
+
+def test_no_broken_internal_links(site, server, browser):
+    """Every link of every page that stays inside the book leads to a page that exists."""
+    tab = browser.new_page()
+    broken = []
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+    for page in pages:
+        tab.goto(urljoin(server, page), wait_until="domcontentloaded")
+        for href in tab.eval_on_selector_all("a[href]", "as => as.map(a => a.href)"):
+            url = urlparse(href)
+            if not href.startswith(server) or not url.path.endswith(".html"):
+                continue  # external sites, mailto, downloads: not ours to check here
+            if not (site / url.path.lstrip("/")).is_file():
+                broken.append(f"{page} -> {url.path}")
+    tab.close()
+    assert not broken, "broken links:\n" + "\n".join(sorted(set(broken)))
