@@ -54,7 +54,7 @@ n_models = 5                           # ensemble members per network
 drop_worst = 0.2                       # fraction of members (worst validation loss) dropped
 epochs = 100                           # maximum epochs per member
 patience = 10                          # early stopping: epochs without validation improvement
-batch_size = 64
+batch_size = 64                         # spectra per gradient step (Adam)
 learning_rate = 1e-3                   # Adam
 seed = 42                              # member k uses seed + k
 

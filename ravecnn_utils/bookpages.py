@@ -1,4 +1,5 @@
-"""Book pages generated from the notebooks themselves (never retyped): the parameters page.
+"""Book pages generated from the notebooks themselves (never retyped): the parameters page;
+and a check of the built book's internal links.
 
     python -m ravecnn_utils.bookpages book/parameters.md
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import ast
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
 
 from .notebooks import NOTEBOOKS_DIR, _parameters_cell, _read, load_profile, notebook_paths
 
@@ -44,7 +47,8 @@ def parameters_table(path) -> list[tuple[str, str, str]]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Text safe in a Markdown table cell (pipes and angle brackets escaped)."""
+    return text.replace("|", "\\|").replace("<", "\\<")
 
 
 def parameters_page(notebooks_dir=NOTEBOOKS_DIR, smoke_profile="smoke") -> str:
@@ -79,6 +83,37 @@ def parameters_page(notebooks_dir=NOTEBOOKS_DIR, smoke_profile="smoke") -> str:
             out.append(f"| `{name}` | `{_cell(default)}` | {_cell(value)} | {_cell(comment)} |")
         out.append("")
     return "\n".join(out)
+
+
+class _Links(HTMLParser):
+    """The href of every <a> of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        href = dict(attrs).get("href")
+        if tag == "a" and href:
+            self.hrefs.append(href)
+
+
+def broken_links(site) -> list[str]:
+    """Links of the built HTML book in ``site`` that stay inside it but lead to no file:
+    ``"page -> href"`` strings, sorted (anchors and external sites are not checked)."""
+    site = Path(site)
+    broken = set()
+    for path in site.rglob("*.html"):
+        page = path.relative_to(site).as_posix()
+        parser = _Links()
+        parser.feed(path.read_text(encoding="utf-8"))
+        for href in parser.hrefs:
+            url = urlparse(urljoin(f"http://book.invalid/{page}", href))
+            if url.netloc != "book.invalid" or not url.path.strip("/"):
+                continue  # another site, mailto:, or the site root
+            if not (site / unquote(url.path).lstrip("/")).is_file():
+                broken.add(f"{page} -> {href}")
+    return sorted(broken)
 
 
 def main(argv=None) -> int:
