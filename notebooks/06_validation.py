@@ -387,10 +387,11 @@ else:
 # * Section 2 gives the test-set bias, scatter and outlier fraction of each network against
 #   APOGEE and (simulated survey) against the truth; section 8 puts them beside the peers, the
 #   RAVE pipeline and the paper's published numbers — all computed above in this run.
-# * Section 3 measures how close the networks come to the Cramér–Rao bound. Against the bound
-#   with all nine labels unknown the networks do better than any unbiased method could, because
-#   they learnt the label correlations of the training set; against the 4-label bound the gap
-#   that is left is the room for improvement.
+# * Section 3 measures how close the networks come to the Cramér–Rao bound. Where the
+#   network's scatter lies below the bound with all nine labels unknown, it does better than
+#   any unbiased method could, because it learnt the label correlations of the training set;
+#   the ratios against the bound with the abundances known show how much room is left, mostly
+#   at high SNR, where the scatter stops falling with SNR.
 # * The repeat pairs (section 6) and the z distributions (section 7) say whether the reported
 #   uncertainties can be trusted; section 9 shows what happens on real spectra.
 #
