@@ -42,12 +42,10 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import plots, predict, survey
-from ravecnn_utils.galaxy import chemical_population
+from ravecnn_utils import plots, predict, survey, validation
 from ravecnn_utils.io import read_rave_catalogue
 from ravecnn_utils.labels import LATEX, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.simulate import FILES
 from ravecnn_utils.train import Ensemble
 
 sns.set_theme(context="notebook", style="ticks")
@@ -160,31 +158,11 @@ plt.show()
 # counts the overlap of the populations in this plane)?
 
 # %%
-truth_path = rave_dir / FILES["truth"]
 if simulated:
-    stars = Table.read(truth_path, hdu="STARS")
-    stars.convert_bytestring_to_unicode()
-    index = {s: i for i, s in enumerate(stars["id_2mass"])}
-    observations = Table.read(truth_path, hdu="OBSERVATIONS")
-    observations.convert_bytestring_to_unicode()
-    star_of = dict(zip(observations["rave_obs_id"], observations["id_2mass"]))  # every observation's true star
-    star_ids = [star_of[r] for r in g["rave_obs_id"]]
-    rows = np.array([index[s] for s in star_ids])
-    true = stars[rows]
-    side_net = chemical_population(np.asarray(g["m_h"]), np.asarray(g["alpha_m"]))
-    side_true_labels = chemical_population(np.asarray(true["m_h"]), np.asarray(true["alpha_m"]))
-    population = np.asarray(true["population"])
-    summary = Table({
-        "compared with": ["the side of the true labels", "the true population (thin/thick/halo stars only)"],
-        "giants": [len(g), int(np.isin(population, ["thin", "thick", "halo"]).sum())],
-        "same side": [float(np.mean(side_net == side_true_labels)),
-                      float(np.mean((side_net == population)[np.isin(population, ["thin", "thick", "halo"])]))],
-    })
-    summary["same side"].format = ".3f"
-    confusion = Table({"true population": np.unique(population)})
-    for side in ("thin", "thick", "halo"):
-        confusion[f"network: {side}"] = [int(np.sum((population == p) & (side_net == side)))
-                                         for p in np.unique(population)]
+    truth = validation.read_truth(rave_dir, g, labels=["m_h", "alpha_m"])
+    true = Table(truth["labels"], names=["m_h", "alpha_m"])
+    population = truth["population"]
+    summary, confusion = validation.disc_sides(g["m_h"], g["alpha_m"], true["m_h"], true["alpha_m"], population)
     display(summary)  # noqa: F821 (IPython)
     display(confusion)  # noqa: F821 (IPython)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)

@@ -83,9 +83,7 @@ def predict_spectra(ensemble, flux, error, phot_table=None, **thresholds):
     bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
     flux[bad], error[bad] = 1.0, np.inf
     x = ensemble.inputs(flux, error, phot_table)
-    scaled = ensemble.member_predictions(x)
-    mean = ensemble.scaler.inverse(scaled.mean(axis=0))
-    spread = ensemble.scaler.inverse_sigma(scaled.std(axis=0))
+    mean, spread = ensemble.predict(x)
     k = np.array([(ensemble.calibration or {}).get(name, np.nan) for name in ensemble.labels], float)
     snr = spectrum_snr(flux, error)
     cols = {}

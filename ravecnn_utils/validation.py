@@ -53,7 +53,8 @@ def expand(values, labels, to=LABELS):
 
 
 def read_truth(survey_dir, table, labels=LABELS):
-    """The simulation's truth for the observations of ``table`` (rave_obs_id, apogee_id = 2MASS id).
+    """The simulation's truth for the observations of ``table`` (``rave_obs_id``; the star is
+    ``apogee_id`` = 2MASS id if the table has it, else the observation's own star in the truth).
 
     Returns a dict: ``labels`` (n, k) true labels, ``fisher`` (n, 9, 9), ``crlb`` (n, k) with all nine
     labels free, ``crlb_core`` (n, 4) for ``CORE_LABELS`` with the abundances known, ``snr`` (n,)
@@ -69,8 +70,9 @@ def read_truth(survey_dir, table, labels=LABELS):
     obs = Table.read(path, hdu="OBSERVATIONS")
     for t in (stars, obs):
         t.convert_bytestring_to_unicode()
-    s = _lookup(stars["id_2mass"], table["apogee_id"], f"{path} STARS")
     o = _lookup(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")
+    star_ids = table["apogee_id"] if "apogee_id" in table.colnames else obs["id_2mass"][o]
+    s = _lookup(stars["id_2mass"], star_ids, f"{path} STARS")
     fisher = np.asarray(obs["fisher"], float)[o]
     cols = [LABELS.index(name) for name in labels]
     return {
@@ -235,3 +237,29 @@ def predict_observations(ensemble, cube_path, catalogue, rows, batch_size=256):
     undo = np.argsort(order)
     x = ensemble.inputs(flux[undo], error[undo], catalogue[rows])
     return ensemble.predict(x, calibrated=True, batch_size=batch_size)
+
+
+def disc_sides(m_h, alpha_m, true_m_h, true_alpha_m, population):
+    """Thin / thick / halo side (``galaxy.chemical_population``) of stars by their predicted and
+    their true [M/H], [α/M] (dex), against their true ``population``.
+
+    Returns (summary Table: how often the predicted side is the side of the true labels, and the
+    true population for thin/thick/halo stars; confusion Table: true population × predicted side).
+    """
+    from .galaxy import chemical_population
+
+    side = chemical_population(np.asarray(m_h, float), np.asarray(alpha_m, float))
+    side_true = chemical_population(np.asarray(true_m_h, float), np.asarray(true_alpha_m, float))
+    population = np.asarray(population)
+    known = np.isin(population, ["thin", "thick", "halo"])
+    summary = Table({
+        "compared with": ["the side of the true labels", "the true population (thin/thick/halo stars only)"],
+        "stars": [len(side), int(known.sum())],
+        "same side": [float(np.mean(side == side_true)), float(np.mean((side == population)[known]))],
+    })
+    summary["same side"].format = ".3f"
+    confusion = Table({"true population": np.unique(population)})
+    for name in ("thin", "thick", "halo"):
+        confusion[f"network: {name}"] = [int(np.sum((population == p) & (side == name)))
+                                         for p in np.unique(population)]
+    return summary, confusion

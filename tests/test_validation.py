@@ -98,3 +98,25 @@ def test_read_truth_of_simulated_observations(smoke_survey):
     assert (truth["crlb_core"] <= truth["crlb"][:, core] * (1 + 1e-9)).all()
     with pytest.raises(FileNotFoundError, match="truth"):
         validation.read_truth(smoke_survey / "nowhere", table)
+
+
+def test_disc_sides_against_truth_and_population():
+    """Two thin-disc stars, one thick, one bulge: the predicted side of star 2 is wrong."""
+    summary, confusion = validation.disc_sides([0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.0, 0.0],
+                                               [0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.3, 0.0],
+                                               ["thin", "thin", "thick", "bulge"])
+    assert list(summary["stars"]) == [4, 3]
+    assert summary["same side"][0] == pytest.approx(0.75) and summary["same side"][1] == pytest.approx(2 / 3)
+    assert list(confusion["network: thin"]) == [1, 1, 2]          # bulge, thick, thin rows
+
+
+def test_read_truth_finds_the_star_of_each_observation(smoke_survey):
+    """Without an apogee_id column the star comes from the observation itself."""
+    from ravecnn_utils.simulate import FILES
+
+    obs = Table.read(smoke_survey / FILES["truth"], hdu="OBSERVATIONS")
+    obs.convert_bytestring_to_unicode()
+    with_ids = Table({"rave_obs_id": obs["rave_obs_id"][:4], "apogee_id": obs["id_2mass"][:4]})
+    a = validation.read_truth(smoke_survey, with_ids)
+    b = validation.read_truth(smoke_survey, Table({"rave_obs_id": obs["rave_obs_id"][:4]}))
+    np.testing.assert_array_equal(a["labels"], b["labels"])
