@@ -2,16 +2,18 @@
 
     python benchmarks/inference.py [--sizes 50000 518387] [--members 10] [--workdir DIR] [--keep]
 
-1. One slides network (987 px, 4 labels; speed does not depend on the weights): Keras'
-   ``model.predict`` against ``inference.CompiledModel`` on the same 50,000 spectra in memory,
-   same run, and their largest difference.
+1. One slides network (speed does not depend on the weights) on 50,000 spectra in memory, at
+   our grid's 987 px and at the talk's 723 px: Keras' ``model.predict`` against our two engines
+   (``inference.CompiledModel``, TensorFlow; ``fastcnn.FastCNN``, numba), same run, and each
+   engine's largest difference from ``model.predict``; then where TensorFlow's time goes.
 2. For each size, a synthetic spectra cube in the real file format (``io.write_spectra_cube``)
    goes through ``predict.predict_cube`` with that one network, in a fresh process: wall time
    (reading, flags and writing the catalogue included) and the process's peak memory.
 3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks.
 
-The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> peak_rss_mb=<n>`` (one network,
-in-memory rates of step 1; peak memory of step 2 on the largest cube). Needs ≈ 4.1 GB of disk
+The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> peak_rss_mb=<n>`` (one 987-px
+network, in-memory rates of step 1 with the default engine; peak memory of step 2 on the
+largest cube). Needs ≈ 4.1 GB of disk
 in ``--workdir`` for the full-size cube (deleted at the end unless ``--keep``).
 """
 
@@ -34,6 +36,8 @@ from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
 from common import timed  # noqa: E402  (benchmarks/common.py)
 
 RAVE_DR6_SPECTRA = 518_387
+SLIDES_PIXELS = 723
+"""Input length of the talk's network (``model.slides_cnn`` default)."""
 BLOCK = 20_000
 
 
@@ -125,7 +129,8 @@ def main():
 
     import tensorflow as tf
 
-    from ravecnn_utils.inference import CompiledModel
+    from ravecnn_utils.fastcnn import FastCNN, default_threads
+    from ravecnn_utils.inference import CompiledModel, compile_model
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     n_pix = io.common_wavelengths().size
@@ -133,26 +138,35 @@ def main():
     print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, {threads} intra-op threads")
 
     # 1. one network, in memory
-    net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
-    model = Ensemble.load(net).members[0]
-    x = np.random.default_rng(1).normal(1, 0.05, (50_000, n_pix, 1)).astype(np.float32)
-    fast = CompiledModel(model)
-    model.predict(x[:4096], batch_size=256, verbose=0), fast(x[:4096])   # warm up both
-    ref, t_keras = timed(model.predict, x, batch_size=256, verbose=0)
-    ours, t_ours = timed(fast, x)
-    rate_keras, rate_ours = len(x) / t_keras, len(x) / t_ours
     print("\n1. one slides network, 50,000 spectra in memory")
-    print(f"   {'path':<38}{'spectra/s':>12}")
-    print(f"   {'keras model.predict (batch 256)':<38}{rate_keras:>12,.0f}")
-    print(f"   {'CompiledModel (batch 2048)':<38}{rate_ours:>12,.0f}")
-    print(f"   largest difference: {np.abs(ours - ref).max():.1e} (scaled labels)")
-
-    print("\n   where the time goes (network cut after each layer, output summed; µs per spectrum):")
-    for layer, micro in time_per_layer(model, x[:20_000]):
+    print(f"   {'pixels':>6}  {'path':<36}{'spectra/s':>12}{'max |diff|':>12}")
+    rates = {}
+    for n_pixels in (n_pix, SLIDES_PIXELS):
+        model = slides_cnn(n_pixels=n_pixels)
+        x = np.random.default_rng(1).normal(1, 0.05, (50_000, n_pixels, 1)).astype(np.float32)
+        engines = {"keras model.predict (batch 256)": lambda a, m=model: m.predict(a, batch_size=256, verbose=0),
+                   "CompiledModel (TensorFlow, 2048)": CompiledModel(model),
+                   f"FastCNN (numba, {default_threads()} threads)": FastCNN(model)}
+        ref = None
+        for name, fn in engines.items():
+            fn(x[:4096])  # warm up (tracing, compiling)
+            out, seconds = timed(fn, x)
+            ref = out if ref is None else ref
+            rates[n_pixels, name.split()[0]] = len(x) / seconds
+            print(f"   {n_pixels:>6}  {name:<36}{len(x) / seconds:>12,.0f}{np.abs(out - ref).max():>12.1e}")
+    model = slides_cnn(n_pixels=n_pix)
+    x = np.random.default_rng(1).normal(1, 0.05, (20_000, n_pix, 1)).astype(np.float32)
+    rate_keras = rates[n_pix, "keras"]
+    rate_ours = rates[n_pix, "FastCNN" if isinstance(compile_model(model), FastCNN) else "CompiledModel"]
+    print(f"\n   where TensorFlow's time goes, {n_pix} px (network cut after each layer, output summed; "
+          "µs per spectrum):")
+    for layer, micro in time_per_layer(model, x):
         print(f"   {layer:<38}{micro:>12.1f}")
 
     # 2. synthetic cubes through predict_cube, one network, fresh process each
-    print("\n2. predict_cube, one network, synthetic cube on disk (fresh process)")
+    print("\n2. predict_cube, one network, synthetic cube on disk (fresh process; the time includes compiling "
+          "the kernel, a few s)")
+    net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
     print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'predict s':>11}{'spectra/s':>11}{'peak RSS MB':>13}")
     cubes, peak = {}, None
     for n in args.sizes:

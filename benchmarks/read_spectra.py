@@ -78,7 +78,8 @@ def main():
     finally:
         shutil.rmtree(folder)
     print(f"\nbuild_spectra_cube, {args.n} files, chunk {args.chunk}")
-    print(f"{'processes':>9}  {'wall s':>7}  {'files/s':>8}  {'main RSS MB':>11}  {'worker RSS MB':>13}  {'cube MB':>7}")
+    print(f"{'processes':>9}  {'wall s':>7}  {'files/s':>8}  {'main RSS MB':>11}  {'worker RSS MB':>13}  "
+          f"{'cube MB':>7}")
     for r in rows:
         print(f"{r['processes']:>9}  {r['wall_s']:>7.1f}  {r['files'] / r['wall_s']:>8.0f}  {r['main_mb']:>11.0f}  "
               f"{r['workers_mb']:>13.0f}  {r['cube_mb']:>7.1f}")

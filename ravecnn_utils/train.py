@@ -245,7 +245,7 @@ class Ensemble:
         self.grid = _grid_tuple(grid)
         self.metadata = dict(metadata or {})
         self.calibration = None if calibration is None else dict(calibration)
-        self._compiled = (None, [])   # (batch size, compiled members), built on first predict
+        self._compiled = (None, [])   # ((batch size, engine), compiled members), built on first predict
 
     def __len__(self):
         return len(self.members)
@@ -254,22 +254,24 @@ class Ensemble:
         return (f"Ensemble({len(self)} members, labels={list(self.labels)}, grid={self.grid}, "
                 f"calibrated={self.calibration is not None})")
 
-    def member_predictions(self, x, batch_size=None):
+    def member_predictions(self, x, batch_size=None, engine="auto"):
         """Scaled outputs of every member, (n_members, n, n_labels) float64, through each member's
-        compiled inference function (``inference.CompiledModel``, built once per batch size)."""
-        from .inference import DEFAULT_BATCH, CompiledModel
+        compiled inference function (``inference.compile_model``: ``engine`` "auto", "numba" or
+        "tensorflow"; ``batch_size`` for TensorFlow; built once per engine and batch size)."""
+        from .inference import DEFAULT_BATCH, compile_model
 
-        batch_size = batch_size or DEFAULT_BATCH
-        if self._compiled[0] != batch_size:
-            self._compiled = (batch_size, [CompiledModel(m, batch_size) for m in self.members])
+        key = (batch_size or DEFAULT_BATCH, engine)
+        if self._compiled[0] != key:
+            self._compiled = (key, [compile_model(m, engine, key[0]) for m in self.members])
         return np.stack([f(x) for f in self._compiled[1]]).astype(float)
 
-    def predict(self, x, calibrated=False, batch_size=None):
+    def predict(self, x, calibrated=False, batch_size=None, engine="auto"):
         """Mean and spread (std over members) of the predictions, physical units, each (n, n_labels).
 
         With ``calibrated=True`` the spread is multiplied by the validation factor k of each label.
+        ``engine`` and ``batch_size``: see :meth:`member_predictions`.
         """
-        scaled = self.member_predictions(x, batch_size)
+        scaled = self.member_predictions(x, batch_size, engine)
         if scaled.shape[-1] != len(self.labels):
             raise ValueError(f"members predict {scaled.shape[-1]} labels, ensemble has {len(self.labels)}")
         mean = self.scaler.inverse(scaled.mean(axis=0))

@@ -160,3 +160,18 @@ def test_spectrum_snr_ignores_pixels_without_information():
     snr = predict.spectrum_snr(flux, error)
     np.testing.assert_allclose(snr[:2], [10, 10])
     assert np.isnan(snr[2])
+
+
+def test_spectrum_snr_equals_nanmedian_for_odd_and_even_counts():
+    rng = np.random.default_rng(5)
+    flux = rng.normal(1, 0.1, (40, 31)).astype(np.float32)
+    error = rng.uniform(0.01, 0.1, (40, 31)).astype(np.float32)
+    error[rng.uniform(size=error.shape) < 0.2] = np.inf      # 0 to 31 good pixels per spectrum
+    error[3, :] = 0.0
+    good = np.isfinite(error) & (error > 0)
+    assert {0, 1} <= set(good.sum(axis=1) % 2)
+    with np.errstate(divide="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):  # row 3
+        expected = np.nanmedian(np.where(good, flux / error, np.nan), axis=1)
+    snr = predict.spectrum_snr(flux, error)
+    assert np.isnan(snr[3])
+    np.testing.assert_allclose(snr, expected, rtol=1e-6)

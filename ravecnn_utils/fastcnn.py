@@ -1,0 +1,238 @@
+"""The project's CNN on the CPU through a numba-compiled kernel, at over twice TensorFlow's speed.
+
+TensorFlow (oneDNN) evaluates convolutions of 1–8 channels at a small fraction of the CPU's
+arithmetic peak, and every layer streams a whole batch of activations through memory.
+Here each spectrum goes through the whole network while its activations (≈ 60 kB) stay in
+the core's cache, one spectrum after another; threads take contiguous slices of the rows.
+The convolution's inner loop is written out for the kernel width (10 or 20 pixels) so that
+the compiler keeps the taps in registers and vectorises along the spectrum.
+
+It serves the networks of :mod:`ravecnn_utils.model` (three valid, stride-1 ``Conv1D`` with
+LeakyReLU, then ``dense32`` [+ ``dense27`` on photometry, concatenated], ``dense16`` and the
+linear ``labels``); :func:`check_supported` says why another network is not. The result equals
+``model.predict`` to float32 round-off (~1e-7 in scaled labels; tested within 1e-5); NaN pixels
+give NaN labels, as in Keras. ``benchmarks/inference.py`` measures the speed.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+
+CONV_LAYERS = ("conv1", "conv2", "conv3")
+DENSE_LAYERS = ("dense32", "dense16", "labels")
+PHOTOMETRY_LAYER = "dense27"
+FASTMATH = {"reassoc", "contract"}
+"""Reordered sums and fused multiply-adds, but NaN and inf kept (no ``nnan``/``ninf``)."""
+PARTIAL_SUMS = 4
+"""Independent partial sums per convolution output, so the multiply-adds do not wait on each other."""
+
+
+def _leaky(layer):
+    """Negative slope of a LeakyReLU layer (Keras 3 calls it ``negative_slope``)."""
+    return float(layer.get_config()["negative_slope"])
+
+
+def check_supported(model):
+    """Raise ValueError naming what in ``model`` the kernel cannot evaluate; else return the
+    LeakyReLU slope shared by all hidden layers.
+
+    Supported: the networks of :mod:`ravecnn_utils.model` (layer names ``conv1``–``conv3``,
+    ``dense32``, optional ``dense27`` on a ``photometry`` input, ``dense16``, ``labels``).
+    """
+    import keras
+
+    names = {layer.name: layer for layer in model.layers}
+    wanted = CONV_LAYERS + DENSE_LAYERS
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise ValueError(f"model {model.name!r} has no layer(s) {missing}: not a ravecnn_utils.model network")
+    convs = [names[n] for n in CONV_LAYERS]
+    extra = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv1D) and layer not in convs]
+    if extra:
+        raise ValueError(f"model {model.name!r} has convolution layers {extra} beyond {CONV_LAYERS}")
+    for conv in convs:
+        cfg = conv.get_config()
+        if (cfg["padding"] != "valid" or tuple(cfg["strides"]) != (1,) or tuple(cfg["dilation_rate"]) != (1,)
+                or cfg["activation"] != "linear" or not cfg["use_bias"] or cfg.get("groups", 1) != 1):
+            raise ValueError(f"layer {conv.name!r}: only valid, stride-1, undilated, linear Conv1D with bias")
+    widths = {conv.kernel_size[0] for conv in convs}
+    if len(widths) != 1:
+        raise ValueError(f"convolutions of different widths {sorted(widths)}: one width per network")
+    hidden = list(convs) + [names["dense32"], names["dense16"]]
+    if PHOTOMETRY_LAYER in names:
+        hidden.append(names[PHOTOMETRY_LAYER])
+    slopes = set()
+    for layer in hidden:
+        after = names.get(f"{layer.name}_lrelu")
+        if not isinstance(after, keras.layers.LeakyReLU):
+            raise ValueError(f"layer {layer.name!r} is not followed by LeakyReLU {layer.name + '_lrelu'!r}")
+        slopes.add(_leaky(after))
+    for layer in [names[n] for n in DENSE_LAYERS] + ([names[PHOTOMETRY_LAYER]] if PHOTOMETRY_LAYER in names else []):
+        if layer.get_config()["activation"] != "linear" or not layer.get_config()["use_bias"]:
+            raise ValueError(f"layer {layer.name!r}: only linear Dense layers with bias")
+    if len(slopes) != 1:
+        raise ValueError(f"LeakyReLU slopes differ between layers: {sorted(slopes)}")
+    inputs = [t.name for t in model.inputs]
+    expected = ["spectrum", "photometry"] if PHOTOMETRY_LAYER in names else ["spectrum"]
+    if sorted(inputs) != sorted(expected):
+        raise ValueError(f"model inputs {inputs}, expected {expected}")
+    spectrum = model.inputs[inputs.index("spectrum")]
+    if len(spectrum.shape) != 3 or spectrum.shape[2] != 1:
+        raise ValueError(f"spectrum input of shape {tuple(spectrum.shape)}, expected (None, n_pixels, 1)")
+    return slopes.pop()
+
+
+def _conv_source(width):
+    """Python source of ``conv(h, w, b, slope, out)`` for kernels of ``width`` pixels.
+
+    ``h`` (c_in, L_in) channel-major activations, ``w`` (width, c_in, c_out), ``b`` (c_out,),
+    ``out`` (c_out, L_in − width + 1) gets LeakyReLU(conv + b). The taps are spelt out in
+    ``PARTIAL_SUMS`` interleaved sums so the loop over output pixels vectorises.
+    """
+    taps = "\n".join(f"            w{j} = w[{j}, ci, co]" for j in range(width))
+    groups = [range(g, width, PARTIAL_SUMS) for g in range(min(PARTIAL_SUMS, width))]
+    terms = " + ".join("(" + " + ".join(f"w{j} * hc[t + {j}]" for j in group) + ")" for group in groups)
+    return f'''
+def conv(h, w, b, slope, out):
+    n_out = out.shape[1]
+    for co in range(out.shape[0]):
+        acc = out[co]
+        for t in range(n_out):
+            acc[t] = b[co]
+        for ci in range(h.shape[0]):
+            hc = h[ci]
+{taps}
+            for t in range(n_out):
+                acc[t] += {terms}
+        for t in range(n_out):
+            s = acc[t]
+            acc[t] = s if s > 0 else s * slope
+'''
+
+
+def _dense(x, w, b, slope, out):
+    """out = LeakyReLU(w · x + b); ``w`` (n_out, n_in) (transposed Keras kernel); slope 1: linear."""
+    for u in range(w.shape[0]):
+        s = np.float32(0.0)
+        row = w[u]
+        for p in range(x.size):
+            s += row[p] * x[p]
+        s += b[u]
+        out[u] = s if s > 0 else s * slope
+
+
+def _forward(conv, dense, width):
+    """The whole network for rows ``start:stop`` of ``spectra`` into ``out`` (serial; no GIL)."""
+
+    def forward(spectra, photometry, w1, b1, w2, b2, w3, b3, d1, e1, dp, ep, d2, e2, d3, e3,
+                slope, start, stop, out):
+        n1 = spectra.shape[1] - width + 1
+        n2, n3 = n1 - width + 1, n1 - 2 * (width - 1)
+        h1 = np.empty((w1.shape[2], n1), np.float32)
+        h2 = np.empty((w2.shape[2], n2), np.float32)
+        h3 = np.empty((w3.shape[2], n3), np.float32)
+        joined = np.empty(d1.shape[0] + dp.shape[0], np.float32)
+        a16 = np.empty(d2.shape[0], np.float32)
+        one = np.float32(1.0)
+        for i in range(start, stop):
+            conv(spectra[i:i + 1], w1, b1, slope, h1)
+            conv(h1, w2, b2, slope, h2)
+            conv(h2, w3, b3, slope, h3)
+            dense(h3.reshape(-1), d1, e1, slope, joined[:d1.shape[0]])
+            dense(photometry[i], dp, ep, slope, joined[d1.shape[0]:])
+            dense(joined, d2, e2, slope, a16)
+            dense(a16, d3, e3, one, out[i])
+
+    return forward
+
+
+@lru_cache(maxsize=None)
+def kernel(width):
+    """The compiled forward function for convolutions ``width`` pixels wide (compiled once per
+    process and width: a few seconds)."""
+    from numba import njit
+
+    namespace = {"np": np}
+    exec(_conv_source(width), namespace)  # noqa: S102  (source built above from integers only)
+    conv = njit(fastmath=FASTMATH, inline="always")(namespace["conv"])
+    dense = njit(fastmath=FASTMATH, inline="always")(_dense)
+    return njit(fastmath=FASTMATH, nogil=True)(_forward(conv, dense, width))
+
+
+def default_threads():
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class FastCNN:
+    """``model`` (a :mod:`ravecnn_utils.model` network) as a callable ``f(x) -> (n, n_labels)``
+    float32 array, evaluated by :func:`kernel` on ``threads`` threads (default: all cores).
+
+    ``x``: spectra (n, n_pixels[, 1]), or a dict ``{"spectrum": …, "photometry": (n, n_phot)}``
+    for a network with photometry. Raises ValueError (from :func:`check_supported`) for
+    networks of another shape; ``inference.compile_model`` then falls back to TensorFlow.
+    """
+
+    def __init__(self, model, threads=None):
+        slope = check_supported(model)
+        self.names = [t.name for t in model.inputs]
+        self.n_pixels = int(model.inputs[self.names.index("spectrum")].shape[1])
+        self.threads = int(threads or default_threads())
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        convs = [model.get_layer(n).get_weights() for n in CONV_LAYERS]
+        self.width = convs[0][0].shape[0]
+        d1, e1 = model.get_layer("dense32").get_weights()
+        channels = convs[-1][0].shape[2]
+        # Keras flattens (pixel, channel) pixel-major; the kernel holds the activations channel-major
+        d1 = d1.reshape(-1, channels, d1.shape[1]).transpose(1, 0, 2).reshape(d1.shape)
+        if "photometry" in self.names:
+            dp, ep = model.get_layer(PHOTOMETRY_LAYER).get_weights()
+        else:  # no photometry branch: an empty one adds nothing to the concatenation
+            dp, ep = np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
+        self.n_photometry = dp.shape[0]
+        dense = [(d1, e1), (dp, ep)] + [model.get_layer(n).get_weights() for n in DENSE_LAYERS[1:]]
+        f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
+        self.weights = [f32(a) for w, b in convs for a in (w, b)]
+        self.weights += [f32(a) for w, b in dense for a in (w.T, b)]
+        self.n_outputs = self.weights[-1].shape[0]
+        self.slope = np.float32(slope)
+        self._forward = kernel(self.width)  # compiled here, so a missing numba shows at once
+
+    def _arrays(self, x):
+        """(spectra (n, n_pixels), photometry (n, n_phot)) float32, C-contiguous."""
+        from .inference import named_inputs
+
+        arrays = dict(zip(self.names, named_inputs(self.names, x)))
+        spectra = arrays["spectrum"]
+        n = len(spectra)
+        if spectra.shape[1:] not in ((self.n_pixels,), (self.n_pixels, 1)):
+            raise ValueError(f"spectra of shape {spectra.shape}: the network takes {self.n_pixels} pixels, "
+                             f"as (n, {self.n_pixels}) or (n, {self.n_pixels}, 1)")
+        spectra = np.ascontiguousarray(spectra.reshape(n, self.n_pixels))
+        if "photometry" not in arrays:
+            return spectra, np.zeros((n, 0), np.float32)
+        photometry = np.ascontiguousarray(arrays["photometry"])
+        expected = (n, self.n_photometry)
+        if photometry.shape != expected:
+            raise ValueError(f"photometry of shape {photometry.shape}, expected {expected}")
+        return spectra, photometry
+
+    def __call__(self, x):
+        spectra, photometry = self._arrays(x)
+        n = len(spectra)
+        out = np.empty((n, self.n_outputs), np.float32)
+        edges = np.linspace(0, n, min(self.threads, max(n, 1)) + 1).astype(int)
+        jobs = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        run = lambda ab: self._forward(spectra, photometry, *self.weights, self.slope, ab[0], ab[1], out)  # noqa: E731
+        if len(jobs) == 1:
+            run(jobs[0])
+        elif jobs:
+            with ThreadPoolExecutor(len(jobs)) as pool:
+                list(pool.map(run, jobs))
+        return out

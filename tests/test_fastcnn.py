@@ -1,0 +1,99 @@
+"""The numba engine equals Keras' own predict, and says which networks it cannot run."""
+
+import numpy as np
+import pytest
+
+from ravecnn_utils import model as cnn
+from ravecnn_utils.fastcnn import FastCNN, check_supported
+from ravecnn_utils.inference import CompiledModel, compile_model
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(21)
+
+
+def _net(builder, seed, **kwargs):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return builder(**kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_slides_network_equals_keras(rng, threads):
+    """Kernels of 20 px: equal to model.predict within 1e-5, whatever the number of threads."""
+    net = _net(cnn.slides_cnn, 5, n_pixels=150)
+    x = rng.normal(1, 0.1, (41, 150, 1)).astype(np.float32)
+    out = FastCNN(net, threads=threads)(x)
+    assert out.dtype == np.float32 and out.shape == (41, 4)
+    np.testing.assert_allclose(out, net.predict(x, verbose=0), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(FastCNN(net, threads=threads)(x[:, :, 0]), out)  # (n, n_pixels) too
+
+
+@pytest.mark.parametrize("photometry", [False, True])
+def test_paper_network_equals_keras(rng, photometry):
+    """Kernels of 10 px, with and without the photometry branch (a dict input)."""
+    net = _net(cnn.paper_cnn, 6, n_pixels=90, photometry=photometry)
+    spectra = rng.normal(1, 0.1, (13, 90, 1)).astype(np.float32)
+    x = {"spectrum": spectra, "photometry": rng.normal(0, 1, (13, 9))} if photometry else spectra
+    out = FastCNN(net, threads=2)(x)
+    assert out.shape == (13, 9)
+    np.testing.assert_allclose(out, net.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_nan_pixel_gives_nan_labels_for_that_spectrum_only(rng):
+    net = _net(cnn.slides_cnn, 7, n_pixels=120)
+    x = rng.normal(1, 0.1, (4, 120)).astype(np.float32)
+    x[2, 60] = np.nan
+    out = FastCNN(net, threads=2)(x)
+    assert np.isnan(out[2]).all() and np.isfinite(out[[0, 1, 3]]).all()
+    assert np.isnan(net.predict(x[:, :, None], verbose=0)[2]).all()  # as Keras does
+
+
+def test_input_errors(rng):
+    net = _net(cnn.paper_cnn, 8, n_pixels=60, photometry=True)
+    f = FastCNN(net)
+    spectra = rng.normal(1, 0.1, (3, 60, 1))
+    with pytest.raises(KeyError, match="photometry"):
+        f({"spectrum": spectra})
+    with pytest.raises(ValueError, match="photometry of shape"):
+        f({"spectrum": spectra, "photometry": np.zeros((3, 4))})
+    with pytest.raises(ValueError, match="takes 60 pixels"):
+        f({"spectrum": spectra[:, :59], "photometry": np.zeros((3, 9))})
+    assert f({"spectrum": spectra[:0], "photometry": np.zeros((0, 9))}).shape == (0, 9)
+
+
+def test_other_networks_are_refused_by_name_and_auto_falls_back():
+    """A 'same'-padded convolution is not what the kernel computes: refused with the layer named;
+    compile_model('auto') then uses TensorFlow, compile_model('numba') raises."""
+    import keras
+
+    net = _net(cnn.slides_cnn, 9, n_pixels=80)
+    assert check_supported(net) == pytest.approx(cnn.LEAKY_SLOPE)
+    same = keras.Sequential([keras.Input((80, 1), name="spectrum"),
+                             keras.layers.Conv1D(8, 20, padding="same", name="conv1"),
+                             keras.layers.LeakyReLU(name="conv1_lrelu")])
+    with pytest.raises(ValueError, match="conv2"):
+        check_supported(same)
+    assert isinstance(compile_model(net), FastCNN)
+    assert isinstance(compile_model(net, engine="tensorflow"), CompiledModel)
+    assert isinstance(compile_model(same), CompiledModel)
+    with pytest.raises(ValueError):
+        compile_model(same, engine="numba")
+    with pytest.raises(ValueError, match="unknown engine"):
+        compile_model(net, engine="jax")
+
+
+def test_changed_layer_is_named():
+    """Right names, but conv2 has its own ReLU inside: the layer at fault is named."""
+    import keras
+
+    net = _net(cnn.slides_cnn, 10, n_pixels=80)
+    cfg = net.get_config()
+    for layer in cfg["layers"]:
+        if layer["config"]["name"] == "conv2":
+            layer["config"]["activation"] = "relu"
+    changed = keras.Model.from_config(cfg)
+    with pytest.raises(ValueError, match="'conv2'"):
+        check_supported(changed)
