@@ -157,7 +157,7 @@ def main():
     model = slides_cnn(n_pixels=n_pix)
     x = np.random.default_rng(1).normal(1, 0.05, (20_000, n_pix, 1)).astype(np.float32)
     rate_keras = rates[n_pix, "keras"]
-    rate_ours = rates[n_pix, "FastCNN" if isinstance(compile_model(model), FastCNN) else "CompiledModel"]
+    rate_ours = rates[n_pix, type(compile_model(model)).__name__]  # the engine Ensemble.predict uses
     print(f"\n   where TensorFlow's time goes, {n_pix} px (network cut after each layer, output summed; "
           "µs per spectrum):")
     for layer, micro in time_per_layer(model, x):

@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .inference import named_inputs
+
 CONV_LAYERS = ("conv1", "conv2", "conv3")
 DENSE_LAYERS = ("dense32", "dense16", "labels")
 PHOTOMETRY_LAYER = "dense27"
@@ -27,11 +29,6 @@ FASTMATH = {"reassoc", "contract"}
 """Reordered sums and fused multiply-adds, but NaN and inf kept (no ``nnan``/``ninf``)."""
 PARTIAL_SUMS = 4
 """Independent partial sums per convolution output, so the multiply-adds do not wait on each other."""
-
-
-def _leaky(layer):
-    """Negative slope of a LeakyReLU layer (Keras 3 calls it ``negative_slope``)."""
-    return float(layer.get_config()["negative_slope"])
 
 
 def check_supported(model):
@@ -60,18 +57,16 @@ def check_supported(model):
     widths = {conv.kernel_size[0] for conv in convs}
     if len(widths) != 1:
         raise ValueError(f"convolutions of different widths {sorted(widths)}: one width per network")
-    hidden = list(convs) + [names["dense32"], names["dense16"]]
-    if PHOTOMETRY_LAYER in names:
-        hidden.append(names[PHOTOMETRY_LAYER])
+    dense = [names[n] for n in DENSE_LAYERS + (PHOTOMETRY_LAYER,) if n in names]
+    for layer in dense:
+        if layer.get_config()["activation"] != "linear" or not layer.get_config()["use_bias"]:
+            raise ValueError(f"layer {layer.name!r}: only linear Dense layers with bias")
     slopes = set()
-    for layer in hidden:
+    for layer in convs + [layer for layer in dense if layer.name != "labels"]:  # every hidden layer
         after = names.get(f"{layer.name}_lrelu")
         if not isinstance(after, keras.layers.LeakyReLU):
             raise ValueError(f"layer {layer.name!r} is not followed by LeakyReLU {layer.name + '_lrelu'!r}")
-        slopes.add(_leaky(after))
-    for layer in [names[n] for n in DENSE_LAYERS] + ([names[PHOTOMETRY_LAYER]] if PHOTOMETRY_LAYER in names else []):
-        if layer.get_config()["activation"] != "linear" or not layer.get_config()["use_bias"]:
-            raise ValueError(f"layer {layer.name!r}: only linear Dense layers with bias")
+        slopes.add(float(after.get_config()["negative_slope"]))
     if len(slopes) != 1:
         raise ValueError(f"LeakyReLU slopes differ between layers: {sorted(slopes)}")
     inputs = [t.name for t in model.inputs]
@@ -206,8 +201,6 @@ class FastCNN:
 
     def _arrays(self, x):
         """(spectra (n, n_pixels), photometry (n, n_phot)) float32, C-contiguous."""
-        from .inference import named_inputs
-
         arrays = dict(zip(self.names, named_inputs(self.names, x)))
         spectra = arrays["spectrum"]
         n = len(spectra)
@@ -227,12 +220,11 @@ class FastCNN:
         spectra, photometry = self._arrays(x)
         n = len(spectra)
         out = np.empty((n, self.n_outputs), np.float32)
-        edges = np.linspace(0, n, min(self.threads, max(n, 1)) + 1).astype(int)
-        jobs = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-        run = lambda ab: self._forward(spectra, photometry, *self.weights, self.slope, ab[0], ab[1], out)  # noqa: E731
-        if len(jobs) == 1:
-            run(jobs[0])
-        elif jobs:
-            with ThreadPoolExecutor(len(jobs)) as pool:
-                list(pool.map(run, jobs))
+        edges = np.linspace(0, n, min(self.threads, n) + 1).astype(int)  # one row slice per thread
+
+        def run(start, stop):
+            self._forward(spectra, photometry, *self.weights, self.slope, start, stop, out)
+
+        with ThreadPoolExecutor(max(len(edges) - 1, 1)) as pool:
+            list(pool.map(run, edges[:-1], edges[1:]))
         return out
