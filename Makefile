@@ -39,10 +39,10 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 simulate: $(STAMP)
-	$(PY) -m ravecnn_utils.simulate --profile $(PROFILE) --out data/sim/$(PROFILE)
+	$(PY) -m ravecnn_utils.simulation --profile $(PROFILE) --out data/sim/$(PROFILE)
 
 notebooks: simulate
-	$(PY) -m ravecnn_utils.notebooks --profile $(PROFILE) --out book/executed
+	$(PY) -m ravecnn_utils.book --profile $(PROFILE) --out book/executed
 
 # Execution is off in _config.yml: the book renders what papermill executed.
 # --path-output . puts the HTML in ./_build/html; the toc path must be absolute.
@@ -51,7 +51,7 @@ book: notebooks
 
 # Render book/executed/ as it is (e.g. after running the notebooks on the real data).
 html: $(STAMP)
-	$(PY) -m ravecnn_utils.bookpages book/parameters.md
+	$(PY) -m ravecnn_utils.book.pages book/parameters.md
 	$(VENV)/bin/jupyter-book build book --config _config.yml --toc "$$PWD/book/_toc.yml" \
 		--path-output . --all -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
@@ -60,7 +60,7 @@ html: $(STAMP)
 # (papermill -p NAME VALUE pairs, values in YAML), then rebuild the HTML book.
 rerun: $(STAMP)
 	@test -n "$(NOTEBOOK)" || { echo 'usage: make rerun NOTEBOOK=04_training PARAMS="-p n_models 10"'; exit 2; }
-	$(PY) -m ravecnn_utils.notebooks --profile $(PROFILE) --only $(NOTEBOOK) $(PARAMS) --out book/executed
+	$(PY) -m ravecnn_utils.book --profile $(PROFILE) --only $(NOTEBOOK) $(PARAMS) --out book/executed
 	$(MAKE) html
 
 test: $(STAMP)

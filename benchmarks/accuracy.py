@@ -20,12 +20,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from ravecnn_utils import validation  # noqa: E402
-from ravecnn_utils.io import read_rave_catalogue  # noqa: E402
-from ravecnn_utils.labels import LABELS  # noqa: E402
+from ravecnn_utils import survey, validation  # noqa: E402
+from ravecnn_utils.rave import read_rave_catalogue  # noqa: E402
+from ravecnn_utils.labels import CORE_LABELS, LABELS  # noqa: E402
 from ravecnn_utils.paths import PRODUCT_FILES, REPO_ROOT  # noqa: E402
-from ravecnn_utils.simulate import FILES  # noqa: E402
-from ravecnn_utils.train import Ensemble  # noqa: E402
+from ravecnn_utils.survey import FILES  # noqa: E402
+from ravecnn_utils.ensemble import Ensemble  # noqa: E402
 from ravecnn_utils.trainingset import label_array, read_training_set  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main():
     if args.network not in ensembles:
         raise SystemExit(f"--network {args.network} is not among --networks {args.networks}")
     y = label_array(table, LABELS)
-    truth = validation.read_truth(survey_dir, table[test])
+    truth = survey.read_truth(survey_dir, table[test])
     catalogue = read_rave_catalogue([survey_dir / FILES["catalogue"]])
 
     pred, _ = validation.network_predictions(ensembles, flux[test], error[test], table[test])
@@ -62,11 +62,11 @@ def main():
     validation.method_table(methods, truth["labels"], LABELS).pprint_all()
     print("\npeer fit + predict time: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
 
-    core = [LABELS.index(n) for n in validation.CORE_LABELS]
+    core = [LABELS.index(n) for n in CORE_LABELS]
     p = pred[args.network]
     r9 = validation.bound_ratios(p, truth["labels"], truth["crlb"], truth["snr"], LABELS)
     r4 = validation.bound_ratios(p[:, core], truth["labels"][:, core], truth["crlb_core"], truth["snr"],
-                                 validation.CORE_LABELS)
+                                 CORE_LABELS)
     print(f"\nCNN {args.network} − truth per SNR bin against the Cramér–Rao bound, all nine labels unknown")
     r9[r9["stars"] > 0].pprint_all()
     print("\nthe same, Teff, log g, [M/H], [α/M] with the five abundances known")

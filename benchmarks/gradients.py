@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from ravecnn_utils.gradients import label_gradients  # noqa: E402
 from ravecnn_utils.model import paper_cnn, slides_cnn  # noqa: E402
-from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
+from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
 from common import timed  # noqa: E402  (benchmarks/common.py)
 
 

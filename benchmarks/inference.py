@@ -6,7 +6,7 @@
    our grid's 987 px and at the talk's 723 px: Keras' ``model.predict`` against our two engines
    (``inference.CompiledModel``, TensorFlow; ``fastcnn.FastCNN``, numba), same run, and each
    engine's largest difference from ``model.predict``; then where TensorFlow's time goes.
-2. For each size, a synthetic spectra cube in the real file format (``io.write_spectra_cube``)
+2. For each size, a synthetic spectra cube in the real file format (``cube.write_spectra_cube``)
    goes through ``predict.predict_cube`` with that one network, in a fresh process: wall time
    (reading, flags and writing the catalogue included) and the process's peak memory.
 3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks.
@@ -30,9 +30,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from ravecnn_utils import io  # noqa: E402
-from ravecnn_utils.model import SLIDES_LABELS, slides_cnn  # noqa: E402
-from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
+from ravecnn_utils.cube import common_wavelengths, cube_header, write_spectra_cube  # noqa: E402
+from ravecnn_utils.labels import CORE_LABELS  # noqa: E402
+from ravecnn_utils.model import slides_cnn  # noqa: E402
+from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
 from common import timed  # noqa: E402  (benchmarks/common.py)
 
 RAVE_DR6_SPECTRA = 518_387
@@ -43,9 +44,9 @@ BLOCK = 20_000
 
 def synthetic_cube(path, n, seed=0):
     """A cube of ``n`` noisy flat spectra with three Gaussian 'Ca II' lines, streamed in blocks."""
-    wave = io.common_wavelengths()
+    wave = common_wavelengths()
     step = round(float(wave[1] - wave[0]), 9)
-    header = io.cube_header(wave, step, n, sources="synthetic (benchmarks/inference.py)")
+    header = cube_header(wave, step, n, sources="synthetic (benchmarks/inference.py)")
     lines = 1 - sum(0.6 * np.exp(-0.5 * ((wave - c) / 1.2) ** 2) for c in (8498.02, 8542.09, 8662.14))
 
     def blocks(ext):
@@ -57,7 +58,7 @@ def synthetic_cube(path, n, seed=0):
             yield lines + noise / snr if ext == "FLUX" else np.broadcast_to(1 / snr, (rows, wave.size))
 
     ids = np.array([f"synthetic_{i:07d}" for i in range(n)])
-    return io.write_spectra_cube(path, header, blocks, ids, np.zeros(n, np.int32))
+    return write_spectra_cube(path, header, blocks, ids, np.zeros(n, np.int32))
 
 
 def toy_ensemble(folder, n_members, n_pixels):
@@ -69,10 +70,10 @@ def toy_ensemble(folder, n_members, n_pixels):
         keras.utils.set_random_seed(seed)
         members.append(slides_cnn(n_pixels=n_pixels))
     scaler = LabelScaler(np.array([3500.0, 0.0, -2.5, -0.2]), np.array([4000.0, 5.5, 3.0, 0.6]))
-    ens = Ensemble(members, scaler, SLIDES_LABELS, grid=io.common_wavelengths(),
-                   calibration=dict.fromkeys(SLIDES_LABELS, 2.0),
-                   metadata={"network": f"slides x{n_members} (untrained)",
-                             "validation_spread": dict.fromkeys(SLIDES_LABELS, 1.0)})
+    ens = Ensemble(members, scaler, CORE_LABELS, grid=common_wavelengths(),
+                   calibration=dict.fromkeys(CORE_LABELS, 2.0),
+                   metadata={"network": f"slides x{n_members} (untrained)"},
+                   validation_spread=dict.fromkeys(CORE_LABELS, 1.0))
     ens.save(folder)
     return folder
 
@@ -133,7 +134,7 @@ def main():
     from ravecnn_utils.inference import CompiledModel, compile_model
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    n_pix = io.common_wavelengths().size
+    n_pix = common_wavelengths().size
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
     print(f"CPU cores: {os.cpu_count()}, TensorFlow {tf.__version__}, {threads} intra-op threads")
 

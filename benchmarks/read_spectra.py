@@ -3,7 +3,7 @@
     python benchmarks/read_spectra.py [--n 5000] [--chunk 2000]
 
 Writes ``--n`` synthetic RAVE DR6 files (random flux, per-file CRVAL1/CDELT1) into a
-temporary folder, then times ``ravecnn_utils.io.build_spectra_cube`` with 1 and 2 worker
+temporary folder, then times ``ravecnn_utils.cube.build_spectra_cube`` with 1 and 2 worker
 processes, each in a fresh Python process (so that peak memory is its own), and prints a
 table: wall time, files per second, peak RSS of the main process and of the workers (MB),
 and the cube's size on disk.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ravecnn_utils import io
+from ravecnn_utils import cube, rave
 
 
 def write_files(folder, n, seed=0):
@@ -32,8 +32,8 @@ def write_files(folder, n, seed=0):
         flux = 1 - 0.5 * rng.uniform(size=990) ** 6
         rel = rng.uniform(0.005, 0.05, 990)
         obs_id = f"2008{i // 150:04d}_1200m30_{i % 150 + 1:03d}"
-        path = folder / io.spectrum_filename(obs_id)
-        io.write_rave_spectrum(path, flux, rel, 8409.5 + rng.normal(0, 0.1), 0.39 * (1 + rng.normal(0, 3e-4)),
+        path = folder / rave.spectrum_filename(obs_id)
+        rave.write_rave_spectrum(path, flux, rel, 8409.5 + rng.normal(0, 0.1), 0.39 * (1 + rng.normal(0, 3e-4)),
                                obs_id)
         paths.append(path)
     return paths
@@ -44,7 +44,7 @@ def one_run(folder, processes, chunk):
     paths = sorted(Path(folder, "spectra").glob("RAVE_*.fits"))
     out = Path(folder, f"cube_p{processes}.fits")
     start = time.perf_counter()
-    io.build_spectra_cube(paths, out, chunk=chunk, processes=processes, progress=False)
+    cube.build_spectra_cube(paths, out, chunk=chunk, processes=processes, progress=False)
     wall = time.perf_counter() - start
     print(json.dumps({
         "processes": processes, "files": len(paths), "wall_s": wall,

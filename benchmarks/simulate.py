@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ravecnn_utils.forward import ForwardModel
-from ravecnn_utils.galaxy import draw_field_stars
+from ravecnn_utils.simulation.forward import ForwardModel
+from ravecnn_utils.simulation.galaxy import draw_field_stars
 from ravecnn_utils.labels import LABELS
-from ravecnn_utils.simulate import simulate_survey
+from ravecnn_utils.simulation.simulate import simulate_survey
 from common import timed  # noqa: E402  (benchmarks/common.py)
 
 

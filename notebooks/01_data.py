@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -20,12 +22,12 @@
 # Hertzsprung–Russell diagram, the signal-to-noise ratios, the stars' labels, and how
 # closely the simulated spectra resemble real spectra of known stars.
 #
-# By default the book runs on a **simulated survey** written by `ravecnn_utils.simulate`
+# By default the book runs on a **simulated survey** written by `ravecnn_utils.simulation.simulate`
 # in the file formats of RAVE DR6 and APOGEE DR17, because the real files cannot be
 # downloaded where the book is built. Every figure says which data it shows.
 #
 # **Prerequisites.** None: if the survey folder is missing it is simulated here
-# (`python -m ravecnn_utils.simulate` does the same from a shell). To run on the real
+# (`python -m ravecnn_utils.simulation.simulate` does the same from a shell). To run on the real
 # releases, set `data_source = "real"`, `rave_dir`, `rave_catalogue` and `allstar_path`
 # (see the book's page *Run on the real data*).
 
@@ -38,10 +40,12 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import io, plots, realism, survey
-from ravecnn_utils.galaxy import read_crossmatch_labels
-from ravecnn_utils.labels import APOGEE_COLUMNS, LABELS, axis_label
-from ravecnn_utils.simulate import simulate_survey
+from ravecnn_utils import plots, rave, survey
+from ravecnn_utils.apogee import APOGEE_COLUMNS
+from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.simulation import realism
+from ravecnn_utils.simulation.galaxy import read_crossmatch_labels
+from ravecnn_utils.simulation.simulate import simulate_survey
 
 sns.set_theme(context="notebook", style="ticks")
 
@@ -63,7 +67,7 @@ rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_di
 if data_source == "sim":
     simulate_survey(survey_dir, profile=sim_profile, seed=seed)
 data = survey.load_survey(rave_dir, rave_catalogue, allstar_path)
-source = survey.describe(data)
+source = survey.describe(data["manifest"])
 catalogue, allstar = data["catalogue"], data["allstar"]
 simulated = data["manifest"] is not None
 print(f"This run uses: {source}")
@@ -97,14 +101,14 @@ if simulated:
     gallery = []
     for name, i in picks:
         s = truth_stars[star_row[truth_obs["id_2mass"][i]]]
-        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(rave_dir, truth_obs["rave_obs_id"][i]))
+        wave, flux, _ = rave.read_rave_spectrum(survey.spectrum_path(rave_dir, truth_obs["rave_obs_id"][i]))
         text = f"{name}\n{s['teff']:.0f} K, {s['logg']:.1f}, {s['m_h']:+.1f}\nSNR {truth_obs['snr'][i]:.0f}"
         gallery.append((wave, flux, text))
 else:
     order = np.argsort(catalogue["snr_med_sparv"])[::-1][:6]
     gallery = []
     for i in order:
-        wave, flux, _ = io.read_rave_spectrum(survey.spectrum_path(rave_dir, catalogue["rave_obs_id"][i]))
+        wave, flux, _ = rave.read_rave_spectrum(survey.spectrum_path(rave_dir, catalogue["rave_obs_id"][i]))
         gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}"))
 
 fig, ax = plt.subplots(figsize=(11, 1.3 * len(gallery) + 1))
@@ -130,7 +134,7 @@ ax.set_ylabel("observations")
 ax.legend()
 plots.caption(fig, f"RAVE observations of the {source}.")
 plt.show()
-n_repeat = len(catalogue) - len(np.unique(catalogue["ra_input"]))
+n_repeat = len(catalogue) - rave.count_stars(catalogue)
 print(f"{len(catalogue)} observations; median SNR {np.median(snr):.1f}; "
       f"{np.mean(snr > 80):.1%} above SNR 80; {n_repeat} repeat observations")
 

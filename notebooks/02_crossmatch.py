@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -36,16 +38,15 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import crossmatch, io, metrics, photometry, plots, survey
+from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, survey, trainingset
 from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.trainingset import label_array, write_training_set
 
 sns.set_theme(context="notebook", style="ticks")
 
 # %% tags=["parameters"]
 data_source = "sim"                         # "sim" (simulated survey) or "real"
-survey_dir = "../data/sim/full"             # the simulated survey (notebook 01); used when data_source="sim"
+survey_dir = "../data/sim/full"             # the simulated survey (notebook 01); used when data_source is sim
 rave_dir = None                             # folder with spectra/RAVE_<rave_obs_id>.fits and the catalogue(s);
                                             #   None: survey_dir
 rave_catalogue = ["ravedr6_catalogue.fits"] # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
@@ -55,8 +56,8 @@ match_radius_arcsec = 1.0                   # sky-match radius where the 2MASS i
 apogee_snr_min = 70                         # APOGEE SNR cut
 rave_snr_min = 10                           # RAVE SNR cut (snr_med_sparv)
 repeats = "keep"                            # RAVE repeat observations: "keep" all, or "best" SNR only
-starflag_bad_bits = [0, 3, 4, 18, 22]       # APOGEE STARFLAG bits that remove a star
-aspcap_star_bad_bit = 23                    # APOGEE ASPCAPFLAG bit STAR_BAD
+starflag_bad_bits = None                    # APOGEE STARFLAG bits that remove a star; None: apogee.STARFLAG_BAD_BITS
+aspcap_star_bad_bit = None                  # APOGEE ASPCAPFLAG bit STAR_BAD; None: apogee.ASPCAP_STAR_BAD_BIT (23)
 label_error_max = None                      # {label: largest error (K, dex)}; None: crossmatch.CUTS defaults
 split_fractions = [0.8, 0.1, 0.1]           # train, validation, test (fractions of stars)
 split_seed = 42                             # seed of the split
@@ -71,13 +72,13 @@ rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_di
 products = Path(products_dir)
 products.mkdir(parents=True, exist_ok=True)
 data = survey.load_survey(rave_dir, rave_catalogue, allstar_path)
-rave, allstar = data["catalogue"], data["allstar"]
+catalogue, allstar = data["catalogue"], data["allstar"]
 simulated = data["manifest"] is not None
 if data_source == "sim" and not simulated:
     raise FileNotFoundError(f"{rave_dir} holds no simulated survey: run notebook 01 (it simulates it) first")
-source = f"{survey.describe(data)} ({rave_dir})"
+source = f"{survey.describe(data['manifest'])} ({rave_dir})"
 print(f"This run uses: {source}")
-print(f"RAVE: {len(rave)} observations of {len(np.unique(np.asarray(rave['ra_input']).round(6)))} positions; "
+print(f"RAVE: {len(catalogue)} observations of {rave.count_stars(catalogue)} positions; "
       f"APOGEE ({allstar.meta['release'].upper()}): {len(allstar)} entries")
 
 # %% [markdown]
@@ -97,8 +98,8 @@ print(f"{n_dup} duplicate APOGEE entries dropped ({apogee.meta['deduplicate']});
 # the positions of both catalogues.
 
 # %%
-pairs = crossmatch.match(rave, apogee, radius_arcsec=match_radius_arcsec)
-matched = crossmatch.join_matches(rave, apogee, pairs)
+pairs = crossmatch.match(catalogue, apogee, radius_arcsec=match_radius_arcsec)
+matched = crossmatch.join_matches(catalogue, apogee, pairs)
 print(f"{len(pairs)} RAVE observations matched: {pairs.meta['n_2mass']} by 2MASS id, "
       f"{pairs.meta['n_sky']} on the sky (radius {match_radius_arcsec} arcsec); "
       f"{len(np.unique(matched['apogee_id']))} distinct APOGEE stars")
@@ -124,10 +125,8 @@ plt.show()
 # star stays, and the network's loss will ignore the missing label.
 
 # %%
-cuts = {"apogee_snr_min": apogee_snr_min, "rave_snr_min": rave_snr_min, "repeats": repeats,
-        "starflag_bad_bits": starflag_bad_bits, "aspcap_star_bad_bit": aspcap_star_bad_bit}
-if label_error_max is not None:
-    cuts["label_error_max"] = label_error_max
+cuts = crossmatch.cuts_from_parameters(apogee_snr_min, rave_snr_min, repeats, starflag_bad_bits,
+                                       aspcap_star_bad_bit, label_error_max)
 kept, cutflow = crossmatch.apply_cuts(matched, cuts)
 cutflow
 
@@ -156,9 +155,9 @@ missing
 
 # %%
 cube_path = products / PRODUCT_FILES["spectra_cube"]
-spectrum_files = [rave_dir / "spectra" / io.spectrum_filename(i) for i in rave["rave_obs_id"]]
-io.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes, overwrite=True)
-wave, flux, error, cube_ids = io.read_spectra_cube(cube_path)
+spectrum_files = [survey.spectrum_path(rave_dir, i) for i in catalogue["rave_obs_id"]]
+cube.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes, overwrite=True)
+wave, flux, error, cube_ids = cube.read_spectra_cube(cube_path)
 print(f"cube: {flux.shape[0]} spectra × {flux.shape[1]} pixels, {wave[0]:.2f}–{wave[-1]:.2f} Å; "
       f"{int(np.sum(cube_ids['rejected']))} flagged for too many bad pixels")
 
@@ -172,8 +171,7 @@ print(f"cube: {flux.shape[0]} spectra × {flux.shape[1]} pixels, {wave[0]:.2f}�
 # %%
 kept["split"] = crossmatch.split(kept, fractions=split_fractions, seed=split_seed)
 kept["stratum"] = crossmatch.stratum(kept)
-row = {obs_id: i for i, obs_id in enumerate(cube_ids["rave_obs_id"])}
-index = np.array([row[i] for i in kept["rave_obs_id"]])
+index = files.row_index(cube_ids["rave_obs_id"], kept["rave_obs_id"], cube_path)  # cube row of each kept spectrum
 crossmatch.split_counts(kept)
 
 # %%
@@ -199,7 +197,7 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-axes[0].scatter(rave["teff_cal_madera"], rave["logg_cal_madera"], s=1, color="0.75", label="RAVE survey",
+axes[0].scatter(catalogue["teff_cal_madera"], catalogue["logg_cal_madera"], s=1, color="0.75", label="RAVE survey",
                 rasterized=True)
 train = kept[kept["split"] == "train"]
 axes[0].scatter(train["teff"], train["logg"], s=3, color="tab:red", label="training set", rasterized=True)
@@ -222,7 +220,7 @@ plt.show()
 
 snr_train = np.asarray(kept["snr_med_sparv"])
 fig, ax = plt.subplots(figsize=(7, 3.2))
-ax.hist(np.asarray(rave["snr_med_sparv"]), bins=np.geomspace(4, 300, 40), density=True, histtype="step",
+ax.hist(np.asarray(catalogue["snr_med_sparv"]), bins=np.geomspace(4, 300, 40), density=True, histtype="step",
         color="0.4", label="RAVE survey")
 ax.hist(snr_train, bins=np.geomspace(4, 300, 40), density=True, histtype="step", color="tab:red",
         label="training + validation + test")
@@ -242,11 +240,8 @@ plt.show()
 # %%
 apogee_vs_truth = None
 if simulated:
-    truth = data["truth_stars"]
-    star = {sid: i for i, sid in enumerate(truth["id_2mass"])}
-    idx = np.array([star[s] for s in kept["apogee_id"]])
-    true_labels = np.column_stack([np.asarray(truth[name], float)[idx] for name in LABELS])
-    apogee_vs_truth = metrics.residual_table(label_array(kept, LABELS), true_labels, LABELS,
+    true_labels = survey.read_truth(rave_dir, kept)["labels"]
+    apogee_vs_truth = metrics.residual_table(trainingset.label_array(kept, LABELS), true_labels, LABELS,
                                              what="APOGEE − truth")
 else:
     print("real data: no truth to compare with")
@@ -257,16 +252,9 @@ apogee_vs_truth
 
 # %%
 training_path = products / PRODUCT_FILES["training_set"]
-columns = ["rave_obs_id", "apogee_id", "split", "stratum", "snr_med_sparv", "method", "separation_arcsec",
-           *LABELS, *(f"{n}_err" for n in LABELS)]
-columns += [c for c in photometry.COLUMNS if c in kept.colnames]  # the network's optional second input
-provenance = {
-    "source": source, "data_source": data_source, "allstar": str(allstar_path),
-    "allstar_release": allstar.meta["release"], "cuts": kept.meta["cuts"],
-    "split": {"fractions": list(split_fractions), "seed": split_seed, "group": "apogee_id"},
-    "cutflow": [dict(zip(cutflow.colnames, map(str, r))) for r in cutflow],
-}
-write_training_set(training_path, kept[columns], flux[index], error[index], wave, provenance)
+provenance = trainingset.provenance(kept, cutflow, allstar, source, data_source, split_fractions, split_seed)
+trainingset.write_training_set(training_path, trainingset.training_table(kept), flux[index], error[index], wave,
+                               provenance)
 print(f"wrote {training_path}: {len(kept)} spectra "
       + ", ".join(f"{p} {int(np.sum(kept['split'] == p))}" for p in crossmatch.PARTS))
 

@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -23,7 +25,7 @@
 # the paper, and shows what each part sees.
 #
 # **Prerequisites.** None to build the networks; the grid of our spectra comes from
-# `ravecnn_utils.io.COMMON_GRID` (the one notebook 02 resampled every spectrum to).
+# `ravecnn_utils.cube.COMMON_GRID` (the one notebook 02 resampled every spectrum to).
 
 # %% [markdown]
 # ## Imports
@@ -33,18 +35,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # silence TensorFlow's C++ start-up logs
 
-import numpy as np
 import matplotlib.pyplot as plt
-from astropy.table import Table
 
-from ravecnn_utils import io, model, photometry, plots
+from ravecnn_utils import cube, model, photometry, plots
 from ravecnn_utils.labels import LABELS
-from ravecnn_utils.realism import read_real_spectra
+from ravecnn_utils.simulation.realism import read_real_spectra
 
 # %% tags=["parameters"]
 slides_pixels = 723          # input length of the talk's network (pixels)
 paper_pixels = 912           # input length of the published network (pixels)
-slides_labels = ["teff", "logg", "m_h", "alpha_m"]   # the talk's four labels
+slides_labels = None         # the talk's labels; None: labels.CORE_LABELS (Teff, log g, [M/H], [α/M])
 dropout = 0.2                # dropout rate after the convolutions
 
 # %% [markdown]
@@ -55,7 +55,8 @@ dropout = 0.2                # dropout rate after the convolutions
 # features, which the dense layers reduce to 32, 16 and finally the four labels.
 
 # %%
-slides = model.slides_cnn(n_pixels=slides_pixels, labels=slides_labels, dropout=dropout)
+slides = model.slides_cnn(n_pixels=slides_pixels, labels=model.network_spec("slides", slides_labels)["labels"],
+                          dropout=dropout)
 model.layer_table(slides)
 
 # %%
@@ -80,15 +81,8 @@ model.layer_table(paper)
 # the first dense layer.
 
 # %%
-wave = io.common_wavelengths()
-rows = []
-for name, arch, labels, phot in (("slides", "slides", slides_labels, False),
-                                 ("paper", "paper", LABELS, False),
-                                 ("paper + photometry", "paper", LABELS, True)):
-    net = model.build(arch, wave.size, labels, photometry=phot, dropout=dropout)
-    rows.append((name, wave.size, len(labels), net.count_params(), model.receptive_field(net)))
-counts = Table(rows=rows, names=("network", "pixels", "labels", "parameters", "receptive field [px]"))
-counts["receptive field [Å]"] = np.round(counts["receptive field [px]"] * (wave[1] - wave[0]), 1)
+wave = cube.common_wavelengths()
+counts = model.network_table(wave.size, wave[1] - wave[0], dropout, slides_labels)
 counts
 
 # %% [markdown]

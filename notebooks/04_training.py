@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -40,16 +42,16 @@ import numpy as np
 import matplotlib.pyplot as plt
 from astropy.table import Table
 
-from ravecnn_utils import metrics, model, photometry, plots, train
-from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils import metrics, plots, train
+from ravecnn_utils.labels import axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.trainingset import label_array, read_training_set
 
 # %% tags=["parameters"]
 products_dir = "../data/products"      # reads training_set.fits (notebook 02); writes models/<name>/
-networks = ["slides", "paper_photometry"]  # any of "slides", "paper", "paper_photometry"
-slides_labels = ["teff", "logg", "m_h", "alpha_m"]  # the talk's four labels
-paper_labels = list(LABELS)            # the paper's nine labels
+networks = ["slides", "paper_photometry"]  # any of model.NETWORKS: slides, paper, paper_photometry
+slides_labels = None                   # labels of the slides' network; None: labels.CORE_LABELS (4)
+paper_labels = None                    # labels of the paper's networks; None: labels.LABELS (9)
 n_models = 5                           # ensemble members per network
 drop_worst = 0.2                       # fraction of members (worst validation loss) dropped
 epochs = 100                           # maximum epochs per member
@@ -71,39 +73,16 @@ print(f"{len(table)} spectra × {wave.size} pixels; train {parts['train'].sum()}
       f"validation {parts['validation'].sum()} (the test set is not touched here)")
 
 
-NETWORKS = {
-    "slides": dict(architecture="slides", labels=slides_labels, photometry=False),
-    "paper": dict(architecture="paper", labels=paper_labels, photometry=False),
-    "paper_photometry": dict(architecture="paper", labels=paper_labels, photometry=True),
-}
-unknown = sorted(set(networks) - set(NETWORKS))
-if unknown:
-    raise ValueError(f"unknown network(s) {unknown}; known: {sorted(NETWORKS)}")
-
 # %% [markdown]
 # ## 2. Train
 
 # %%
 ensembles = {}
 for name in networks:
-    spec = NETWORKS[name]
-    phot, phot_scaler, meta = None, None, {"training_set_hash": table.meta["hash"], "network": name}
-    if spec["photometry"]:
-        phot = photometry.absolute_magnitudes(table)
-        phot_scaler = train.LabelScaler().fit(phot[parts["train"]])
-        meta |= {"photometry": list(photometry.FEATURES), "photometry_scaler": phot_scaler.to_dict()}
-
-    def inputs(rows):
-        return train.make_inputs(flux[rows], error[rows], None if phot is None else phot[rows], phot_scaler)
-
-    ensembles[name] = train.train_ensemble(
-        lambda: model.build(spec["architecture"], wave.size, spec["labels"], photometry=spec["photometry"]),
-        inputs(parts["train"]), label_array(table, spec["labels"], parts["train"]),
-        inputs(parts["validation"]), label_array(table, spec["labels"], parts["validation"]),
-        n_models=n_models, seeds=[seed + k for k in range(n_models)], drop_worst=drop_worst,
-        labels=spec["labels"], grid=wave, metadata=meta,
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience)
-    ensembles[name].calibrate(inputs(parts["validation"]), label_array(table, spec["labels"], parts["validation"]))
+    ensembles[name] = train.train_network(
+        name, flux, error, table, wave, n_models=n_models, seed=seed, slides_labels=slides_labels,
+        paper_labels=paper_labels, drop_worst=drop_worst, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, patience=patience)
     ensembles[name].save(products / PRODUCT_FILES["models"] / name)
     print(f"{name}: {ensembles[name]}")
 
@@ -146,15 +125,14 @@ timing
 # %%
 rows = []
 for name, ens in ensembles.items():
-    spec = NETWORKS[name]
     x_val = ens.inputs(flux[parts["validation"]], error[parts["validation"]], table[parts["validation"]])
     mean, sigma = ens.predict(x_val, calibrated=True)
     _, spread = ens.predict(x_val)
-    truth = label_array(table, spec["labels"], parts["validation"])
-    ncol = 5 if len(spec["labels"]) > 4 else 4
-    nrow = int(np.ceil(len(spec["labels"]) / ncol))
+    truth = label_array(table, ens.labels, parts["validation"])
+    ncol = 5 if len(ens.labels) > 4 else 4
+    nrow = int(np.ceil(len(ens.labels) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.2 * nrow), squeeze=False)
-    for j, (ax, label) in enumerate(zip(axes.flat, spec["labels"])):
+    for j, (ax, label) in enumerate(zip(axes.flat, ens.labels)):
         ok = np.isfinite(truth[:, j])
         bias, scatter = metrics.bias_and_scatter(mean[ok, j] - truth[ok, j])
         ax.errorbar(truth[ok, j], mean[ok, j], yerr=sigma[ok, j], fmt=".", ms=2, lw=0.3, alpha=0.5,
@@ -168,7 +146,7 @@ for name, ens in ensembles.items():
         ax.text(0.04, 0.96, f"bias {bias:+.3g}\nσ {scatter:.3g}", transform=ax.transAxes, va="top", fontsize=8)
         rows.append((name, label, ok.sum(), bias, scatter, np.nanmedian(spread[ok, j]),
                      ens.calibration[label]))
-    for ax in axes.flat[len(spec["labels"]):]:
+    for ax in axes.flat[len(ens.labels):]:
         ax.axis("off")
     fig.suptitle(f"{name}: validation set", fontsize=11)
     plots.caption(fig, f"Validation stars of the {source}; error bars: calibrated ensemble σ.")

@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -39,12 +41,11 @@ import numpy as np
 import matplotlib.pyplot as plt
 from astropy.table import Table, vstack
 
-from ravecnn_utils import gradients, plots
-from ravecnn_utils.forward import ForwardModel
-from ravecnn_utils.labels import LABELS, UNITS, LATEX
+from ravecnn_utils import gradients, plots, survey
+from ravecnn_utils.ensemble import Ensemble
+from ravecnn_utils.labels import LATEX, UNITS
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.simulate import FILES
-from ravecnn_utils.train import Ensemble
+from ravecnn_utils.simulation.forward import ForwardModel, forward_sensitivity
 from ravecnn_utils.trainingset import read_training_set
 
 # %% tags=["parameters"]
@@ -128,28 +129,20 @@ drivers
 # compare their shapes: each normalised to its maximum, and their correlation.
 
 # %%
-truth_path = Path(survey_dir) / FILES["truth"]
-if table.meta["provenance"].get("data_source") == "sim" and truth_path.is_file():
-    truth = Table.read(truth_path, hdu="STARS")
-    truth.convert_bytestring_to_unicode()
-    index = {sid: i for i, sid in enumerate(truth["id_2mass"])}
-    true_labels = np.column_stack([np.asarray(truth[n], float) for n in LABELS])[
-        [index[s] for s in table["apogee_id"][rows]]]
-    sens = gradients.forward_sensitivity(ForwardModel(), true_labels, wave, label_names=ens.labels)
+if table.meta["provenance"].get("data_source") == "sim" and survey.read_manifest(survey_dir) is not None:
+    true_labels = survey.read_truth(survey_dir, table[rows])["labels"]
+    sens = forward_sensitivity(ForwardModel(), true_labels, wave, label_names=ens.labels)
     fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.2 * len(ens.labels)), sharex=True)
-    agreement = []
     for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
         net, fwd = np.abs(mean_all[j]), np.abs(sens[j])
         ax.plot(wave, fwd / fwd.max(), color="0.5", lw=0.8, label="|∂flux/∂label| (forward model)")
         ax.plot(wave, net / net.max(), color="tab:red", lw=0.8, label="|∂label/∂flux| (network)")
         ax.set_ylabel(LATEX[label])
-        agreement.append((label, np.corrcoef(net, fwd)[0, 1]))
     np.atleast_1d(axes)[0].legend(fontsize=8, loc="upper right")
     np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
     plots.caption(fig, f"Where the information is (grey) and where the network looks (red), {source}.")
     plt.show()
-    agreement = Table(rows=agreement, names=("label", "correlation of |network| and |forward model|"))
-    agreement["correlation of |network| and |forward model|"].format = ".2f"
+    agreement = gradients.shape_correlation(mean_all, sens, ens.labels)
 else:
     agreement = None
     print("real data: the forward model's sensitivity is not the data's; comparison skipped")

@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -43,12 +45,12 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table, vstack
 
-from ravecnn_utils import metrics, plots, realism, validation
-from ravecnn_utils.io import read_rave_catalogue
-from ravecnn_utils.labels import LABELS, LATEX, UNITS, axis_label
+from ravecnn_utils import metrics, plots, survey, validation
+from ravecnn_utils.ensemble import Ensemble
+from ravecnn_utils.labels import CORE_LABELS, LABELS, LATEX, UNITS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.simulate import FILES
-from ravecnn_utils.train import Ensemble
+from ravecnn_utils.simulation import realism
+from ravecnn_utils.survey import FILES
 from ravecnn_utils.trainingset import label_array, read_training_set
 
 sns.set_theme(context="notebook", style="ticks")
@@ -102,7 +104,7 @@ Table({"network": list(ensembles), "members": [len(e) for e in ensembles.values(
 # %%
 truth = None
 if simulated:
-    truth = validation.read_truth(survey_dir, test)
+    truth = survey.read_truth(survey_dir, test)
 tables = []
 for name in ensembles:
     for ref_name, ref in (("APOGEE", apogee), ("truth", None if truth is None else truth["labels"])):
@@ -155,13 +157,13 @@ if truth is not None:
     ratio_tables = {}
     for name in ensembles:
         r9 = validation.bound_ratios(pred[name], truth["labels"], truth["crlb"], truth["snr"], LABELS, snr_edges)
-        core = [LABELS.index(n) for n in validation.CORE_LABELS]
+        core = [LABELS.index(n) for n in CORE_LABELS]
         r4 = validation.bound_ratios(pred[name][:, core], truth["labels"][:, core], truth["crlb_core"],
-                                     truth["snr"], validation.CORE_LABELS, snr_edges)
+                                     truth["snr"], CORE_LABELS, snr_edges)
         ratio_tables[name] = (r9[r9["stars"] > 0], r4[r4["stars"] > 0])
-    fig, axes = plt.subplots(1, len(validation.CORE_LABELS), figsize=(15, 3.6))
+    fig, axes = plt.subplots(1, len(CORE_LABELS), figsize=(15, 3.6))
     mid = np.sqrt(np.array(snr_edges[:-1]) * np.array(snr_edges[1:]))
-    for ax, label in zip(axes, validation.CORE_LABELS):
+    for ax, label in zip(axes, CORE_LABELS):
         r9, r4 = (r[r["label"] == label] for r in ratio_tables[main_network])
         snr_mid = mid[np.searchsorted(snr_edges, r9["snr_lo"])]
         ax.plot(snr_mid, r9["bound"], "k--", label="bound, 9 labels unknown")
@@ -230,8 +232,8 @@ plt.show()
 # each star).
 
 # %%
-rave_dir = Path(rave_dir or survey_dir)
-catalogue = read_rave_catalogue([rave_dir / name for name in rave_catalogue])
+rave_dir = survey.rave_folder(survey_dir, rave_dir)
+catalogue = survey.read_catalogue(rave_dir, rave_catalogue)
 cube_path = products / PRODUCT_FILES["spectra_cube"]
 bench_path = Path(benchmark_path) if benchmark_path else Path(survey_dir) / FILES["benchmark"]
 benchmark_table = None
@@ -264,14 +266,7 @@ benchmark_table
 
 # %%
 rep = validation.repeat_rows(catalogue, n_repeat_stars, seed)
-rows = []
-for name, ens in ensembles.items():
-    mean, spread = validation.predict_observations(ens, cube_path, catalogue, rep)
-    for j, label in enumerate(ens.labels):
-        precision, n_pairs = metrics.pair_precision(mean[:, j], catalogue["id_2mass"][rep])
-        rows.append((name, label, n_pairs, precision, np.median(spread[:, j])))
-repeats = Table(rows=rows, names=("network", "label", "pairs", "precision from pairs", "median predicted σ"))
-repeats["precision from pairs"].format = repeats["median predicted σ"].format = ".3g"
+repeats = validation.repeat_precision(ensembles, cube_path, catalogue, rep)
 print(f"{len(rep)} observations of {len(np.unique(catalogue['id_2mass'][rep]))} stars observed twice or more")
 repeats
 
@@ -292,7 +287,7 @@ for ax, name in zip(axes[0], ensembles):
         total = np.hypot(sigma[name][:, j], np.nan_to_num(apogee_err[:, j]))
         width, inside = metrics.zscore_summary(pred[name][:, j] - apogee[:, j], total)
         rows.append((name, label, width, inside))
-        z = (pred[name][:, j] - apogee[:, j]) / total
+        z = metrics.zscores(pred[name][:, j] - apogee[:, j], total)
         ax.hist(z[np.isfinite(z)], bins=zgrid[::8], histtype="step", density=True, label=LATEX[label])
     ax.plot(zgrid, np.exp(-zgrid**2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
     ax.set_xlabel("z")
@@ -344,23 +339,10 @@ Table({"peer": list(peer_seconds), "fit + predict [s]": np.round(list(peer_secon
 # on real RAVE spectra.
 
 # %%
-spectra_only = [name for name, ens in ensembles.items() if ens.metadata.get("photometry_scaler") is None]
+spectra_only = [name for name, ens in ensembles.items() if not ens.takes_photometry]
 if spectra_only and n_real > 0:
     ens = ensembles[spectra_only[0]]
-    real_spectra = realism.read_real_spectra()[:n_real]
-    fitted, real_flux = realism.real_on_grid(spectra=real_spectra, grid=wave)
-    net, _ = ens.predict(ens.inputs(real_flux), calibrated=True)
-    literature = realism.read_real_labels()
-    lit = {row["name"]: row for row in literature}
-    domain = Table({"star": fitted["name"], "library": fitted["library"]})
-    for label in ("teff", "logg", "m_h"):
-        if label in ens.labels:
-            domain[f"{label} fit"] = fitted[label]
-            domain[f"{label} network"] = net[:, list(ens.labels).index(label)]
-    domain["teff literature"] = [lit[n]["teff_K"] if n in lit else np.nan for n in fitted["name"]]
-    domain["logg literature"] = [lit[n]["logg_dex"] if n in lit else np.nan for n in fitted["name"]]
-    for col in domain.colnames[2:]:
-        domain[col].format = ".0f" if col.startswith("teff") else ".2f"
+    domain = validation.domain_shift(ens, realism.read_real_spectra()[:n_real], wave)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, label in zip(axes, ("teff", "logg", "m_h")):
         ax.scatter(domain[f"{label} fit"], domain[f"{label} network"], s=14, label="network vs forward-model fit")

@@ -4,8 +4,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -42,11 +44,10 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import plots, predict, survey, validation
-from ravecnn_utils.io import read_rave_catalogue
+from ravecnn_utils import discs, plots, predict, survey
+from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.train import Ensemble
 
 sns.set_theme(context="notebook", style="ticks")
 
@@ -76,8 +77,8 @@ dask_workers = 2                            # workers of that cluster
 products = Path(products_dir)
 ens_dir = products / PRODUCT_FILES["models"] / network
 ens = Ensemble.load(ens_dir)
-rave_dir = Path(rave_dir or survey_dir)
-rave = read_rave_catalogue([rave_dir / name for name in rave_catalogue])
+rave_dir = survey.rave_folder(survey_dir, rave_dir)
+rave = survey.read_catalogue(rave_dir, rave_catalogue)
 cube = products / PRODUCT_FILES["spectra_cube"]
 out = products / f"catalogue_{network}.fits"
 start = time.perf_counter()
@@ -93,7 +94,7 @@ seconds = time.perf_counter() - start
 cat = Table.read(out)
 manifest = survey.read_manifest(rave_dir)
 simulated = manifest is not None
-source = f"{survey.describe({'manifest': manifest})} ({rave_dir})"
+source = f"{survey.describe(manifest)} ({rave_dir})"
 print(f"This run uses: {source}")
 print(f"{len(cat):,} spectra through {len(ens)} members of {network} in {seconds:.0f} s "
       f"({len(cat) / seconds:,.0f} spectra/s, reading and writing included) -> {out}")
@@ -136,15 +137,16 @@ plt.show()
 # %% [markdown]
 # ## 4. The [α/M]–[M/H] plane: thin and thick discs
 #
-# The dashed line is the boundary of `galaxy.chemical_population` ([α/M] = 0.10 − 0.08 [M/H],
-# halo below [M/H] = −1.2): stars above it are called thick disc, below it thin disc.
+# The dashed line is the boundary of `discs.chemical_population`, the one the simulation names
+# its populations by ([α/M] = 0.10 − 0.08 [M/H], halo below [M/H] = −1.2: `discs.ALPHA_BOUNDARY`,
+# `discs.HALO_M_H_MAX`): stars above it are called thick disc, below it thin disc.
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 5))
 ax.hexbin(g["m_h"], g["alpha_m"], gridsize=60, bins="log", cmap="Greys", mincnt=1, extent=(-2.0, 0.6, -0.2, 0.5))
-m = np.linspace(-1.2, 0.6, 10)
-ax.plot(m, 0.10 - 0.08 * m, "r--", lw=1.2, label="thin / thick boundary")
-ax.axvline(-1.2, color="r", lw=0.8, ls=":")
+m = np.linspace(discs.HALO_M_H_MAX, 0.6, 10)
+ax.plot(m, discs.boundary_alpha_m(m), "r--", lw=1.2, label="thin / thick boundary")
+ax.axvline(discs.HALO_M_H_MAX, color="r", lw=0.8, ls=":")
 ax.set_xlabel(axis_label("m_h"))
 ax.set_ylabel(axis_label("alpha_m"))
 ax.legend(loc="upper right")
@@ -159,10 +161,10 @@ plt.show()
 
 # %%
 if simulated:
-    truth = validation.read_truth(rave_dir, g, labels=["m_h", "alpha_m"])
+    truth = survey.read_truth(rave_dir, g, labels=["m_h", "alpha_m"])
     true = Table(truth["labels"], names=["m_h", "alpha_m"])
     population = truth["population"]
-    summary, confusion = validation.disc_sides(g["m_h"], g["alpha_m"], true["m_h"], true["alpha_m"], population)
+    summary, confusion = discs.disc_sides(g["m_h"], g["alpha_m"], true["m_h"], true["alpha_m"], population)
     display(summary)  # noqa: F821 (IPython)
     display(confusion)  # noqa: F821 (IPython)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)
@@ -171,7 +173,7 @@ if simulated:
         for k, p in enumerate(np.unique(population)):
             sel = population == p
             ax.scatter(np.asarray(mh)[sel], np.asarray(am)[sel], s=2, alpha=0.5, color=f"C{k}", label=p)
-        ax.plot(m, 0.10 - 0.08 * m, "k--", lw=1)
+        ax.plot(m, discs.boundary_alpha_m(m), "k--", lw=1)
         ax.set_title(title)
         ax.set_xlabel(axis_label("m_h"))
     axes[0].set_ylabel(axis_label("alpha_m"))
@@ -213,8 +215,11 @@ plt.show()
 # * The whole survey went through the ensemble in the time printed in section 1; the
 #   catalogue holds every label with its calibrated uncertainty, the member spread, the SNR
 #   and the flags, and loads with `Table.read`.
-# * The giants with SNR > 80 show the two sequences of the discs in the [α/M]–[M/H] plane; for
-#   a simulated survey the tables in section 4 say how often a giant is put on the right side.
+# * Section 4 sets the network's [α/M]–[M/H] plane of the giants with SNR > 80 beside the plane
+#   of their true labels (simulated survey). Whether the thin- and thick-disc sequences stay apart
+#   in the network's plane is read from those two panels, not assumed: the tables there count
+#   how many giants the network puts on the side of the boundary their true labels are on, and
+#   how many true thick-disc giants it moves to the thin side.
 #
 # ## What's next
 #

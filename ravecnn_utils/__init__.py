@@ -1,18 +1,31 @@
 """ravecnn_utils: the thin, tested library behind the ravecnn notebooks.
 
-One module per concern:
+Three areas, one concern per module.
 
-* the simulated survey: ``labels`` (names, units), ``linelist`` (lines of the RAVE region),
-  ``forward`` (spectra from labels, their Jacobian and Fisher information), ``galaxy`` (the
-  mock Milky Way), ``simulate`` (the survey in the real releases' file formats), ``realism``
-  (simulated against real spectra);
-* the data: ``io`` (RAVE DR6 and APOGEE readers and writers, the spectra cube), ``survey``
-  (a survey folder as the notebooks see it), ``crossmatch`` (match, cuts, split),
-  ``trainingset`` (the training-set file), ``photometry`` (the second input);
-* the network: ``model`` (architectures, masked loss), ``train`` (scaling, ensembles,
-  calibration, saving), ``gradients`` (∂label/∂flux, population means, the lines behind them);
-* the peers: ``baselines`` (mean, ridge, PCA + ridge, kNN, The Cannon); ``metrics``; ``plots``;
-  ``notebooks`` (the papermill runner).
+**The analysis** (this folder), in the order of the book:
+
+* the surveys' formats, one module each: ``rave`` (RAVE DR6 spectrum files, catalogue tables,
+  pipeline columns), ``apogee`` (allStar DR16/DR17: label columns, flag bits, reader),
+  ``survey`` (a survey folder: its file names, manifest and truth; where the notebooks' data
+  come from), ``cube`` (the common wavelength grid, resampling, the spectra cube), ``files``
+  (atomic writing, table values as plain numpy);
+* the training data: ``crossmatch`` (match, quality cuts, split), ``trainingset`` (the
+  training-set file), ``photometry`` (absolute magnitudes, the second input);
+* the network: ``labels`` (names, units, the core four), ``model`` (architectures, the book's
+  networks, masked loss), ``inputs`` (the input contract), ``ensemble`` (the saved artefact: scalers,
+  calibration, training range), ``train`` (seeded fits, ensembles, a network end to end),
+  ``inference`` and ``fastcnn`` (fast prediction engines), ``gradients`` (∂label/∂flux);
+* the judgement: ``metrics``, ``crlb`` (Fisher information, Cramér–Rao bound), ``baselines``
+  (the peers: ``base``, ``regression``, ``cannon``), ``validation`` (notebook 06's tables),
+  ``discs`` (the thin/thick boundary), ``predict`` (the whole survey into a catalogue),
+  ``plots``; ``paths`` (the committed data files).
+
+**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``,
+``catalogues``, ``simulate`` (``python -m ravecnn_utils.simulation``), ``realism``. The analysis
+imports it only where it compares with the forward model on purpose (``tests/test_layout.py``).
+
+**book/** — the book's tooling: ``notebooks`` (the papermill runner, ``python -m
+ravecnn_utils.book``) and ``pages`` (generated pages, link check).
 """
 
 __version__ = "0.1.0"

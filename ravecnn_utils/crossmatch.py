@@ -8,10 +8,8 @@ The notebook runs one call per step::
     kept, cutflow = apply_cuts(joined)                 # quality cuts, with the cut flow
     part = split(kept)                                 # "train" / "validation" / "test" per row
 
-APOGEE conventions (see docs/SCIENCE.md): ``APOGEE_ID`` is the 2MASS designation
-(``2MHHMMSSss±DDMMSSs``); ``EXTRATARG`` bit 4 marks a duplicate entry of a star;
-``STARFLAG`` bits 0, 3, 4, 18, 22 and ``ASPCAPFLAG`` bit 23 (STAR_BAD) mark bad stars.
-Bits are tested on int64 with numpy bitwise operations.
+The APOGEE flag bits are those of ``apogee`` (``STARFLAG_BAD_BITS``, ``ASPCAP_STAR_BAD_BIT``,
+``EXTRATARG_DUPLICATE_BIT``); bits are tested on int64 with numpy bitwise operations.
 """
 
 import re
@@ -21,17 +19,15 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table
 
-from .labels import APOGEE_COLUMNS, LABELS, UNITS
-
-EXTRATARG_DUPLICATE_BIT = 4
-"""``EXTRATARG`` bit set on the duplicate (not kept) allStar entries of a star."""
+from .apogee import APOGEE_COLUMNS, ASPCAP_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT, STARFLAG_BAD_BITS
+from .labels import LABELS, UNITS
 
 PARTS = ("train", "validation", "test")
 
 CUTS = dict(
     apogee_snr_min=70,
-    starflag_bad_bits=(0, 3, 4, 18, 22),
-    aspcap_star_bad_bit=23,
+    starflag_bad_bits=STARFLAG_BAD_BITS,
+    aspcap_star_bad_bit=ASPCAP_STAR_BAD_BIT,
     rave_snr_min=10,
     label_error_max={"teff": 150, "logg": 0.2, "m_h": 0.1, "fe_h": 0.1, "alpha_m": 0.08,
                      "si_fe": 0.1, "al_fe": 0.15, "mg_fe": 0.1, "ni_fe": 0.1},
@@ -255,6 +251,21 @@ def _cuts(cuts):
 
 def _limits(names, limits):
     return ", ".join(f"{n} <= {limits[n]:g}{' K' if UNITS[n] == 'K' else ''}" for n in names) or "none"
+
+
+def cuts_from_parameters(apogee_snr_min, rave_snr_min, repeats, starflag_bad_bits=None,
+                         aspcap_star_bad_bit=None, label_error_max=None):
+    """The ``cuts`` of :func:`apply_cuts` from notebook 02's parameters (same names as in ``CUTS``).
+
+    ``starflag_bad_bits``, ``aspcap_star_bad_bit`` and ``label_error_max`` left at None keep their
+    ``CUTS`` defaults (the APOGEE bits of ``apogee``, the error limits above); the SNR limits are
+    taken as given (None: no cut).
+    """
+    cuts = {"apogee_snr_min": apogee_snr_min, "rave_snr_min": rave_snr_min, "repeats": repeats}
+    optional = {"starflag_bad_bits": starflag_bad_bits, "aspcap_star_bad_bit": aspcap_star_bad_bit,
+                "label_error_max": label_error_max}
+    cuts.update({name: value for name, value in optional.items() if value is not None})
+    return _cuts(cuts)
 
 
 def apply_cuts(table, cuts=None):

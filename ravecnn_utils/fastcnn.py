@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .inference import named_inputs
+from .inputs import named_inputs
 
 CONV_LAYERS = ("conv1", "conv2", "conv3")
 DENSE_LAYERS = ("dense32", "dense16", "labels")

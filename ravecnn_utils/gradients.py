@@ -1,7 +1,7 @@
 """What the network looks at: gradients of the predicted labels with respect to the input flux.
 
 ``label_gradients`` differentiates every predicted label with respect to every pixel of the
-spectrum (∂label/∂flux, one map per spectrum and label). For an :class:`~ravecnn_utils.train.Ensemble`
+spectrum (∂label/∂flux, one map per spectrum and label). For an :class:`~ravecnn_utils.ensemble.Ensemble`
 the maps are averaged over the members and given in physical units (K per unit of normalised
 flux for Teff, dex per unit flux otherwise). ``population_masks`` and ``mean_gradients`` average
 the maps over groups of stars (cool giants, red clump, dwarfs, metal-poor, hot stars);
@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 from astropy.table import Table
 
-from .labels import LABELS
+from .ensemble import Ensemble
 
 POPULATIONS = {
     "cool giants": {"teff": (None, 4600.0), "logg": (None, 3.0)},
@@ -126,7 +126,7 @@ def label_gradients(model_or_ensemble, x, batch_size=256):
         K per unit of normalised flux for Teff, dex per unit flux otherwise (the scaled
         derivative times ``scaler.scale`` of the label).
     x : array (n, n_pixels[, 1]) or dict
-        The network input as built by ``Ensemble.inputs`` / ``train.make_inputs``. For a
+        The network input as built by ``Ensemble.inputs`` / ``inputs.make_inputs``. For a
         photometry network, a dict with ``"spectrum"`` and ``"photometry"``: only the
         spectrum is differentiated, the photometry is held fixed.
     batch_size : int
@@ -136,8 +136,6 @@ def label_gradients(model_or_ensemble, x, batch_size=256):
     float32 values (1,000 spectra × 9 labels × 912 px ≈ 33 MB); for very large samples call it
     on chunks and average with ``mean_gradients``.
     """
-    from .train import Ensemble
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     spectrum, others = _split_inputs(x)
@@ -220,10 +218,6 @@ def mean_gradients(gradients, masks):
 
 def _as_line_table(lines):
     """(wavelengths Å, species) of a line list Table or a {species: wavelengths} dict (e.g. LANDMARKS)."""
-    if lines is None:
-        from .linelist import read_linelist
-
-        lines = read_linelist()
     if isinstance(lines, dict):
         pairs = [(float(w), sp) for sp, waves in lines.items() for w in np.atleast_1d(waves)]
         return np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], dtype=object)
@@ -248,7 +242,7 @@ def _peaks(values, min_separation):
     return np.array(kept, int)
 
 
-def top_lines(gradient_1d, wave, lines=None, n=5, window=0.6, min_separation=2):
+def top_lines(gradient_1d, wave, lines, n=5, window=0.6, min_separation=2):
     """The ``n`` strongest peaks of |gradient| and the line under each.
 
     Parameters
@@ -258,7 +252,7 @@ def top_lines(gradient_1d, wave, lines=None, n=5, window=0.6, min_separation=2):
     wave : array (n_pixels,)
         Wavelength of each pixel (Å).
     lines : Table with ``wavelength`` and ``species`` (``read_linelist``), or a dict
-        species → wavelengths such as ``plots.LANDMARKS``; default the committed line list.
+        species → wavelengths such as ``plots.LANDMARKS``.
     n : int
         Number of peaks.
     window : float
@@ -301,50 +295,19 @@ def top_lines(gradient_1d, wave, lines=None, n=5, window=0.6, min_separation=2):
     return table
 
 
-def forward_sensitivity(forward_model, labels, wave, label_names=None, chunk=256):
-    """The forward model's ∂flux/∂label on the pixels ``wave``, averaged over ``labels``' rows.
+def shape_correlation(network, forward, labels):
+    """Where the network looks against where the forward model puts the information, per label:
+    the correlation of |∂label/∂flux| (``network``, (n_labels, n_pixels), e.g. the mean of
+    ``label_gradients``) with |∂flux/∂label| (``forward``, same shape, the forward model's
+    sensitivity). The two have inverse units, so only their shapes are compared.
 
-    Parameters
-    ----------
-    forward_model : ForwardModel
-    labels : Table with the nine label columns (``labels.LABELS``), array (n, 9) in that
-        order, or one row (9,). Physical units. Rows with a missing label are left out.
-    wave : array (n_pixels,)
-        Target wavelengths (Å, rest frame), inside the model grid.
-    label_names : sequence of str, optional
-        Labels to return, in this order (e.g. ``ensemble.labels``); default all nine.
-    chunk : int
-        Rows per Jacobian call (each row holds 9 × model pixels floats).
-
-    Returns
-    -------
-    array (n_labels, n_pixels)
-        Mean ∂flux/∂label: per K for Teff, per dex otherwise.
+    Returns a Table: label, correlation (1 = the same pixels, 0 = unrelated).
     """
-    from .forward import resample
-
-    if isinstance(labels, Table) or (hasattr(labels, "dtype") and labels.dtype.names):
-        columns = _label_columns(labels, None, LABELS)
-        missing = [name for name in LABELS if name not in columns]
-        if missing:
-            raise ValueError(f"labels table lacks the column(s) {missing}")
-        rows = np.column_stack([columns[name] for name in LABELS])
-    else:
-        rows = np.atleast_2d(np.asarray(np.ma.filled(np.ma.asarray(labels, dtype=float), np.nan)))
-        if rows.shape[1] != len(LABELS):
-            raise ValueError(f"labels have {rows.shape[1]} columns, the forward model takes {len(LABELS)} {LABELS}")
-    rows = rows[np.isfinite(rows).all(axis=1)]
-    if len(rows) == 0:
-        raise ValueError("no label row with all nine labels finite")
-    names = list(LABELS) if label_names is None else list(label_names)
-    unknown = [name for name in names if name not in LABELS]
-    if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; the forward model's labels are {LABELS}")
-    total = np.zeros((len(LABELS), len(forward_model.wavelengths)))
-    for start in range(0, len(rows), chunk):
-        _, jac = forward_model.flux_and_jacobian(rows[start:start + chunk])
-        total += jac.sum(axis=0)
-    mean = total / len(rows)
-    wave = np.asarray(wave, float)
-    on_wave = resample(mean[None], forward_model.wavelengths, wave[None])[0]
-    return on_wave[[LABELS.index(name) for name in names]]
+    network, forward = np.abs(np.asarray(network, float)), np.abs(np.asarray(forward, float))
+    if network.shape != forward.shape or network.shape[0] != len(labels):
+        raise ValueError(f"network {network.shape} and forward {forward.shape} gradients must both be "
+                         f"(n_labels = {len(labels)}, n_pixels)")
+    table = Table({"label": list(labels),
+                   "correlation": [np.corrcoef(n, f)[0, 1] for n, f in zip(network, forward)]})
+    table["correlation"].format = ".2f"
+    return table

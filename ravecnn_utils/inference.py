@@ -18,6 +18,9 @@ Two engines, both equal to ``model.predict`` to float32 round-off and timed by
 
 import numpy as np
 
+from .fastcnn import FastCNN
+from .inputs import named_inputs
+
 DEFAULT_BATCH = 2048
 """Spectra per call: large enough to amortise the call, small enough for the cache (≈ 60 MB
 of activations for the slides' network)."""
@@ -34,7 +37,6 @@ def compile_model(model, engine="auto", batch_size=DEFAULT_BATCH):
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
     if engine == "numba" or (engine == "auto" and not _gpu_visible()):
-        from .fastcnn import FastCNN
         try:
             return FastCNN(model)
         except (ValueError, ImportError):  # another network, or numba not installed
@@ -47,23 +49,6 @@ def _gpu_visible():
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
-
-
-def named_inputs(names, x):
-    """The model inputs ``names`` from ``x`` (one array, or a dict by input name) as float32
-    arrays in that order, with the same number of rows; KeyError names a missing input."""
-    if isinstance(x, dict):
-        missing = [name for name in names if name not in x]
-        if missing:
-            raise KeyError(f"input(s) {missing} missing; the model takes {names}")
-        arrays = [np.asarray(x[name], np.float32) for name in names]
-    elif len(names) == 1:
-        arrays = [np.asarray(x, np.float32)]
-    else:
-        raise TypeError(f"the model takes several inputs {names}: pass a dict")
-    if len({len(a) for a in arrays}) != 1:
-        raise ValueError(f"inputs {names} have different numbers of rows")
-    return arrays
 
 
 class CompiledModel:

@@ -7,6 +7,9 @@ Order follows Guiglion et al. (2020): Teff, log g, [M/H], [Fe/H], [α/M],
 LABELS = ("teff", "logg", "m_h", "fe_h", "alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
 """Canonical label names, used as column names in every table the package writes."""
 
+CORE_LABELS = ("teff", "logg", "m_h", "alpha_m")
+"""The four atmospheric labels of the slides' network (and of the 4-label Cramér–Rao bound)."""
+
 UNITS = {"teff": "K", "logg": "dex"} | {name: "dex" for name in LABELS[2:]}
 """Units of each label (log g in dex of cm s⁻²)."""
 
@@ -22,19 +25,6 @@ LATEX = {
     "ni_fe": "[Ni/Fe]",
 }
 """Axis labels for figures."""
-
-APOGEE_COLUMNS = {
-    "teff": "TEFF",
-    "logg": "LOGG",
-    "m_h": "M_H",
-    "fe_h": "FE_H",
-    "alpha_m": "ALPHA_M",
-    "si_fe": "SI_FE",
-    "al_fe": "AL_FE",
-    "mg_fe": "MG_FE",
-    "ni_fe": "NI_FE",
-}
-"""APOGEE allStar column of each label (errors in ``<column>_ERR``)."""
 
 GUIGLION2020_COLUMNS = {
     "teff": "Teff",

@@ -2,6 +2,7 @@
 precision from repeat pairs, calibration of predicted uncertainties, bounds per bin."""
 
 import numpy as np
+from astropy.table import Table
 
 MAD_TO_SIGMA = 1.4826
 """Scale of the median absolute deviation to σ for a Gaussian."""
@@ -49,7 +50,6 @@ def residual_table(estimate, reference, names, what="estimate − reference"):
     Returns an astropy Table: label, number of finite residuals, bias, robust scatter,
     outlier fraction (beyond ``OUTLIER_SIGMA`` robust σ).
     """
-    from astropy.table import Table
 
     diff = np.asarray(estimate, float) - np.asarray(reference, float)
     rows = [(name, int(np.isfinite(diff[:, j]).sum()), *bias_and_scatter(diff[:, j]), outlier_fraction(diff[:, j]))
@@ -110,13 +110,19 @@ def pair_precision(values, groups):
     return bias_and_scatter(diff)[1] / np.sqrt(2.0), int(diff.size)
 
 
+def zscores(residuals, sigma):
+    """z = residual / σ (NaN where either is missing or σ is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(residuals, float) / np.asarray(sigma, float)
+
+
 def zscore_summary(residuals, sigma):
-    """Calibration of predicted uncertainties: z = residual / σ.
+    """Calibration of predicted uncertainties: z = residual / σ (``zscores``).
 
     Returns (robust σ of z, fraction of |z| < 1). A calibrated σ gives ≈ (1, 0.683);
     σ too small gives a z scatter above 1.
     """
-    z = np.asarray(residuals, float) / np.asarray(sigma, float)
+    z = zscores(residuals, sigma)
     z = z[np.isfinite(z)]
     if z.size == 0:
         return np.nan, np.nan

@@ -1,4 +1,5 @@
-"""The two CNN architectures, the masked loss, and how to describe a network.
+"""The two CNN architectures, the networks the book trains (``NETWORKS``), the masked loss, and how
+to describe a network.
 
 ``slides_cnn`` is the talk's network (723 px, kernels of 20, 4 labels, 44,226
 parameters); ``paper_cnn`` is Guiglion et al. (2020): 912 px, kernels of 10, 9 labels
@@ -10,16 +11,14 @@ layer ``"labels"`` (shape ``(len(labels),)``, scaled labels).
 """
 
 import keras
+import numpy as np
 from astropy.table import Table
 from keras import layers, ops
 
-from .labels import LABELS
+from .labels import CORE_LABELS, LABELS
 
 LEAKY_SLOPE = 0.3
 """Negative slope of every LeakyReLU: the Keras default, as in the authors' code."""
-
-SLIDES_LABELS = ("teff", "logg", "m_h", "alpha_m")
-"""The four labels of the slides' network."""
 
 
 def _conv_trunk(spectrum, kernel_size, dropout):
@@ -38,7 +37,7 @@ def _dense(x, units, name):
     return layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_lrelu")(x)
 
 
-def slides_cnn(n_pixels=723, labels=SLIDES_LABELS, dropout=0.2, name="slides_cnn"):
+def slides_cnn(n_pixels=723, labels=CORE_LABELS, dropout=0.2, name="slides_cnn"):
     """The slides' CNN: spectrum (batch, n_pixels, 1) → labels (batch, len(labels)).
 
     Kernels of 20 pixels; 44,226 parameters for 723 pixels and 4 labels.
@@ -76,6 +75,28 @@ def paper_cnn(
 
 ARCHITECTURES = {"slides": slides_cnn, "paper": paper_cnn}
 """Builders by architecture name, for :func:`build`."""
+
+NETWORKS = {
+    "slides": dict(architecture="slides", labels=CORE_LABELS, photometry=False),
+    "paper": dict(architecture="paper", labels=LABELS, photometry=False),
+    "paper_photometry": dict(architecture="paper", labels=LABELS, photometry=True),
+}
+"""The networks the book trains, by name: architecture, labels, and whether photometry is an input."""
+
+
+def network_spec(name, slides_labels=None, paper_labels=None):
+    """The entry ``name`` of ``NETWORKS`` (a copy), with the labels of the slides' or the paper's
+    architecture replaced by ``slides_labels`` / ``paper_labels`` when given.
+
+    Raises ValueError naming the known networks for an unknown ``name``.
+    """
+    if name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; known: {sorted(NETWORKS)}")
+    spec = dict(NETWORKS[name])
+    override = slides_labels if spec["architecture"] == "slides" else paper_labels
+    if override is not None:
+        spec["labels"] = tuple(override)
+    return spec
 
 
 def build(architecture, n_pixels, labels, photometry=False, **kwargs):
@@ -123,6 +144,20 @@ def receptive_field(model):
             width += (layer.kernel_size[0] - 1) * layer.dilation_rate[0] * jump
             jump *= layer.strides[0]
     return width
+
+
+def network_table(n_pixels, step, dropout=0.2, slides_labels=None, paper_labels=None):
+    """One row per network of ``NETWORKS``, built for a grid of ``n_pixels`` pixels of ``step`` Å:
+    network, pixels, labels, parameters, receptive field in pixels and in Å (rounded to 0.1 Å).
+    ``slides_labels`` / ``paper_labels`` as in :func:`network_spec`."""
+    rows = []
+    for name in NETWORKS:
+        spec = network_spec(name, slides_labels, paper_labels)
+        net = build(spec["architecture"], n_pixels, spec["labels"], photometry=spec["photometry"], dropout=dropout)
+        rows.append((name, n_pixels, len(spec["labels"]), net.count_params(), receptive_field(net)))
+    table = Table(rows=rows, names=("network", "pixels", "labels", "parameters", "receptive field [px]"))
+    table["receptive field [Å]"] = np.round(table["receptive field [px]"] * step, 1)
+    return table
 
 
 def layer_table(model):

@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from .labels import axis_label
 
@@ -94,7 +95,6 @@ def architecture_diagram(ax, layers, title):
 
 def plain_log_ticks(ax, axis="both"):
     """Plain numbers (10, 20, 50, 100 …) instead of 2×10¹ on logarithmic axes; no minor labels."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     for which in ("x", "y") if axis == "both" else (axis,):
         a = ax.xaxis if which == "x" else ax.yaxis

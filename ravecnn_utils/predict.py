@@ -21,9 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from astropy.table import Table, vstack
+from tqdm.auto import tqdm
 
 from . import __version__
-from .labels import UNITS
+from .cube import read_cube_ids, read_spectra_cube
+from .ensemble import Ensemble
+from .files import atomic_path
+from .labels import LATEX, UNITS
 
 FLAGS = {
     "outside_coverage": 1,   # a label lies outside the range of the training labels
@@ -51,17 +55,12 @@ def spectrum_snr(flux, error):
 
 def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, disagree_factor):
     """``flag`` bits (``FLAGS``) for predictions ``mean``/``spread`` (n, n_labels) of ``ensemble``."""
-    lo = ensemble.scaler.minimum
-    hi = lo + ensemble.scaler.scale
+    lo, hi = ensemble.training_range
     out = np.zeros(len(mean), np.int16)
     out[np.any((mean < lo) | (mean > hi), axis=1)] |= FLAGS["outside_coverage"]
     out[~(snr >= snr_min)] |= FLAGS["low_snr"]
     out[bad_fraction > max_bad_fraction] |= FLAGS["bad_pixels"]
-    reference = ensemble.metadata.get("validation_spread")
-    if reference is None:
-        raise ValueError("this ensemble has no validation spread (saved before version 0.2): "
-                         "re-run notebook 04, or call ensemble.calibrate(x_val, y_val) and save it")
-    limit = disagree_factor * np.array([reference[name] for name in ensemble.labels], float)
+    limit = disagree_factor * ensemble.validation_spreads
     out[np.any(spread > limit, axis=1)] |= FLAGS["members_disagree"]
     return out
 
@@ -80,7 +79,7 @@ def predict_spectra(ensemble, flux, error, phot_table=None, **thresholds):
     flux[bad], error[bad] = 1.0, np.inf
     x = ensemble.inputs(flux, error, phot_table)
     mean, spread = ensemble.predict(x)
-    k = np.array([(ensemble.calibration or {}).get(name, np.nan) for name in ensemble.labels], float)
+    k = ensemble.calibration_factors
     snr = spectrum_snr(flux, error)
     cols = {}
     for j, name in enumerate(ensemble.labels):
@@ -96,7 +95,7 @@ def predict_spectra(ensemble, flux, error, phot_table=None, **thresholds):
 
 def _photometry_rows(ensemble, catalogue, ids):
     """Catalogue rows for the spectra ``ids`` when the ensemble takes photometry, else None."""
-    if ensemble.metadata.get("photometry_scaler") is None:
+    if not ensemble.takes_photometry:
         return None
     if catalogue is None:
         raise ValueError("this ensemble takes photometry: pass the RAVE catalogue (parallax, magnitudes)")
@@ -109,8 +108,6 @@ def _photometry_rows(ensemble, catalogue, ids):
 
 def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
     """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
-    from .io import read_spectra_cube
-
     _, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop))
     cols = predict_spectra(ensemble, flux, error, phot, **thresholds)
     return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
@@ -118,8 +115,6 @@ def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
 
 def _chunks(ensemble, cube_path, catalogue, chunk):
     """(start, stop, photometry rows or None) of every chunk of the cube."""
-    from .io import read_cube_ids
-
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     ids = [str(i) for i in read_cube_ids(cube_path)]
@@ -149,8 +144,6 @@ def _describe(table, ensemble, cube_path, thresholds):
 
 def _write_atomically(table, out_path):
     """Write ``table`` to a temporary file beside ``out_path``, then rename it into place."""
-    from .io import atomic_path
-
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp:
@@ -168,12 +161,10 @@ def _run_key(ensemble, cube_path, n, chunk, thresholds):
 
 
 def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, progress=True, **thresholds):
-    """Parametrise every spectrum of a spectra cube (``io.build_spectra_cube``) into the FITS
+    """Parametrise every spectrum of a spectra cube (``cube.build_spectra_cube``) into the FITS
     catalogue ``out_path``, ``chunk`` spectra at a time. Resumes an interrupted run with the
     same inputs; returns ``out_path``. ``thresholds`` override ``DEFAULTS``.
     """
-    from tqdm.auto import tqdm
-
     out_path = Path(out_path)
     chunks = _chunks(ensemble, cube_path, catalogue, chunk)
     parts = out_path.with_name(out_path.name + ".parts")
@@ -205,8 +196,6 @@ def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, pr
 @functools.lru_cache(maxsize=4)
 def _load_ensemble(folder):
     """One ensemble per worker process (Dask tasks reuse it)."""
-    from .train import Ensemble
-
     return Ensemble.load(folder)
 
 
@@ -233,8 +222,6 @@ def predict_cube_dask(ensemble_dir, cube_path, out_path, catalogue=None, chunk=2
 
 def column_descriptions(labels):
     """A Table describing the catalogue's columns (name, unit, description) for ``labels``."""
-    from .labels import LATEX
-
     rows = [("rave_obs_id", "", "RAVE observation identifier (DR6 rave_obs_id)")]
     for name in labels:
         plain = LATEX[name].replace("$", "").replace("\\mathrm{eff}", "eff").replace("\\log", "log") \

@@ -1,16 +1,40 @@
 """A survey folder as the notebooks see it: simulated (``data/sim/<profile>``) or real.
 
-Both kinds hold the same files (see ``ravecnn_utils.simulate``); only a simulated
-one has ``truth.fits`` and ``survey.json``.
+Both kinds hold the same files (``FILES``; ``ravecnn_utils.simulation`` writes them, the readers
+of ``rave`` and ``apogee`` read them); only a simulated one has ``truth.fits`` and ``survey.json``.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-from .io import read_allstar, read_rave_catalogue, spectrum_filename
-from .simulate import FILES, read_manifest
+from .apogee import read_allstar
+from .crlb import cramer_rao_bound
+from .files import float_column, row_index
+from .labels import CORE_LABELS, LABELS
+from .rave import read_rave_catalogue, spectrum_filename
+
+FILES = dict(catalogue="ravedr6_catalogue.fits", allstar="allStar-dr17-synspec_rev1.fits",
+             benchmark="benchmark_highres.fits", truth="truth.fits", spectra="spectra")
+"""The files of a survey folder: the RAVE catalogue, the APOGEE allStar table, the high-resolution
+benchmark sample, the truth (simulated surveys only) and the folder of spectrum files."""
+
+MANIFEST = "survey.json"
+"""The description a simulated survey folder carries (profile, seed, sizes, package version)."""
+
+
+def read_manifest(out_dir):
+    """The ``survey.json`` of a simulated survey folder, or None if there is none."""
+    path = Path(out_dir) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def rave_folder(survey_dir, rave_dir=None):
+    """The folder with the RAVE spectra and catalogue files: ``rave_dir`` when given (the real
+    data), else the simulated survey ``survey_dir``."""
+    return Path(rave_dir or survey_dir)
 
 
 def resolve_sources(data_source, survey_dir, rave_dir=None, allstar_path=None):
@@ -23,8 +47,15 @@ def resolve_sources(data_source, survey_dir, rave_dir=None, allstar_path=None):
         raise ValueError(f"data_source must be 'sim' or 'real', got {data_source!r}")
     if data_source == "real" and (rave_dir is None or allstar_path is None):
         raise ValueError("data_source='real' needs the parameters rave_dir and allstar_path")
-    rave_dir = Path(rave_dir or survey_dir)
+    rave_dir = rave_folder(survey_dir, rave_dir)
     return rave_dir, Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]
+
+
+def read_catalogue(rave_dir, rave_catalogue=(FILES["catalogue"],)):
+    """The RAVE catalogue of a survey folder: the table file(s) ``rave_catalogue`` (one name or a
+    list of names, in ``rave_dir``) read and joined on rave_obs_id by ``rave.read_rave_catalogue``."""
+    names = [rave_catalogue] if isinstance(rave_catalogue, (str, Path)) else list(rave_catalogue)
+    return read_rave_catalogue([Path(rave_dir) / name for name in names])
 
 
 def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=None):
@@ -50,10 +81,9 @@ def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=Non
     rave_dir = Path(rave_dir)
     if not rave_dir.is_dir():
         raise FileNotFoundError(f"survey folder not found: {rave_dir}")
-    names = [rave_catalogue] if isinstance(rave_catalogue, (str, Path)) else list(rave_catalogue)
     out = {
         "manifest": read_manifest(rave_dir),
-        "catalogue": read_rave_catalogue([rave_dir / name for name in names]),
+        "catalogue": read_catalogue(rave_dir, rave_catalogue),
         "allstar": read_allstar(Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]),
     }
     bench = rave_dir / FILES["benchmark"]
@@ -72,9 +102,10 @@ def spectrum_path(survey_dir, rave_obs_id):
     return Path(survey_dir) / FILES["spectra"] / spectrum_filename(rave_obs_id)
 
 
-def describe(survey):
-    """One line naming the data a run uses, for captions: simulated (profile, seed) or real."""
-    m = survey["manifest"]
+def describe(manifest):
+    """One line naming the data a run uses, for captions, from a survey folder's ``manifest``
+    (``read_manifest``; None for real data): simulated (profile, seed) or real."""
+    m = manifest
     if m is None:
         return "real RAVE DR6 / APOGEE data"
     return f"SIMULATED survey (profile {m['profile']}, seed {m['seed']})"
@@ -108,3 +139,33 @@ def gallery_selection(truth_stars, truth_obs):
         if inside.size:
             picks.append((name, int(inside[np.argmax(snr[inside])])))
     return picks
+
+
+def read_truth(survey_dir, table, labels=LABELS):
+    """The simulation's truth for the observations of ``table`` (``rave_obs_id``; the star is
+    ``apogee_id`` = 2MASS id if the table has it, else the observation's own star in the truth).
+
+    Returns a dict: ``labels`` (n, k) true labels, ``fisher`` (n, 9, 9), ``crlb`` (n, k) with all nine
+    labels free, ``crlb_core`` (n, 4) for ``CORE_LABELS`` with the abundances known, ``snr`` (n,)
+    the true SNR, ``population`` (n,) — all in the order of ``table``.
+    """
+    path = Path(survey_dir) / FILES["truth"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no truth file (only a simulated survey has one)")
+    stars = Table.read(path, hdu="STARS")
+    obs = Table.read(path, hdu="OBSERVATIONS")
+    for t in (stars, obs):
+        t.convert_bytestring_to_unicode()
+    o = row_index(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")
+    star_ids = table["apogee_id"] if "apogee_id" in table.colnames else obs["id_2mass"][o]
+    s = row_index(stars["id_2mass"], star_ids, f"{path} STARS")
+    fisher = np.asarray(obs["fisher"], float)[o]
+    cols = [LABELS.index(name) for name in labels]
+    return {
+        "labels": np.column_stack([float_column(stars, name, path.name) for name in labels])[s],
+        "fisher": fisher,
+        "crlb": np.asarray(obs["crlb"], float)[o][:, cols],
+        "crlb_core": cramer_rao_bound(fisher, free=[LABELS.index(n) for n in CORE_LABELS]),
+        "snr": np.asarray(obs["snr"], float)[o],
+        "population": np.asarray(stars["population"])[s],
+    }

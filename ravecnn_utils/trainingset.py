@@ -21,10 +21,37 @@ from astropy.io import fits
 from astropy.table import Table
 
 from .crossmatch import PARTS
-from .io import atomic_path
+from .files import atomic_path
 from .labels import LABELS
+from .photometry import COLUMNS as PHOTOMETRY_COLUMNS
 
 SPLITS = PARTS  # train, validation, test (crossmatch.split writes them)
+
+TABLE_COLUMNS = ("rave_obs_id", "apogee_id", "split", "stratum", "snr_med_sparv", "method", "separation_arcsec",
+                 *LABELS, *(f"{name}_err" for name in LABELS))
+"""Columns of the ``LABELS`` table, before the photometry columns (see ``training_table``)."""
+
+
+def training_table(kept):
+    """The rows of the cross-matched, cut and split table ``kept`` with the columns the training set
+    keeps: ``TABLE_COLUMNS``, then those of ``photometry.COLUMNS`` it has (the network's optional
+    second input). ValueError names missing columns."""
+    missing = [c for c in TABLE_COLUMNS if c not in kept.colnames]
+    if missing:
+        raise ValueError(f"the cross-matched table lacks the column(s) {missing}")
+    return kept[[*TABLE_COLUMNS, *(c for c in PHOTOMETRY_COLUMNS if c in kept.colnames)]]
+
+
+def provenance(kept, cutflow, allstar, source, data_source, split_fractions, split_seed):
+    """What the training set was made from, for its header (JSON-serialisable): the data
+    ``source`` and ``data_source``, the allStar file and release (``allstar.meta``), the cuts
+    applied to ``kept`` (``kept.meta["cuts"]``), the split and the cut flow."""
+    return {
+        "source": source, "data_source": data_source, "allstar": allstar.meta["source"],
+        "allstar_release": allstar.meta["release"], "cuts": kept.meta["cuts"],
+        "split": {"fractions": list(split_fractions), "seed": split_seed, "group": "apogee_id"},
+        "cutflow": [dict(zip(cutflow.colnames, map(str, row))) for row in cutflow],
+    }
 
 
 def table_hash(table):

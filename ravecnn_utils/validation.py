@@ -1,6 +1,8 @@
-"""Validation inputs and tables: the truth and Cramér–Rao bounds of the test stars, the RAVE
-pipeline's labels, the paper's published test residuals, the peers' predictions, and the
-method × label and bound-ratio tables (notebook 06 and ``benchmarks/accuracy.py``)."""
+"""Validation inputs and tables (notebook 06 and ``benchmarks/accuracy.py``): the RAVE pipeline's
+labels, the paper's published test residuals, the peers' predictions, the method × label and
+bound-ratio tables, the precision from repeat observations, and real spectra through the networks.
+
+The truth and Cramér–Rao bounds of simulated stars come from ``survey.read_truth``."""
 
 import time
 from pathlib import Path
@@ -8,38 +10,23 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from .baselines import BASELINES
-from .labels import GUIGLION2020_COLUMNS, LABELS
-from .metrics import bias_and_scatter, binned_residuals, rms_in_bins
-from .paths import GUIGLION2020_DIR
+from tqdm.auto import tqdm
 
-PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h": "m_h_cal_madera"}
-"""RAVE DR6 catalogue column of each label the RAVE pipeline (MADERA, calibrated) provides."""
+from .baselines import BASELINES
+from .cube import read_cube_ids, read_spectra_cube
+from .files import float_column, row_index
+from .inputs import prepare_inputs
+from .labels import GUIGLION2020_COLUMNS, LABELS
+from .metrics import bias_and_scatter, binned_residuals, pair_precision, rms_in_bins
+from .paths import GUIGLION2020_DIR
+from .rave import PIPELINE_COLUMNS
+from .simulation.realism import read_real_labels, real_on_grid
 
 PAPER_FILES = {"predicted": "res_test_cnn_version_1_True.csv", "apogee": "y_test_cnn_version_1_True.csv"}
 """Guiglion et al. (2020) test set: the CNN's labels (with errors ``e<Label>``) and APOGEE's."""
 
 SNR_EDGES = (10, 20, 30, 50, 80, np.inf)
 """RAVE SNR bins of the Cramér–Rao comparison."""
-
-CORE_LABELS = ("teff", "logg", "m_h", "alpha_m")
-"""The four atmospheric labels of the slides; their bound with the five abundances known."""
-
-
-def _column(table, name, what):
-    if name not in table.colnames:
-        raise KeyError(f"{what}: no column {name!r} (columns: {', '.join(table.colnames)})")
-    return np.asarray(np.ma.filled(np.ma.asarray(table[name], float), np.nan), float)
-
-
-def _lookup(keys, wanted, what):
-    """Row of each ``wanted`` key in ``keys``; KeyError naming the first missing ones."""
-    index = {str(k).strip(): i for i, k in enumerate(keys)}
-    missing = [str(w) for w in wanted if str(w).strip() not in index]
-    if missing:
-        raise KeyError(f"{what}: {len(missing)} identifiers not found, e.g. {missing[:3]}")
-    return np.array([index[str(w).strip()] for w in wanted], int)
-
 
 def expand(values, labels, to=LABELS):
     """(n, len(labels)) values as (n, len(to)) columns in the order of ``to``, NaN where a label of
@@ -52,47 +39,14 @@ def expand(values, labels, to=LABELS):
     return out
 
 
-def read_truth(survey_dir, table, labels=LABELS):
-    """The simulation's truth for the observations of ``table`` (``rave_obs_id``; the star is
-    ``apogee_id`` = 2MASS id if the table has it, else the observation's own star in the truth).
-
-    Returns a dict: ``labels`` (n, k) true labels, ``fisher`` (n, 9, 9), ``crlb`` (n, k) with all nine
-    labels free, ``crlb_core`` (n, 4) for ``CORE_LABELS`` with the abundances known, ``snr`` (n,)
-    the true SNR, ``population`` (n,) — all in the order of ``table``.
-    """
-    from .forward import cramer_rao_bound
-    from .simulate import FILES
-
-    path = Path(survey_dir) / FILES["truth"]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no truth file (only a simulated survey has one)")
-    stars = Table.read(path, hdu="STARS")
-    obs = Table.read(path, hdu="OBSERVATIONS")
-    for t in (stars, obs):
-        t.convert_bytestring_to_unicode()
-    o = _lookup(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")
-    star_ids = table["apogee_id"] if "apogee_id" in table.colnames else obs["id_2mass"][o]
-    s = _lookup(stars["id_2mass"], star_ids, f"{path} STARS")
-    fisher = np.asarray(obs["fisher"], float)[o]
-    cols = [LABELS.index(name) for name in labels]
-    return {
-        "labels": np.column_stack([_column(stars, name, path.name) for name in labels])[s],
-        "fisher": fisher,
-        "crlb": np.asarray(obs["crlb"], float)[o][:, cols],
-        "crlb_core": cramer_rao_bound(fisher, free=[LABELS.index(n) for n in CORE_LABELS]),
-        "snr": np.asarray(obs["snr"], float)[o],
-        "population": np.asarray(stars["population"])[s],
-    }
-
-
 def pipeline_labels(table, catalogue, labels=LABELS):
     """The RAVE pipeline's labels (``PIPELINE_COLUMNS``) of the observations of ``table``,
     (n, k) in the order of ``labels``; NaN for labels the pipeline does not give."""
-    rows = _lookup(catalogue["rave_obs_id"], table["rave_obs_id"], "RAVE catalogue")
+    rows = row_index(catalogue["rave_obs_id"], table["rave_obs_id"], "RAVE catalogue")
     out = np.full((len(table), len(labels)), np.nan)
     for j, name in enumerate(labels):
         if name in PIPELINE_COLUMNS:
-            out[:, j] = _column(catalogue, PIPELINE_COLUMNS[name], "RAVE catalogue")[rows]
+            out[:, j] = float_column(catalogue, PIPELINE_COLUMNS[name], "RAVE catalogue")[rows]
     return out
 
 
@@ -102,11 +56,11 @@ def paper_test_set(folder=GUIGLION2020_DIR, labels=LABELS):
     folder = Path(folder)
     pred = Table.read(folder / PAPER_FILES["predicted"], format="ascii.csv")
     ref = Table.read(folder / PAPER_FILES["apogee"], format="ascii.csv")
-    ref = ref[_lookup(ref["RAVE_OBS_ID"], pred["RAVE_OBS_ID"], folder / PAPER_FILES["apogee"])]
+    ref = ref[row_index(ref["RAVE_OBS_ID"], pred["RAVE_OBS_ID"], folder / PAPER_FILES["apogee"])]
 
     def pick(t, prefix, what):
         lower = {c.lower(): c for c in t.colnames}
-        return np.column_stack([_column(t, lower.get((prefix + GUIGLION2020_COLUMNS[n]).lower(), "?"), what)
+        return np.column_stack([float_column(t, lower.get((prefix + GUIGLION2020_COLUMNS[n]).lower(), "?"), what)
                                 for n in labels])
 
     return (pick(pred, "", PAPER_FILES["predicted"]), pick(pred, "e", PAPER_FILES["predicted"]),
@@ -129,10 +83,6 @@ def fit_peers(flux, error, y, train, test, names=None):
     spectra and predict the ``test`` rows. Pixels without information (error inf) get the continuum
     and zero inverse variance (only The Cannon uses the variances).
     Returns ({name: (n_test, k) predictions}, {name: seconds to fit and predict})."""
-    from tqdm.auto import tqdm
-
-    from .train import prepare_inputs
-
     x = prepare_inputs(flux, error)[..., 0]
     error = np.asarray(error, float)
     ivar = np.where(np.isfinite(error) & (error > 0), 1.0 / np.where(error > 0, error, 1.0) ** 2, 0.0)
@@ -218,7 +168,7 @@ def best_observation(keys, catalogue, star_column="id_2mass", snr_column="snr_me
     """For each star of ``keys`` (2MASS ids), the catalogue row of its highest-SNR observation,
     −1 where RAVE did not observe it."""
     stars = np.char.strip(np.asarray(catalogue[star_column]).astype(str))
-    snr = _column(catalogue, snr_column, "RAVE catalogue")
+    snr = float_column(catalogue, snr_column, "RAVE catalogue")
     best = {}
     for i in np.argsort(np.where(np.isfinite(snr), snr, -np.inf)):  # the highest SNR is written last
         best[stars[i]] = i
@@ -229,9 +179,7 @@ def predict_observations(ensemble, cube_path, catalogue, rows, batch_size=256):
     """Calibrated predictions of ``ensemble`` for catalogue ``rows``: their spectra are read from the
     spectra cube (notebook 02), their photometry from the catalogue. Returns (mean, sigma), each
     (n, n_labels) in the ensemble's label order."""
-    from .io import read_cube_ids, read_spectra_cube
-
-    cube = _lookup(read_cube_ids(cube_path), np.asarray(catalogue["rave_obs_id"])[rows], f"spectra cube {cube_path}")
+    cube = row_index(read_cube_ids(cube_path), np.asarray(catalogue["rave_obs_id"])[rows], f"spectra cube {cube_path}")
     order = np.argsort(cube)                        # read the cube in file order, then undo
     _, flux, error, _ = read_spectra_cube(cube_path, rows=cube[order])
     undo = np.argsort(order)
@@ -239,27 +187,53 @@ def predict_observations(ensemble, cube_path, catalogue, rows, batch_size=256):
     return ensemble.predict(x, calibrated=True, batch_size=batch_size)
 
 
-def disc_sides(m_h, alpha_m, true_m_h, true_alpha_m, population):
-    """Thin / thick / halo side (``galaxy.chemical_population``) of stars by their predicted and
-    their true [M/H], [α/M] (dex), against their true ``population``.
+def repeat_precision(ensembles, cube_path, catalogue, rows, star_column="id_2mass"):
+    """Precision of each ensemble from repeat observations: for the catalogue ``rows`` (stars
+    observed more than once, ``repeat_rows``), the scatter of the differences between two
+    observations of a star / √2 (``metrics.pair_precision``) beside the median predicted,
+    calibrated σ of the same observations.
 
-    Returns (summary Table: how often the predicted side is the side of the true labels, and the
-    true population for thin/thick/halo stars; confusion Table: true population × predicted side).
+    Returns a Table: network, label, pairs, precision from pairs, median predicted σ (K, dex).
     """
-    from .galaxy import chemical_population
+    out = []
+    stars = catalogue[star_column][rows]
+    for name, ens in ensembles.items():
+        mean, sigma = predict_observations(ens, cube_path, catalogue, rows)
+        for j, label in enumerate(ens.labels):
+            precision, n_pairs = pair_precision(mean[:, j], stars)
+            out.append((name, label, n_pairs, precision, np.median(sigma[:, j])))
+    table = Table(rows=out, names=("network", "label", "pairs", "precision from pairs", "median predicted σ"))
+    table["precision from pairs"].format = table["median predicted σ"].format = ".3g"
+    return table
 
-    side = chemical_population(np.asarray(m_h, float), np.asarray(alpha_m, float))
-    side_true = chemical_population(np.asarray(true_m_h, float), np.asarray(true_alpha_m, float))
-    population = np.asarray(population)
-    known = np.isin(population, ["thin", "thick", "halo"])
-    summary = Table({
-        "compared with": ["the side of the true labels", "the true population (thin/thick/halo stars only)"],
-        "stars": [len(side), int(known.sum())],
-        "same side": [float(np.mean(side == side_true)), float(np.mean((side == population)[known]))],
-    })
-    summary["same side"].format = ".3f"
-    confusion = Table({"true population": np.unique(population)})
-    for name in ("thin", "thick", "halo"):
-        confusion[f"network: {name}"] = [int(np.sum((population == p) & (side == name)))
-                                         for p in np.unique(population)]
-    return summary, confusion
+
+DOMAIN_LABELS = ("teff", "logg", "m_h")
+"""Labels compared on real spectra: those the forward-model fit gives."""
+
+
+def domain_shift(ensemble, real_spectra, grid, literature=None):
+    """Real spectra of known stars through a network trained on simulated ones.
+
+    Every real spectrum (``simulation.realism.read_real_spectra`` rows) is fitted with the forward
+    model (labels, radial velocity), moved to rest, brought to RAVE's resolution and the ensemble's
+    ``grid`` (Å) and given to the (spectra-only) ``ensemble``. Returns a Table: star, library, then
+    ``<label> fit`` and ``<label> network`` for the ``DOMAIN_LABELS`` the ensemble predicts, and the
+    literature Teff (K) and log g of the stars in ``literature`` (default
+    ``realism.read_real_labels()``; NaN for the others).
+    """
+    if ensemble.takes_photometry:
+        raise ValueError("domain_shift needs a spectra-only ensemble (real library spectra have no photometry)")
+    fitted, flux = real_on_grid(spectra=real_spectra, grid=grid)
+    network, _ = ensemble.predict(ensemble.inputs(flux), calibrated=True)
+    literature = read_real_labels() if literature is None else literature
+    known = {row["name"]: row for row in literature}
+    table = Table({"star": fitted["name"], "library": fitted["library"]})
+    for label in DOMAIN_LABELS:
+        if label in ensemble.labels:
+            table[f"{label} fit"] = fitted[label]
+            table[f"{label} network"] = network[:, list(ensemble.labels).index(label)]
+    for label, column in (("teff", "teff_K"), ("logg", "logg_dex")):
+        table[f"{label} literature"] = [known[n][column] if n in known else np.nan for n in fitted["name"]]
+    for col in table.colnames[2:]:
+        table[col].format = ".0f" if col.startswith("teff") else ".2f"
+    return table

@@ -7,7 +7,7 @@ The notebook smoke test in test_notebooks.py writes its own survey.
 
 import pytest
 
-from ravecnn_utils.simulate import simulate_survey
+from ravecnn_utils.simulation.simulate import simulate_survey
 
 SMOKE_SEED = 2020
 

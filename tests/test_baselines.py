@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ravecnn_utils import baselines
+from ravecnn_utils.baselines.cannon import _design, _design_jacobian
 from ravecnn_utils.baselines import (BASELINES, KNearestNeighbours, MeanPredictor, NotFittedError, PCARidge,
                                      RidgeRegression, TheCannon)
 
@@ -134,13 +135,13 @@ def cannon_truth():
                              rng.normal(0, 0.01, (n_pix, 6))])
 
     def model(y):
-        return baselines._design((y - pivot) / scale) @ theta.T
+        return _design((y - pivot) / scale) @ theta.T
 
     f_train = model(y_train) + rng.normal(0, NOISE, (300, n_pix))
     f_test = model(y_test) + rng.normal(0, NOISE, (60, n_pix))
     # Cramér–Rao bound of each test spectrum's labels (physical units)
     crb = np.array([np.sqrt(np.diag(np.linalg.inv(j.T @ j))) * NOISE * scale
-                    for j in (theta @ baselines._design_jacobian(x) for x in (y_test - pivot) / scale)])
+                    for j in (theta @ _design_jacobian(x) for x in (y_test - pivot) / scale)])
     return {"theta": theta, "pivot": pivot, "scale": scale, "model": model, "f_train": f_train,
             "y_train": y_train, "f_test": f_test, "y_test": y_test, "crb": crb}
 
@@ -157,7 +158,7 @@ def test_cannon_learns_the_coefficients_and_scatter(cannon_truth):
     cannon = TheCannon().fit(t["f_train"], t["y_train"])
     np.testing.assert_allclose(cannon.pivot_, t["pivot"])
     np.testing.assert_allclose(cannon.scale_, t["scale"])
-    design = baselines._design((t["y_train"] - t["pivot"]) / t["scale"])
+    design = _design((t["y_train"] - t["pivot"]) / t["scale"])
     se = NOISE * np.sqrt(np.diag(np.linalg.inv(design.T @ design)))  # least-squares standard errors
     z = (cannon.theta_ - t["theta"]) / se
     assert np.max(np.abs(z)) < 5 and 0.8 < np.std(z) < 1.2, (np.max(np.abs(z)), np.std(z))

@@ -18,8 +18,8 @@ from urllib.parse import urljoin
 
 import pytest
 
-from ravecnn_utils import notebooks as nbrun
-from ravecnn_utils.bookpages import broken_links
+from ravecnn_utils.book import notebooks as nbrun
+from ravecnn_utils.book.pages import broken_links
 from ravecnn_utils.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
@@ -37,7 +37,7 @@ def site(tmp_path_factory):
     nbrun.run_all("smoke", root / "book" / "executed", progress_bar=False,
                   overrides={"survey_dir": str(root / "sim"), "products_dir": str(root / "products")})
     run = functools.partial(subprocess.run, check=True, cwd=root)
-    run([sys.executable, "-m", "ravecnn_utils.bookpages", str(root / "book" / "parameters.md")])
+    run([sys.executable, "-m", "ravecnn_utils.book.pages", str(root / "book" / "parameters.md")])
     run([str(Path(sys.executable).parent / "jupyter-book"), "build", "book", "--config", str(REPO_ROOT / "_config.yml"),
          "--toc", str(root / "book" / "_toc.yml"), "--path-output", ".", "--all", "-W", "-n"])
     return root / "_build" / "html"

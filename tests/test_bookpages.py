@@ -1,11 +1,11 @@
-"""Generated book pages (ravecnn_utils.bookpages): the parameters page and the link check."""
+"""Generated book pages (ravecnn_utils.book.pages): the parameters page and the link check."""
 
 import textwrap
 
 import pytest
 
-from ravecnn_utils import bookpages
-from ravecnn_utils import notebooks as nbrun
+from ravecnn_utils.book import pages as bookpages
+from ravecnn_utils.book import notebooks as nbrun
 
 
 def _notebook(tmp_path, parameters):

@@ -9,8 +9,10 @@ from astropy import units as u
 from astropy.table import MaskedColumn, Table
 
 from ravecnn_utils import crossmatch as cm
-from ravecnn_utils.labels import APOGEE_COLUMNS, LABELS
-from ravecnn_utils.simulate import FILES, twomass_id
+from ravecnn_utils.apogee import APOGEE_COLUMNS
+from ravecnn_utils.labels import LABELS
+from ravecnn_utils.simulation.catalogues import twomass_id
+from ravecnn_utils.survey import FILES
 
 GOOD = {"teff": 4800.0, "logg": 2.5, "m_h": -0.2, "fe_h": -0.25, "alpha_m": 0.1, "si_fe": 0.05,
         "al_fe": 0.1, "mg_fe": 0.1, "ni_fe": 0.0}

@@ -1,4 +1,4 @@
-"""Physics and numerics of the forward model (ravecnn_utils.forward).
+"""Physics and numerics of the forward model (ravecnn_utils.simulation.forward).
 
 Reference stars: a solar-metallicity red-clump-like giant and a solar-like dwarf.
 Every physics test compares spectra that differ in one label only.
@@ -7,17 +7,11 @@ Every physics test compares spectra that differ in one label only.
 import numpy as np
 import pytest
 
-from ravecnn_utils import realism
-from ravecnn_utils.forward import (
-    DEFAULT_CALIBRATION,
-    SPEED_OF_LIGHT_KMS,
-    ForwardModel,
-    cramer_rao_bound,
-    fisher_information,
-    resample,
-)
+from ravecnn_utils.crlb import cramer_rao_bound, fisher_information
 from ravecnn_utils.labels import LABELS
-from ravecnn_utils.linelist import read_linelist
+from ravecnn_utils.simulation import realism
+from ravecnn_utils.simulation.forward import DEFAULT_CALIBRATION, SPEED_OF_LIGHT_KMS, ForwardModel, resample
+from ravecnn_utils.simulation.linelist import read_linelist
 
 IDX = {name: i for i, name in enumerate(LABELS)}
 GIANT = np.array([4800.0, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])

@@ -1,4 +1,4 @@
-"""The mock Milky Way (ravecnn_utils.galaxy): populations, label sequences, the resampled
+"""The mock Milky Way (ravecnn_utils.simulation.galaxy): populations, label sequences, the resampled
 APOGEE cross-match, sky placement and photometry."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from ravecnn_utils import galaxy
+from ravecnn_utils.simulation import galaxy
 from ravecnn_utils.labels import LABELS
 
 N_FIELD = 20_000

@@ -14,10 +14,10 @@ import pytest  # noqa: E402
 from astropy.table import Table  # noqa: E402
 
 from ravecnn_utils import gradients as grad  # noqa: E402
-from ravecnn_utils.forward import ForwardModel  # noqa: E402
+from ravecnn_utils.simulation.forward import ForwardModel, forward_sensitivity  # noqa: E402
 from ravecnn_utils.labels import LABELS  # noqa: E402
-from ravecnn_utils.linelist import read_linelist  # noqa: E402
-from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
+from ravecnn_utils.simulation.linelist import read_linelist  # noqa: E402
+from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
 
 N_PIX = 30
 N_LAB = 3
@@ -202,19 +202,19 @@ def test_forward_sensitivity_shape_and_ca_triplet(forward_model):
     giant = [4800.0, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     dwarf = [5800.0, 4.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     rows = np.array([giant, dwarf, [np.nan] * 9])  # the NaN row is left out
-    sens = grad.forward_sensitivity(forward_model, rows, RAVE_WAVE)
+    sens = forward_sensitivity(forward_model, rows, RAVE_WAVE)
     assert sens.shape == (len(LABELS), RAVE_WAVE.size)
     near = np.abs(RAVE_WAVE - 8542.09) < 2.0
     for name in ("teff", "logg"):
         assert np.abs(sens[LABELS.index(name), near]).max() > 1e-5, name
     # label selection and order; a table gives the same
-    sub = grad.forward_sensitivity(forward_model, rows[:2], RAVE_WAVE, label_names=("logg", "teff"))
+    sub = forward_sensitivity(forward_model, rows[:2], RAVE_WAVE, label_names=("logg", "teff"))
     np.testing.assert_allclose(sub, sens[[1, 0]])
     table = Table(rows[:2], names=LABELS)
-    np.testing.assert_allclose(grad.forward_sensitivity(forward_model, table, RAVE_WAVE), sens)
+    np.testing.assert_allclose(forward_sensitivity(forward_model, table, RAVE_WAVE), sens)
     # the mean of the two stars' own sensitivities
-    one = grad.forward_sensitivity(forward_model, giant, RAVE_WAVE)
-    two = grad.forward_sensitivity(forward_model, dwarf, RAVE_WAVE)
+    one = forward_sensitivity(forward_model, giant, RAVE_WAVE)
+    two = forward_sensitivity(forward_model, dwarf, RAVE_WAVE)
     np.testing.assert_allclose(sens, (one + two) / 2, rtol=1e-10, atol=1e-14)
     with pytest.raises(ValueError, match="unknown label"):
-        grad.forward_sensitivity(forward_model, rows[:2], RAVE_WAVE, label_names=("vmic",))
+        forward_sensitivity(forward_model, rows[:2], RAVE_WAVE, label_names=("vmic",))

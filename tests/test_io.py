@@ -1,4 +1,4 @@
-"""Readers and writers (ravecnn_utils.io): RAVE spectrum files and atomic table writes."""
+"""RAVE spectrum files (ravecnn_utils.rave) and atomic table writes (ravecnn_utils.files)."""
 
 import re
 
@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from ravecnn_utils import io
+from ravecnn_utils import files, rave
 
 
 def _spectrum(n=987, seed=0):
@@ -21,14 +21,14 @@ def _leftovers(folder):
 
 # ------------------------------------------------------------------ spectra
 def test_spectrum_filename():
-    assert io.spectrum_filename("20121229_2354m25_110") == "RAVE_20121229_2354m25_110.fits"
+    assert rave.spectrum_filename("20121229_2354m25_110") == "RAVE_20121229_2354m25_110.fits"
 
 
 def test_spectrum_round_trip(tmp_path):
     flux, err = _spectrum()
-    path = tmp_path / io.spectrum_filename("20121229_2354m25_110")
-    io.write_rave_spectrum(path, flux, err, 8410.0371, 0.39012, "20121229_2354m25_110")
-    wave, flux2, err2 = io.read_rave_spectrum(path)
+    path = tmp_path / rave.spectrum_filename("20121229_2354m25_110")
+    rave.write_rave_spectrum(path, flux, err, 8410.0371, 0.39012, "20121229_2354m25_110")
+    wave, flux2, err2 = rave.read_rave_spectrum(path)
     assert flux2.shape == err2.shape == wave.shape == (987,)
     np.testing.assert_array_equal(flux2, flux.astype(np.float32))  # stored as float32
     np.testing.assert_array_equal(err2, err.astype(np.float32))
@@ -46,7 +46,7 @@ def test_spectrum_round_trip(tmp_path):
 def test_real_flag_is_written(tmp_path):
     flux, err = _spectrum(10)
     path = tmp_path / "s.fits"
-    io.write_rave_spectrum(path, flux, err, 8410, 0.39, "x", simulated=False)
+    rave.write_rave_spectrum(path, flux, err, 8410, 0.39, "x", simulated=False)
     assert fits.getheader(path)["SIMULATE"] is False
 
 
@@ -60,7 +60,7 @@ def test_crpix1_is_honoured(tmp_path):
         hdus.append(hdu)
     path = tmp_path / "crpix.fits"
     fits.HDUList(hdus).writeto(path)
-    wave, _, _ = io.read_rave_spectrum(path)
+    wave, _, _ = rave.read_rave_spectrum(path)
     assert wave[10] == pytest.approx(8500.0)
     assert wave[0] == pytest.approx(8495.0)
 
@@ -68,7 +68,7 @@ def test_crpix1_is_honoured(tmp_path):
 def test_missing_spectrum_file(tmp_path):
     path = tmp_path / "RAVE_nothing.fits"
     with pytest.raises(FileNotFoundError, match="RAVE_nothing.fits"):
-        io.read_rave_spectrum(path)
+        rave.read_rave_spectrum(path)
 
 
 def test_spectrum_without_error_extension(tmp_path):
@@ -78,7 +78,7 @@ def test_spectrum_without_error_extension(tmp_path):
     path = tmp_path / "no_error.fits"
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
     with pytest.raises(ValueError, match="no_error.fits") as err:
-        io.read_rave_spectrum(path)
+        rave.read_rave_spectrum(path)
     assert "ERROR" in str(err.value)
 
 
@@ -92,35 +92,35 @@ def test_spectrum_header_without_cdelt1(tmp_path):
     path = tmp_path / "no_cdelt.fits"
     fits.HDUList(hdus).writeto(path)
     with pytest.raises(ValueError, match="CDELT1") as err:
-        io.read_rave_spectrum(path)
+        rave.read_rave_spectrum(path)
     assert "no_cdelt.fits" in str(err.value)
 
 
 def test_spectrum_with_mismatched_shapes(tmp_path):
     flux, err = _spectrum(20)
     path = tmp_path / "mismatch.fits"
-    io.write_rave_spectrum(path, flux, err[:15], 8410.0, 0.39, "x")
+    rave.write_rave_spectrum(path, flux, err[:15], 8410.0, 0.39, "x")
     with pytest.raises(ValueError, match=re.escape("(20,)")) as e:
-        io.read_rave_spectrum(path)
+        rave.read_rave_spectrum(path)
     assert "mismatch.fits" in str(e.value) and "(15,)" in str(e.value)
 
 
 # ------------------------------------------------------------------ tables
 def test_write_table_round_trip_and_refuses_to_overwrite(tmp_path):
     path = tmp_path / "t.fits"
-    io.write_table(Table({"a": [1, 2, 3]}), path)
+    files.write_table(Table({"a": [1, 2, 3]}), path)
     assert Table.read(path)["a"].tolist() == [1, 2, 3]
     with pytest.raises(FileExistsError, match="t.fits"):
-        io.write_table(Table({"a": [4]}), path)
+        files.write_table(Table({"a": [4]}), path)
     assert Table.read(path)["a"].tolist() == [1, 2, 3]
-    io.write_table(Table({"a": [4]}), path, overwrite=True)
+    files.write_table(Table({"a": [4]}), path, overwrite=True)
     assert Table.read(path)["a"].tolist() == [4]
     assert _leftovers(tmp_path) == []
 
 
 def test_write_table_infers_other_formats_from_the_name(tmp_path):
     path = tmp_path / "t.csv"
-    io.write_table(Table({"a": [1, 2]}), path)
+    files.write_table(Table({"a": [1, 2]}), path)
     assert path.read_text().split() == ["a", "1", "2"]
     assert _leftovers(tmp_path) == []
 
@@ -128,7 +128,7 @@ def test_write_table_infers_other_formats_from_the_name(tmp_path):
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
     path = tmp_path / "table.fits"
     with pytest.raises(RuntimeError, match="boom"):
-        with io.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             assert tmp.parent == tmp_path and tmp != path
             Table({"a": [1]}).write(tmp, format="fits")
             assert tmp.exists()
@@ -140,7 +140,7 @@ def test_atomic_path_keeps_the_old_file_on_error(tmp_path):
     path = tmp_path / "keep.txt"
     path.write_text("old")
     with pytest.raises(RuntimeError):
-        with io.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             tmp.write_text("new")
             raise RuntimeError("boom")
     assert path.read_text() == "old"
@@ -150,7 +150,7 @@ def test_atomic_path_keeps_the_old_file_on_error(tmp_path):
 def test_atomic_path_replaces_on_success(tmp_path):
     path = tmp_path / "keep.txt"
     path.write_text("old")
-    with io.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_text("new")
     assert path.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

@@ -1,10 +1,10 @@
-"""The line list reader (ravecnn_utils.linelist): merging of components and input checks."""
+"""The line list reader (ravecnn_utils.simulation.linelist): merging of components and input checks."""
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
-from ravecnn_utils.linelist import (
+from ravecnn_utils.simulation.linelist import (
     IONISATION_EV,
     LOG_PARTITION,
     REQUIRED_COLUMNS,

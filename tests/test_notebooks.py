@@ -1,4 +1,4 @@
-"""The notebooks and their papermill runner (ravecnn_utils.notebooks).
+"""The notebooks and their papermill runner (ravecnn_utils.book.notebooks).
 
 The smoke test executes every notebook, in order, with the ``smoke`` profile, in this one
 pytest process; the other tests use tiny throwaway notebooks and are fast.
@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from ravecnn_utils import notebooks as nbrun
+from ravecnn_utils.book import notebooks as nbrun
 
 NOTEBOOKS = nbrun.notebook_paths()
 

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from ravecnn_utils import io, predict
+from ravecnn_utils import predict
+from ravecnn_utils.cube import build_spectra_cube, read_spectra_cube
 from ravecnn_utils import model as cnn
-from ravecnn_utils.simulate import FILES
-from ravecnn_utils.train import Ensemble, LabelScaler
+from ravecnn_utils.survey import FILES
+from ravecnn_utils.ensemble import Ensemble, LabelScaler
 
 LABELS4 = ("teff", "logg", "m_h", "alpha_m")
 
@@ -17,7 +18,7 @@ LABELS4 = ("teff", "logg", "m_h", "alpha_m")
 def cube(smoke_survey, tmp_path_factory):
     """The smoke survey's first 60 spectra on the common grid."""
     files = sorted((smoke_survey / FILES["spectra"]).glob("RAVE_*.fits"))[:60]
-    return io.build_spectra_cube(files, tmp_path_factory.mktemp("cube") / "cube.fits", processes=1, progress=False)
+    return build_spectra_cube(files, tmp_path_factory.mktemp("cube") / "cube.fits", processes=1, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def ensemble(cube, tmp_path_factory):
     'validation' labels; saved, so the Dask workers can load it."""
     import keras
 
-    wave, flux, error, _ = io.read_spectra_cube(cube)
+    wave, flux, error, _ = read_spectra_cube(cube)
     members = []
     for seed in (1, 2):
         keras.utils.set_random_seed(seed)
@@ -50,7 +51,7 @@ def test_chunked_equals_one_shot_and_keras(cube, ensemble, tmp_path):
     assert len(a) == 60 and a.colnames == b.colnames
     for name in a.colnames:
         np.testing.assert_array_equal(a[name], b[name])
-    _, flux, error, ids = io.read_spectra_cube(cube)
+    _, flux, error, ids = read_spectra_cube(cube)
     x = ens.inputs(flux, error)
     keras_mean = ens.scaler.inverse(np.mean([m.predict(x, verbose=0) for m in ens.members], axis=0))
     np.testing.assert_allclose(np.column_stack([a[n] for n in LABELS4]), keras_mean,
@@ -101,7 +102,7 @@ def test_failed_write_leaves_nothing(cube, ensemble, tmp_path, monkeypatch):
 def test_flags_on_crafted_spectra(cube, ensemble):
     """NaN pixels, large errors, a narrow training range and a tiny validation spread each set their bit."""
     ens, _ = ensemble
-    _, flux, error, _ = io.read_spectra_cube(cube, rows=np.arange(4))
+    _, flux, error, _ = read_spectra_cube(cube, rows=np.arange(4))
     flux, error = flux.copy(), error.copy()
     flux[0, :200] = np.nan                                  # 20 % NaN pixels
     error[1] = flux[1] / 5                                  # SNR 5
@@ -113,11 +114,12 @@ def test_flags_on_crafted_spectra(cube, ensemble):
     assert np.isfinite(cols["teff"]).all()
 
     narrow = Ensemble(ens.members, LabelScaler(ens.scaler.minimum, ens.scaler.scale), LABELS4,
-                      metadata=dict(ens.metadata), calibration=ens.calibration)
+                      metadata=dict(ens.metadata), calibration=ens.calibration,
+                      validation_spread=ens.validation_spread)
     narrow.scaler.minimum = np.array([1e5, 0, -1, -0.1])   # Teff range 100,000 K and up: all outside
     assert (predict.predict_spectra(narrow, flux, error)["flag"] & bits["outside_coverage"]).all()
     tiny = Ensemble(ens.members, ens.scaler, LABELS4, calibration=ens.calibration,
-                    metadata={"validation_spread": {n: 0.0 for n in LABELS4}})
+                    validation_spread={n: 0.0 for n in LABELS4})
     assert (predict.predict_spectra(tiny, flux, error)["flag"] & bits["members_disagree"]).all()
     with pytest.raises(ValueError, match="validation spread"):
         predict.predict_spectra(Ensemble(ens.members, ens.scaler, LABELS4, calibration=ens.calibration),

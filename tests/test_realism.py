@@ -1,9 +1,9 @@
-"""Simulated against real spectra (ravecnn_utils.realism): reading, degrading, comparing."""
+"""Simulated against real spectra (ravecnn_utils.simulation.realism): reading, degrading, comparing."""
 
 import numpy as np
 import pytest
 
-from ravecnn_utils import realism
+from ravecnn_utils.simulation import realism
 from ravecnn_utils.labels import LABELS
 
 
@@ -111,8 +111,8 @@ def test_rave_like_shifts_to_rest_and_resamples():
     spectrum that does not reach the grid's end is refused, naming the star."""
     from astropy.table import Table
 
-    from ravecnn_utils.forward import SPEED_OF_LIGHT_KMS
-    from ravecnn_utils.io import common_wavelengths
+    from ravecnn_utils.simulation.forward import SPEED_OF_LIGHT_KMS
+    from ravecnn_utils.cube import common_wavelengths
 
     v, rest_line = 120.0, 8542.09
     wave = np.arange(8380.0, 8900.0, 0.4)

@@ -1,4 +1,4 @@
-"""The simulated survey (ravecnn_utils.simulate): files, formats, statistics, determinism,
+"""The simulated survey (ravecnn_utils.simulation.simulate): files, formats, statistics, determinism,
 idempotence, parameter checks and the command line.
 
 The smoke survey is simulated once per session (``smoke_survey`` in conftest.py) and is
@@ -14,9 +14,12 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from ravecnn_utils import __version__, io, simulate
-from ravecnn_utils.labels import APOGEE_COLUMNS, LABELS
-from ravecnn_utils.simulate import FILES, SurveyError, simulate_survey
+from ravecnn_utils import __version__, rave, survey
+from ravecnn_utils.simulation import catalogues, simulate
+from ravecnn_utils.apogee import APOGEE_COLUMNS
+from ravecnn_utils.labels import LABELS
+from ravecnn_utils.simulation.simulate import SurveyError, simulate_survey
+from ravecnn_utils.survey import FILES
 
 RAVE_OBS_ID = re.compile(r"^\d{8}_\d{4}[mp]\d{2}_\d{3}$")
 TWOMASS_ID = re.compile(r"^2M\d{8}[+-]\d{7}$")
@@ -65,14 +68,14 @@ def test_survey_has_every_file(smoke_survey):
 
 def test_one_spectrum_file_per_catalogue_row(smoke_survey, tables):
     files = {p.name for p in (smoke_survey / FILES["spectra"]).iterdir()}
-    expected = {io.spectrum_filename(i) for i in tables["catalogue"]["rave_obs_id"]}
+    expected = {rave.spectrum_filename(i) for i in tables["catalogue"]["rave_obs_id"]}
     assert len(expected) == len(tables["catalogue"])
     assert files == expected
 
 
 def test_manifest(smoke_survey, tables):
     manifest = json.loads((smoke_survey / "survey.json").read_text())
-    assert manifest == simulate.read_manifest(smoke_survey)
+    assert manifest == survey.read_manifest(smoke_survey)
     assert manifest["simulated"] is True
     assert manifest["profile"] == "smoke"
     assert manifest["seed"] == 2020
@@ -85,7 +88,7 @@ def test_manifest(smoke_survey, tables):
 
 
 def test_read_manifest_of_a_folder_without_one(tmp_path):
-    assert simulate.read_manifest(tmp_path) is None
+    assert survey.read_manifest(tmp_path) is None
 
 
 # ------------------------------------------------------------------ spectrum files
@@ -117,15 +120,15 @@ def test_spectrum_files_format_and_wcs_jitter(smoke_survey):
 def test_spectrum_headers_match_truth(smoke_survey, tables):
     obs = tables["obs"][:20]
     for row in obs:
-        header = fits.getheader(smoke_survey / FILES["spectra"] / io.spectrum_filename(row["rave_obs_id"]),
+        header = fits.getheader(smoke_survey / FILES["spectra"] / rave.spectrum_filename(row["rave_obs_id"]),
                                 "SPECTRUM")
         assert header["CRVAL1"] == pytest.approx(row["crval1"], abs=1e-9)
         assert header["CDELT1"] == pytest.approx(row["cdelt1"], rel=1e-12)
 
 
 def test_read_rave_spectrum_wavelengths_from_wcs(smoke_survey, tables):
-    path = smoke_survey / FILES["spectra"] / io.spectrum_filename(tables["obs"]["rave_obs_id"][3])
-    wave, flux, rel_error = io.read_rave_spectrum(path)
+    path = smoke_survey / FILES["spectra"] / rave.spectrum_filename(tables["obs"]["rave_obs_id"][3])
+    wave, flux, rel_error = rave.read_rave_spectrum(path)
     with fits.open(path) as hdul:
         h = hdul["SPECTRUM"].header
         first = h["CRVAL1"] + (1 - h["CRPIX1"]) * h["CDELT1"]  # pixel 1 (FITS counts from 1)
@@ -146,8 +149,8 @@ def test_ca_line_at_its_wavelength_in_high_snr_spectra(smoke_survey, tables):
     best = np.flatnonzero(cool)[np.argsort(-np.asarray(obs["snr"])[cool])[:3]]
     assert np.all(obs["snr"][best] > 80)
     for i in best:
-        wave, flux, rel_error = io.read_rave_spectrum(
-            smoke_survey / FILES["spectra"] / io.spectrum_filename(obs["rave_obs_id"][i]))
+        wave, flux, rel_error = rave.read_rave_spectrum(
+            smoke_survey / FILES["spectra"] / rave.spectrum_filename(obs["rave_obs_id"][i]))
         window = (wave > CA_II - 6) & (wave < CA_II + 6) & (rel_error < 1)  # no bad pixels
         core = wave[window][np.argmin(flux[window])]
         assert abs(core - CA_II) < 0.5, (obs["rave_obs_id"][i], core)
@@ -322,14 +325,14 @@ def test_overwrite_with_another_seed_gives_another_survey(smoke_survey, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(smoke_survey, copy)
     manifest = simulate_survey(copy, profile="smoke", seed=2021, processes=1, progress=False, overwrite=True)
-    assert manifest["seed"] == 2021 == simulate.read_manifest(copy)["seed"]
+    assert manifest["seed"] == 2021 == survey.read_manifest(copy)["seed"]
     assert (copy / FILES["catalogue"]).read_bytes() != (smoke_survey / FILES["catalogue"]).read_bytes()
     new = Table.read(copy / FILES["catalogue"], hdu=1)
     old = Table.read(smoke_survey / FILES["catalogue"], hdu=1)
     assert new["rave_obs_id"].tolist() != old["rave_obs_id"].tolist()
     # the old spectra went with the old survey
     assert {p.name for p in (copy / FILES["spectra"]).iterdir()} == {
-        io.spectrum_filename(i) for i in new["rave_obs_id"]}
+        rave.spectrum_filename(i) for i in new["rave_obs_id"]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
 
 
@@ -337,7 +340,7 @@ def test_overwrite_with_another_seed_gives_another_survey(smoke_survey, tmp_path
 def test_same_survey_again_is_a_no_op(smoke_survey):
     before = _files(smoke_survey)
     manifest = simulate_survey(smoke_survey, profile="smoke", seed=2020, processes=1, progress=False)
-    assert manifest == simulate.read_manifest(smoke_survey)
+    assert manifest == survey.read_manifest(smoke_survey)
     assert _files(smoke_survey) == before
     assert not (smoke_survey.parent / f".{smoke_survey.name}.tmp").exists()
 
@@ -413,7 +416,7 @@ def test_interrupted_overwrite_keeps_the_old_survey(tmp_path, monkeypatch, tiny_
     with pytest.raises(RuntimeError, match="boom"):
         simulate_survey(out, profile=tiny_profile, seed=2, processes=1, progress=False, overwrite=True)
     assert _files(out) == before
-    assert simulate.read_manifest(out)["seed"] == 1
+    assert survey.read_manifest(out)["seed"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -447,7 +450,7 @@ def test_cli_existing_other_survey_exits_2(smoke_survey, capsys):
 def test_cli_writes_a_survey(tmp_path, capsys, tiny_profile):
     out = tmp_path / "cli"
     assert simulate.main(["--profile", tiny_profile, "--out", str(out), "--seed", "3", "--processes", "1"]) == 0
-    manifest = simulate.read_manifest(out)
+    manifest = survey.read_manifest(out)
     assert manifest["profile"] == tiny_profile and manifest["seed"] == 3
     assert f"{manifest['n_observations']} simulated observations" in capsys.readouterr().out
 
@@ -456,14 +459,14 @@ def test_cli_writes_a_survey(tmp_path, capsys, tiny_profile):
 def test_twomass_id_of_m31():
     # RA 10.68458° / 15 = 0.7123053 h = 0h 42m 44.299s -> 004244.29 (truncated, as 2MASS does)
     # Dec 41.26917° = 41° 16' 09.01"                  -> +411609.0
-    assert simulate.twomass_id(np.array([10.68458]), np.array([41.26917])).tolist() == ["2M00424429+4116090"]
-    assert simulate.twomass_id(10.68458, 41.26917) == "2M00424429+4116090"
+    assert catalogues.twomass_id(np.array([10.68458]), np.array([41.26917])).tolist() == ["2M00424429+4116090"]
+    assert catalogues.twomass_id(10.68458, 41.26917) == "2M00424429+4116090"
 
 
 def test_twomass_id_format_and_edges():
     ra = np.array([0.0, 15.0, 359.9999999, 180.0, 123.456])
     dec = np.array([0.0, -0.5, -89.9999999, -1e-7, 12.3456])
-    ids = simulate.twomass_id(ra, dec)
+    ids = catalogues.twomass_id(ra, dec)
     assert all(TWOMASS_ID.match(i) for i in ids), ids
     assert ids.tolist() == [
         "2M00000000+0000000",
@@ -476,14 +479,14 @@ def test_twomass_id_format_and_edges():
 
 def test_rave_obs_ids_unique_for_identical_positions():
     n = 500
-    ids, dates, field = simulate.rave_obs_ids(np.full(n, 10.68458), np.full(n, -41.26917),
+    ids, dates, field = catalogues.rave_obs_ids(np.full(n, 10.68458), np.full(n, -41.26917),
                                               np.random.default_rng(0))
     assert len(ids) == n and len(set(ids)) == n
     assert all(RAVE_OBS_ID.match(i) for i in ids), ids[:5]
     assert set(field) == {"0042m40"}  # 0.712 h -> 0.7 h = 00h42m; -41.3° -> -40
     assert all(i.startswith(f"{d}_{f}_") for i, d, f in zip(ids, dates, field))
     assert all(1 <= int(i[-3:]) <= 150 for i in ids)
-    again, _, _ = simulate.rave_obs_ids(np.full(n, 10.68458), np.full(n, -41.26917), np.random.default_rng(0))
+    again, _, _ = catalogues.rave_obs_ids(np.full(n, 10.68458), np.full(n, -41.26917), np.random.default_rng(0))
     assert again.tolist() == ids.tolist()
 
 
@@ -504,10 +507,10 @@ def test_fingerprint_follows_the_writers_not_the_readers(monkeypatch):
     """The survey's fingerprint changes with the spectrum writer's code, not with a reader's."""
     base = simulate.fingerprint()
     monkeypatch.setattr(simulate.inspect, "getsource",
-                        lambda obj: "changed" if obj is io.write_rave_spectrum else "same")
+                        lambda obj: "changed" if obj is rave.write_rave_spectrum else "same")
     with_changed_writer = simulate.fingerprint()
     monkeypatch.setattr(simulate.inspect, "getsource",
-                        lambda obj: "changed" if obj is io.read_rave_spectrum else "same")
+                        lambda obj: "changed" if obj is rave.read_rave_spectrum else "same")
     with_changed_reader = simulate.fingerprint()
     assert base != with_changed_writer != with_changed_reader
     monkeypatch.setattr(simulate.inspect, "getsource", lambda obj: "same")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ravecnn_utils import survey
-from ravecnn_utils.simulate import FILES
+from ravecnn_utils.survey import FILES
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +48,38 @@ def test_real_survey_has_no_truth(smoke_survey, tmp_path):
     loaded = survey.load_survey(copy)
     assert loaded["manifest"] is None
     assert "truth_stars" not in loaded and "truth_obs" not in loaded
-    assert "real" in survey.describe(loaded)
+    assert "real" in survey.describe(loaded["manifest"])
 
 
 def test_describe(loaded):
-    text = survey.describe(loaded)
+    text = survey.describe(loaded["manifest"])
     assert "SIMULATED" in text and "smoke" in text and "2020" in text
-    real = survey.describe({"manifest": None})
+    real = survey.describe(None)
     assert "real" in real and "SIMULATED" not in real
+
+
+def test_resolve_sources_simulated_and_real(tmp_path):
+    sim = tmp_path / "sim"
+    assert survey.resolve_sources("sim", sim) == (sim, sim / survey.FILES["allstar"])
+    assert survey.resolve_sources("sim", sim, allstar_path=tmp_path / "a.fits") == (sim, tmp_path / "a.fits")
+    real = survey.resolve_sources("real", sim, rave_dir=str(tmp_path / "rave"), allstar_path=str(tmp_path / "a.fits"))
+    assert real == (tmp_path / "rave", tmp_path / "a.fits")
+    with pytest.raises(ValueError, match="rave_dir and allstar_path"):
+        survey.resolve_sources("real", sim, rave_dir=tmp_path / "rave")
+    with pytest.raises(ValueError, match="'sim' or 'real'"):
+        survey.resolve_sources("simulated", sim)
+
+
+def test_rave_folder_prefers_rave_dir(tmp_path):
+    assert survey.rave_folder(tmp_path / "sim") == tmp_path / "sim"
+    assert survey.rave_folder(tmp_path / "sim", tmp_path / "rave") == tmp_path / "rave"
+    assert survey.rave_folder(str(tmp_path / "sim"), None) == tmp_path / "sim"
+
+
+def test_read_catalogue_takes_a_name_or_a_list(smoke_survey, loaded):
+    one = survey.read_catalogue(smoke_survey, survey.FILES["catalogue"])
+    listed = survey.read_catalogue(smoke_survey, [survey.FILES["catalogue"]])
+    assert one["rave_obs_id"].tolist() == listed["rave_obs_id"].tolist() == loaded["catalogue"]["rave_obs_id"].tolist()
 
 
 def test_spectrum_path(smoke_survey, loaded):

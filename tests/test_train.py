@@ -14,9 +14,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from ravecnn_utils import model as cnn  # noqa: E402
-from ravecnn_utils import train  # noqa: E402
+from ravecnn_utils import inputs, train  # noqa: E402
 from ravecnn_utils.metrics import bias_and_scatter  # noqa: E402
-from ravecnn_utils.train import Ensemble, LabelScaler  # noqa: E402
+from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
 
 N_PIX = 80
 LABELS = ("teff", "logg")
@@ -38,7 +38,7 @@ def spectra(n, seed, teff=(4000, 6500)):
     depth1 = 0.8 - 0.1 * (y[:, :1] - 4000) / 1000
     depth2 = 0.1 + 0.1 * y[:, 1:]
     flux = 1 - depth1 * line1 - depth2 * line2 + rng.normal(0, 0.01, (n, N_PIX))
-    return train.prepare_inputs(flux), y
+    return inputs.prepare_inputs(flux), y
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_prepare_inputs_fills_pixels_without_information():
     flux = np.full((2, 6), 0.7)
     error = np.full((2, 6), 0.01)
     error[1, 2:4] = np.inf
-    x = train.prepare_inputs(flux, error)
+    x = inputs.prepare_inputs(flux, error)
     assert x.shape == (2, 6, 1) and x.dtype == np.float32
     np.testing.assert_array_equal(x[1, 2:4, 0], 1.0)
     np.testing.assert_allclose(x[0, :, 0], 0.7)
@@ -120,7 +120,7 @@ def test_prepare_inputs_names_bad_flux():
     flux[1, 7] = np.inf
     flux[3, 0] = np.nan
     with pytest.raises(ValueError, match=r"2 spectra.*3 pixels.*\(1, 5\), \(1, 7\), \(3, 0\)"):
-        train.prepare_inputs(flux, np.full((4, 10), 0.01))
+        inputs.prepare_inputs(flux, np.full((4, 10), 0.01))
 
 
 # --- fit_model ---------------------------------------------------------------------------------
@@ -305,10 +305,10 @@ def test_make_inputs_scales_photometry_and_fills_missing():
     without photometry the input is the spectra array alone."""
     flux = np.ones((3, 10), np.float32)
     phot = np.array([[1.0, 5.0], [3.0, np.nan], [2.0, 7.0]])
-    scaler = train.LabelScaler().fit(phot)
-    x = train.make_inputs(flux, None, phot, scaler)
+    scaler = LabelScaler().fit(phot)
+    x = inputs.make_inputs(flux, None, phot, scaler)
     assert set(x) == {"spectrum", "photometry"} and x["spectrum"].shape == (3, 10, 1)
     np.testing.assert_allclose(x["photometry"], [[0.0, 0.0], [1.0, 0.5], [0.5, 1.0]])
-    assert train.make_inputs(flux).shape == (3, 10, 1)
+    assert inputs.make_inputs(flux).shape == (3, 10, 1)
     with pytest.raises(ValueError, match="scaler"):
-        train.make_inputs(flux, None, phot)
+        inputs.make_inputs(flux, None, phot)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from ravecnn_utils import validation
-from ravecnn_utils.labels import LABELS
+from ravecnn_utils import discs, survey, validation
+from ravecnn_utils.labels import CORE_LABELS, LABELS
 
 
 def test_expand_places_labels_and_fills_nan():
@@ -81,7 +81,7 @@ def test_repeat_rows_and_best_observation():
 
 def test_read_truth_of_simulated_observations(smoke_survey):
     """Truth rows follow the table's order; the bound with the abundances known is never larger."""
-    from ravecnn_utils.simulate import FILES
+    from ravecnn_utils.survey import FILES
 
     obs = Table.read(smoke_survey / FILES["truth"], hdu="OBSERVATIONS")
     stars = Table.read(smoke_survey / FILES["truth"], hdu="STARS")
@@ -89,20 +89,20 @@ def test_read_truth_of_simulated_observations(smoke_survey):
     stars.convert_bytestring_to_unicode()
     pick = obs[[5, 0, 3]]
     table = Table({"rave_obs_id": pick["rave_obs_id"], "apogee_id": pick["id_2mass"]})
-    truth = validation.read_truth(smoke_survey, table)
+    truth = survey.read_truth(smoke_survey, table)
     star_rows = [list(stars["id_2mass"]).index(s) for s in pick["id_2mass"]]
     np.testing.assert_array_equal(truth["labels"][:, 0], stars["teff"][star_rows])
     np.testing.assert_array_equal(truth["snr"], pick["snr"])
     np.testing.assert_array_equal(truth["crlb"], pick["crlb"])
-    core = [LABELS.index(n) for n in validation.CORE_LABELS]
+    core = [LABELS.index(n) for n in CORE_LABELS]
     assert (truth["crlb_core"] <= truth["crlb"][:, core] * (1 + 1e-9)).all()
     with pytest.raises(FileNotFoundError, match="truth"):
-        validation.read_truth(smoke_survey / "nowhere", table)
+        survey.read_truth(smoke_survey / "nowhere", table)
 
 
 def test_disc_sides_against_truth_and_population():
     """Two thin-disc stars, one thick, one bulge: the predicted side of star 2 is wrong."""
-    summary, confusion = validation.disc_sides([0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.0, 0.0],
+    summary, confusion = discs.disc_sides([0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.0, 0.0],
                                                [0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.3, 0.0],
                                                ["thin", "thin", "thick", "bulge"])
     assert list(summary["stars"]) == [4, 3]
@@ -112,11 +112,11 @@ def test_disc_sides_against_truth_and_population():
 
 def test_read_truth_finds_the_star_of_each_observation(smoke_survey):
     """Without an apogee_id column the star comes from the observation itself."""
-    from ravecnn_utils.simulate import FILES
+    from ravecnn_utils.survey import FILES
 
     obs = Table.read(smoke_survey / FILES["truth"], hdu="OBSERVATIONS")
     obs.convert_bytestring_to_unicode()
     with_ids = Table({"rave_obs_id": obs["rave_obs_id"][:4], "apogee_id": obs["id_2mass"][:4]})
-    a = validation.read_truth(smoke_survey, with_ids)
-    b = validation.read_truth(smoke_survey, Table({"rave_obs_id": obs["rave_obs_id"][:4]}))
+    a = survey.read_truth(smoke_survey, with_ids)
+    b = survey.read_truth(smoke_survey, Table({"rave_obs_id": obs["rave_obs_id"][:4]}))
     np.testing.assert_array_equal(a["labels"], b["labels"])

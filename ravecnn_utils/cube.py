@@ -1,283 +1,23 @@
-"""Readers and writers for RAVE DR6- and APOGEE-format files (simulated or real).
+"""The spectra cube: every RAVE spectrum resampled onto one wavelength grid, in one FITS file.
 
-- RAVE spectra: ``read_rave_spectrum`` / ``write_rave_spectrum`` (one file per observation);
-  ``resample_spectrum`` onto ``COMMON_GRID``; ``build_spectra_cube`` / ``read_spectra_cube``
-  (all spectra on one grid in one FITS file).
-- RAVE catalogue tables (FITS, CSV, VOTable from the TAP service): ``read_rave_catalogue``.
-- APOGEE allStar (DR16 or DR17): ``read_allstar``, ``allstar_release``.
-
-RAVE DR6 spectra come one FITS file per observation, ``RAVE_<rave_obs_id>.fits``,
-with image extensions ``SPECTRUM`` (continuum-normalised flux) and ``ERROR``
-(relative error, σ/flux) on a linear wavelength axis: λ = CRVAL1 + (i + 1 − CRPIX1)·CDELT1 (Å, air).
-Every writer here is atomic: it writes a temporary file, then renames it.
+``resample_spectrum`` brings one spectrum onto ``COMMON_GRID``; ``build_spectra_cube`` does it
+for many files (chunked, on several processes, resumable) and ``read_spectra_cube`` /
+``read_cube_ids`` read the result back.
 """
 
 import hashlib
 import multiprocessing
-import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from astropy import units as u
 from astropy.io import fits
-from astropy.table import Column, MaskedColumn, Table, join
+from astropy.table import Table
 from tqdm import tqdm
 
-from .labels import APOGEE_COLUMNS
+from .files import atomic_path, native, strings
+from .rave import rave_obs_id_from_path, read_rave_spectrum
 
-SPECTRUM_EXT = "SPECTRUM"
-ERROR_EXT = "ERROR"
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    # keep the real name at the end, so that writers inferring the format from it still work
-    tmp = path.with_name(f".part-{os.getpid()}-{path.name}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def spectrum_filename(rave_obs_id):
-    """File name of one RAVE DR6 observation."""
-    return f"RAVE_{rave_obs_id}.fits"
-
-
-def write_rave_spectrum(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simulated=True):
-    """Write one spectrum in the RAVE DR6 layout (float32 ``SPECTRUM`` and ``ERROR`` images)."""
-    primary = fits.PrimaryHDU()
-    primary.header["OBS_ID"] = (rave_obs_id, "RAVE observation id")
-    primary.header["SIMULATE"] = (bool(simulated), "simulated by ravecnn_utils.simulate")
-    hdus = [primary]
-    for name, data in ((SPECTRUM_EXT, flux), (ERROR_EXT, rel_error)):
-        hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
-        hdu.header["CTYPE1"] = "AWAV"
-        hdu.header["CUNIT1"] = "Angstrom"
-        hdu.header["CRPIX1"] = 1.0
-        hdu.header["CRVAL1"] = float(crval1)
-        hdu.header["CDELT1"] = float(cdelt1)
-        hdus.append(hdu)
-    with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp)
-
-
-def read_rave_spectrum(path):
-    """Read one RAVE DR6 spectrum file.
-
-    Returns
-    -------
-    wave, flux, rel_error : arrays (n_pixels,)
-        Wavelength (Å, air) from the file's linear WCS, continuum-normalised flux,
-        and relative error σ/flux.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"RAVE spectrum file not found: {path}")
-    with fits.open(path) as hdul:
-        names = [h.name for h in hdul]
-        for ext in (SPECTRUM_EXT, ERROR_EXT):
-            if ext not in names:
-                raise ValueError(f"{path}: no {ext} extension (found {names})")
-        header = hdul[SPECTRUM_EXT].header
-        missing = [k for k in ("CRVAL1", "CDELT1") if k not in header]
-        if missing:
-            raise ValueError(f"{path}: SPECTRUM header lacks the wavelength keyword(s) {missing}")
-        flux = np.asarray(hdul[SPECTRUM_EXT].data, float)
-        rel_error = np.asarray(hdul[ERROR_EXT].data, float)
-    if flux.shape != rel_error.shape:
-        raise ValueError(f"{path}: SPECTRUM {flux.shape} and ERROR {rel_error.shape} differ in shape")
-    wave = header["CRVAL1"] + (np.arange(flux.size) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
-    return wave, flux, rel_error
-
-
-def write_table(table, path, overwrite=False):
-    """Write an astropy Table to FITS (or any format astropy infers) atomically."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    with atomic_path(path) as tmp:
-        table.write(tmp, format="fits" if path.suffix == ".fits" else None)
-
-
-# ====================================================================== APOGEE allStar
-ALLSTAR_RELEASES = {"dr16": dict(marker="GAIA_SOURCE_ID", missing=-9999.0),
-                    "dr17": dict(marker="GAIAEDR3_SOURCE_ID", missing=np.nan)}
-"""APOGEE allStar releases: the column that only that release has, and its missing-value code."""
-
-ALLSTAR_LABEL_COLUMNS = tuple(APOGEE_COLUMNS.values()) + tuple(f"{c}_ERR" for c in APOGEE_COLUMNS.values())
-ALLSTAR_REQUIRED = ("APOGEE_ID", "RA", "DEC", "SNR", "STARFLAG", "ASPCAPFLAG", "EXTRATARG") + ALLSTAR_LABEL_COLUMNS
-ALLSTAR_OPTIONAL = ("TELESCOPE", "FIELD", "GLON", "GLAT", "GAIA_SOURCE_ID", "GAIAEDR3_SOURCE_ID") + tuple(
-    f"{c}_FLAG" for c in APOGEE_COLUMNS.values())
-"""Columns ``read_allstar`` keeps when present (the real allStar files have hundreds more)."""
-
-
-def allstar_release(colnames, path):
-    """``"dr16"`` or ``"dr17"``: the release whose marker column (``ALLSTAR_RELEASES``) is present.
-
-    Raises ValueError naming ``path`` when neither or both marker columns are present.
-    """
-    names = {str(c).upper() for c in colnames}
-    found = [rel for rel, spec in ALLSTAR_RELEASES.items() if spec["marker"] in names]
-    markers = {rel: spec["marker"] for rel, spec in ALLSTAR_RELEASES.items()}
-    if not found:
-        raise ValueError(f"{path}: unknown allStar release: none of the marker columns {markers} is present")
-    if len(found) > 1:
-        raise ValueError(f"{path}: ambiguous allStar release: it has the marker columns of {found} ({markers})")
-    return found[0]
-
-
-def _native(array):
-    """A copy of ``array`` in native byte order (FITS data are big-endian)."""
-    array = np.asarray(array)
-    return array.astype(array.dtype.newbyteorder("="))
-
-
-def _strings(values):
-    """Stripped ``str`` array from bytes / str / object values (masked values become '')."""
-    if np.ma.isMaskedArray(values):
-        values = np.ma.asarray(values).astype(object).filled("")
-    values = np.asarray(values)
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "ascii", errors="replace")
-    return np.char.strip(values.astype(str))
-
-
-def read_allstar(path, columns=()):
-    """Read an APOGEE allStar file (DR16 or DR17; the table in HDU 1) into a masked astropy Table.
-
-    Keeps ``ALLSTAR_REQUIRED``, those of ``ALLSTAR_OPTIONAL`` present and the extra ``columns``.
-    APOGEE_ID is a stripped str; RA, DEC in deg; every label column and its ``_ERR``
-    (TEFF in K, others in dex) is a float64 MaskedColumn masked where the release's missing
-    value appears (−9999 in DR16, NaN in DR17; any non-finite value too), with NaN under the
-    mask, so both releases give the same representation. ``meta["release"]`` is "dr16" or
-    "dr17", ``meta["source"]`` the path. Raises ValueError naming the file and the problem.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"allStar file not found: {path}")
-    try:
-        hdul = fits.open(path, memmap=True)
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable FITS file ({err})") from err
-    with hdul:
-        if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
-            raise ValueError(f"{path}: HDU 1 is not a binary table (an allStar file has its table there)")
-        names = list(hdul[1].columns.names)
-        upper = {n.upper(): n for n in names}
-        release = allstar_release(names, path)
-        missing = [c for c in ALLSTAR_REQUIRED if c not in upper]
-        if missing:
-            raise ValueError(f"{path}: the allStar table lacks the required column(s) {missing}")
-        absent = [c for c in columns if c.upper() not in upper]
-        if absent:
-            raise ValueError(f"{path}: the allStar table has no column(s) {absent}")
-        wanted = list(ALLSTAR_REQUIRED) + [c for c in ALLSTAR_OPTIONAL if c in upper]
-        wanted += [c.upper() for c in columns if c.upper() not in wanted]
-        units = {c.name.upper(): c.unit for c in hdul[1].columns}
-        data = hdul[1].data
-        table = Table()
-        for col in wanted:
-            values = data[upper[col]]
-            if col in ALLSTAR_LABEL_COLUMNS:
-                values = np.array(values, dtype=np.float64)
-                bad = ~np.isfinite(values)
-                code = ALLSTAR_RELEASES[release]["missing"]
-                if np.isfinite(code):
-                    bad |= np.abs(values - code) < 1e-3
-                values[bad] = np.nan
-                unit = "K" if col.startswith("TEFF") else None
-                table[col] = MaskedColumn(values, mask=bad, unit=unit)
-            elif values.dtype.kind in "SUO":
-                table[col] = _strings(values)
-            else:
-                table[col] = Column(_native(values), unit=units.get(col) or None)
-    for col in ("RA", "DEC"):
-        table[col] = Column(np.asarray(table[col], np.float64), unit=u.deg)
-    table.meta["release"] = release
-    table.meta["source"] = str(path)
-    return table
-
-
-# ====================================================================== RAVE catalogue
-RAVE_REQUIRED = ("rave_obs_id", "ra_input", "dec_input", "snr_med_sparv")
-"""Columns a RAVE catalogue must have once its tables are joined."""
-
-_TABLE_FORMATS = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".csv": "ascii.csv",
-                  ".vot": "votable", ".votable": "votable", ".xml": "votable"}
-
-
-def _read_any_table(path):
-    """Read one table file (FITS: first table HDU; CSV; VOTable), format from the name."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"catalogue file not found: {path}")
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    fmt = _TABLE_FORMATS.get(suffixes[-1] if suffixes else "")
-    try:
-        return Table.read(path, format=fmt) if fmt else Table.read(path)
-    except Exception as err:  # astropy raises many kinds; name the file
-        raise ValueError(f"{path}: cannot read it as a FITS, CSV or VOTable table ({err})") from err
-
-
-def read_rave_catalogue(paths):
-    """Read RAVE DR6 catalogue table(s) as the TAP service delivers them, one row per observation.
-
-    ``paths`` is one file or a list (FITS, CSV or VOTable: dr6_obsdata, dr6_sparv,
-    dr6_madera, cross-matches...). Column names are lower-cased and every file is
-    left-joined on ``rave_obs_id`` onto the first one (whose row order is kept; a column
-    already present is taken from the earlier file). rave_obs_id is a stripped str;
-    ra_input, dec_input in deg. ``meta["source"]`` lists the files.
-    Raises ValueError naming the file: no rave_obs_id column, a duplicate or empty
-    rave_obs_id, or a column of ``RAVE_REQUIRED`` missing from the joined result.
-    """
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not paths:
-        raise ValueError("read_rave_catalogue: no catalogue file given")
-    result = None
-    for path in paths:
-        table = _read_any_table(path)
-        table.rename_columns(table.colnames, [c.lower() for c in table.colnames])
-        if "rave_obs_id" not in table.colnames:
-            raise ValueError(f"{path}: no rave_obs_id column (columns: {table.colnames}); "
-                             "every RAVE table is joined on it")
-        for name in table.colnames:
-            if table[name].dtype.kind in "SO":
-                table[name] = _strings(table[name]) if name == "rave_obs_id" else table[name].astype(str)
-        ids = _strings(table["rave_obs_id"])
-        if np.any(ids == ""):
-            raise ValueError(f"{path}: {np.sum(ids == '')} row(s) without a rave_obs_id")
-        unique, counts = np.unique(ids, return_counts=True)
-        if np.any(counts > 1):
-            dup = unique[counts > 1]
-            raise ValueError(f"{path}: duplicate rave_obs_id ({dup.size} id(s), e.g. {list(dup[:3])})")
-        table["rave_obs_id"] = ids
-        if result is None:
-            result = table
-            result["_row"] = np.arange(len(result))
-            continue
-        keep = ["rave_obs_id"] + [c for c in table.colnames if c not in result.colnames]
-        result = join(result, table[keep], keys="rave_obs_id", join_type="left")
-    result.sort("_row")
-    result.remove_column("_row")
-    missing = [c for c in RAVE_REQUIRED if c not in result.colnames]
-    if missing:
-        raise ValueError(f"RAVE catalogue {[str(p) for p in paths]}: required column(s) {missing} "
-                         f"missing from the joined table")
-    for col in ("ra_input", "dec_input"):
-        if result[col].unit is None:
-            result[col].unit = u.deg
-    result.meta = {"source": [str(p) for p in paths]}
-    return result
-
-
-# ====================================================================== spectra cube
 COMMON_GRID = dict(start=8410.0, stop=8795.0, step=0.39)
 """The common wavelength grid (Å, air): start + step·i for i = 0 … n−1, n = ⌊(stop − start)/step⌋
 (987 pixels, 8410.00–8794.54 Å)."""
@@ -343,15 +83,6 @@ def resample_spectrum(wave, flux, rel_error, grid=None, source=None, edge_tolera
     return out_flux, out_err, int(np.sum(~inside) + np.sum(touched))
 
 
-def rave_obs_id_from_path(path):
-    """``rave_obs_id`` from a file name ``RAVE_<rave_obs_id>.fits`` (also .fit, .fits.gz)."""
-    name = Path(path).name
-    for suffix in (".fits.gz", ".fits", ".fit"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return name[5:] if name.startswith("RAVE_") else name
-
 
 _WORKER = {}
 
@@ -399,7 +130,7 @@ def cube_header(grid, step, n, max_bad_fraction=0.2, edge_tolerance=EDGE_TOLERAN
     header["NSPEC"] = (n, "spectra (rows of FLUX, ERROR, IDS)")
     header["MAXBAD"] = (max_bad_fraction, "rejected if bad-pixel fraction exceeds this")
     header["EDGETOL"] = (edge_tolerance, "[Angstrom] allowed shortfall at the grid ends")
-    header["COMMENT"] = "RAVE spectra resampled to a common grid by ravecnn_utils.io.build_spectra_cube."
+    header["COMMENT"] = "RAVE spectra resampled to a common grid by ravecnn_utils.cube.build_spectra_cube."
     header["COMMENT"] = "FLUX: continuum-normalised flux; ERROR: absolute 1-sigma error;"
     header["COMMENT"] = "a pixel with ERROR = inf (FLUX = 1) carries no information."
     return header
@@ -573,8 +304,8 @@ def read_spectra_cube(path, grid=None, rows=None):
         if expected.shape != wave.shape or not np.allclose(expected, wave, rtol=0, atol=1e-6):
             raise ValueError(f"{path}: the cube's grid ({wave[0]:.2f}–{wave[-1]:.2f} Å, {npix} px) is not the "
                              f"expected one ({expected[0]:.2f}–{expected[-1]:.2f} Å, {expected.size} px)")
-    ids["rave_obs_id"] = _strings(ids["rave_obs_id"])
-    ids["n_bad_pixels"] = _native(ids["n_bad_pixels"])
+    ids["rave_obs_id"] = strings(ids["rave_obs_id"])
+    ids["n_bad_pixels"] = native(ids["n_bad_pixels"])
     ids["rejected"] = np.asarray(ids["rejected"], bool)
     return wave, flux, error, ids
 
@@ -587,4 +318,5 @@ def read_cube_ids(path):
     with fits.open(path) as hdul:
         if "IDS" not in [h.name for h in hdul]:
             raise ValueError(f"{path}: not a spectra cube, no IDS extension")
-        return _strings(hdul["IDS"].data["rave_obs_id"])
+        return strings(hdul["IDS"].data["rave_obs_id"])
+

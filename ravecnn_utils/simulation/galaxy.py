@@ -20,8 +20,9 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from .labels import GUIGLION2020_COLUMNS, LABELS
-from .paths import CROSSMATCH_LABELS_FILE
+from ..discs import chemical_population
+from ..labels import GUIGLION2020_COLUMNS, LABELS
+from ..paths import CROSSMATCH_LABELS_FILE
 
 POPULATIONS = {
     #          fraction, [M/H] mean and sd (dex), age range (Gyr)
@@ -155,13 +156,6 @@ def draw_field_stars(n, rng, relations=None):
     labels[:, LABELS.index("fe_h")] += labels[:, 2]
     return Table({"population": np.array(names)[pop], "stage": stage, "age": age,
                   **{name: labels[:, k] for k, name in enumerate(LABELS)}})
-
-
-def chemical_population(m_h, alpha_m):
-    """Population a star's chemistry puts it in: halo below [M/H] = −1.2, else thick
-    disc above the α boundary 0.10 − 0.08 [M/H], else thin disc."""
-    high_alpha = alpha_m > 0.10 - 0.08 * m_h
-    return np.where(m_h < -1.2, "halo", np.where(high_alpha, "thick", "thin"))
 
 
 def draw_crossmatch_stars(n, rng, path=CROSSMATCH_LABELS_FILE, jitter=0.3):

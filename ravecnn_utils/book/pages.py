@@ -1,7 +1,7 @@
 """Book pages generated from the notebooks themselves (never retyped): the parameters page;
 and a check of the built book's internal links.
 
-    python -m ravecnn_utils.bookpages book/parameters.md
+    python -m ravecnn_utils.book.pages book/parameters.md
 
 Every notebook's ``parameters`` cell is read (names, default values as written, the comment
 after each, continued on following comment lines) together with the ``smoke`` profile's
@@ -16,13 +16,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
-from .notebooks import NOTEBOOKS_DIR, _parameters_cell, _read, load_profile, notebook_paths
+from .notebooks import NOTEBOOKS_DIR, load_profile, notebook_paths, parameters_cell, read_notebook
 
 
 def parameters_table(path) -> list[tuple[str, str, str]]:
     """(name, default as written, description) for each assignment of the notebook's
     ``parameters`` cell. ValueError naming the notebook if it has none."""
-    cell = _parameters_cell(_read(path))
+    cell = parameters_cell(read_notebook(path))
     if cell is None or cell.cell_type != "code":
         raise ValueError(f"{Path(path).name} has no code cell tagged 'parameters'")
     source = cell.source
@@ -58,7 +58,7 @@ def parameters_page(notebooks_dir=NOTEBOOKS_DIR, smoke_profile="smoke") -> str:
         "# Rerun with your own parameters",
         "",
         "Every notebook starts with a cell tagged `parameters`; papermill replaces its values. This",
-        "page is generated from those cells (`python -m ravecnn_utils.bookpages`) each time the book",
+        "page is generated from those cells (`python -m ravecnn_utils.book.pages`) each time the book",
         "is built, so it always matches the notebooks. Rerun one notebook with new values and rebuild",
         "the book:",
         "",
@@ -66,14 +66,14 @@ def parameters_page(notebooks_dir=NOTEBOOKS_DIR, smoke_profile="smoke") -> str:
         'make rerun NOTEBOOK=04_training PARAMS="-p n_models 10 -p epochs 200"',
         "```",
         "",
-        "or, without make, `.venv/bin/python -m ravecnn_utils.notebooks --profile full --only 04_training",
+        "or, without make, `.venv/bin/python -m ravecnn_utils.book --profile full --only 04_training",
         "-p n_models 10` (values are YAML; the executed notebook goes to `book/executed/`). Relative",
         "paths are relative to `notebooks/`. The column *smoke* shows what the quick profile of",
         "`notebooks/profiles.yml` (`make book PROFILE=smoke`, the tests) changes.",
         "",
     ]
     for path in notebook_paths(notebooks_dir):
-        title = next((line.lstrip("# ").strip() for line in _read(path).cells[0].source.splitlines()
+        title = next((line.lstrip("# ").strip() for line in read_notebook(path).cells[0].source.splitlines()
                       if line.startswith("# ")), path.stem)
         out += [f"## {title}", "", f"`notebooks/{path.name}`", "",
                 "| parameter | default | smoke | meaning |", "|---|---|---|---|"]
@@ -119,7 +119,7 @@ def broken_links(site) -> list[str]:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m ravecnn_utils.bookpages OUTPUT.md", file=sys.stderr)
+        print("usage: python -m ravecnn_utils.book.pages OUTPUT.md", file=sys.stderr)
         return 2
     Path(argv[0]).write_text(parameters_page(), encoding="utf-8")
     print(argv[0])

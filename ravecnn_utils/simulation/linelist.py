@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from .paths import LINELIST_FILE
+from ..paths import LINELIST_FILE
 
 REQUIRED_COLUMNS = ("wavelength_air_A", "species", "element", "ion_stage", "chi_eV", "loggf")
 

@@ -14,9 +14,10 @@ from astropy.table import Table
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import least_squares
 
-from .forward import ForwardModel, resample
-from .labels import LABELS
-from .paths import REAL_LABELS_FILE, REAL_SPECTRA_FILE
+from ..cube import common_wavelengths
+from ..labels import LABELS
+from ..paths import REAL_LABELS_FILE, REAL_SPECTRA_FILE
+from .forward import SPEED_OF_LIGHT_KMS, ForwardModel, resample
 
 COMMON_RESOLUTION = 4000.0
 """Resolving power at which real and simulated spectra are compared."""
@@ -175,9 +176,6 @@ def rave_like(star, velocity, grid=None):
     """A real spectrum as RAVE would give it: shifted to rest by ``velocity`` (km/s), degraded to
     R = ``RAVE_RESOLUTION`` when it is sharper, and resampled linearly onto ``grid`` (Å; default the
     common grid). Returns the flux on the grid."""
-    from .forward import SPEED_OF_LIGHT_KMS
-    from .io import common_wavelengths
-
     grid = common_wavelengths() if grid is None else np.asarray(grid, float)
     wave, flux = np.asarray(star["wave"], float), np.asarray(star["flux"], float)
     if NATIVE_FWHM[star["library"]] < np.median(wave) / RAVE_RESOLUTION:

@@ -24,13 +24,14 @@ Physics, kept simple on purpose (a mock survey, not a model atmosphere):
   strong ones).
 
 The constants ``C``, ``C_H``, ``d`` and the wing widths were calibrated on real
-spectra of two Gaia benchmark stars (see ``ravecnn_utils.realism``).
+spectra of two Gaia benchmark stars (see ``ravecnn_utils.simulation.realism``).
 """
 
 import numpy as np
+from astropy.table import Table
 from scipy.special import voigt_profile
 
-from .labels import LABELS
+from ..labels import LABELS
 from .linelist import ATOMIC_MASS, IONISATION_EV, LOG_PARTITION, SOLAR_LOG_EPS, read_linelist
 
 SPEED_OF_LIGHT_KMS = 299_792.458
@@ -46,7 +47,7 @@ DEFAULT_CALIBRATION = {
     "log_gamma_h": 0.3,      # log10 Paschen Stark HWHM (Å) at log Pₑ = 2, set by eye
 }
 """Free constants of the model. ``log_c``, ``max_depth`` and the two metal-line widths are
-the output of ``ravecnn_utils.realism.calibrate()`` (a least-squares fit to the real
+the output of ``ravecnn_utils.simulation.realism.calibrate()`` (a least-squares fit to the real
 spectra of HD 39587 and HD 161096 at their benchmark labels); a test checks that the
 fit still returns them."""
 
@@ -275,31 +276,48 @@ def resample(values, model_wave, target_wave, velocity_kms=0.0):
     return left * (1 - frac) + right * frac
 
 
-def fisher_information(jacobian, sigma):
-    """Fisher matrix F = Jᵀ diag(σ⁻²) J of each spectrum, shape (n, 9, 9).
+def forward_sensitivity(forward_model, labels, wave, label_names=None, chunk=256):
+    """The forward model's ∂flux/∂label on the pixels ``wave``, averaged over ``labels``' rows.
 
     Parameters
     ----------
-    jacobian : array (n, 9, n_pixels)
-        ∂flux/∂label (per K for Teff, per dex otherwise).
-    sigma : array (n, n_pixels)
-        Flux noise per pixel; pixels with non-finite or non-positive σ carry no information.
+    forward_model : ForwardModel
+    labels : Table with the nine label columns (``labels.LABELS``), array (n, 9) in that
+        order, or one row (9,). Physical units. Rows with a missing label are left out.
+    wave : array (n_pixels,)
+        Target wavelengths (Å, rest frame), inside the model grid.
+    label_names : sequence of str, optional
+        Labels to return, in this order (e.g. ``ensemble.labels``); default all nine.
+    chunk : int
+        Rows per Jacobian call (each row holds 9 × model pixels floats).
 
-    The Cramér–Rao bound on label k is ``sqrt(inv(F)[k, k])``.
+    Returns
+    -------
+    array (n_labels, n_pixels)
+        Mean ∂flux/∂label: per K for Teff, per dex otherwise.
     """
-    weight = np.where(np.isfinite(sigma) & (sigma > 0), 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
-    return np.einsum("nkp,np,nlp->nkl", jacobian, weight, jacobian, optimize=True)
-
-
-def cramer_rao_bound(fisher, free=None):
-    """σ_min of each label from Fisher matrices (n, k, k): √diag(F⁻¹), shape (n, k).
-
-    ``free`` (indices into the k labels) restricts the fit to those labels, the others being
-    known exactly: the bound is then √diag of the inverse of F's (free × free) block, shape
-    (n, len(free)), never larger than the all-free bound.
-    """
-    fisher = np.asarray(fisher, float)
-    if free is not None:
-        free = np.asarray(free, int)
-        fisher = fisher[..., free[:, None], free[None, :]]
-    return np.sqrt(np.diagonal(np.linalg.inv(fisher), axis1=-2, axis2=-1))
+    if isinstance(labels, Table) or (hasattr(labels, "dtype") and labels.dtype.names):
+        names = labels.colnames if isinstance(labels, Table) else labels.dtype.names
+        missing = [name for name in LABELS if name not in names]
+        if missing:
+            raise ValueError(f"labels table lacks the column(s) {missing}")
+        rows = np.column_stack([np.ma.filled(np.ma.asarray(labels[name], dtype=float), np.nan) for name in LABELS])
+    else:
+        rows = np.atleast_2d(np.asarray(np.ma.filled(np.ma.asarray(labels, dtype=float), np.nan)))
+        if rows.shape[1] != len(LABELS):
+            raise ValueError(f"labels have {rows.shape[1]} columns, the forward model takes {len(LABELS)} {LABELS}")
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    if len(rows) == 0:
+        raise ValueError("no label row with all nine labels finite")
+    names = list(LABELS) if label_names is None else list(label_names)
+    unknown = [name for name in names if name not in LABELS]
+    if unknown:
+        raise ValueError(f"unknown label(s) {unknown}; the forward model's labels are {LABELS}")
+    total = np.zeros((len(LABELS), len(forward_model.wavelengths)))
+    for start in range(0, len(rows), chunk):
+        _, jac = forward_model.flux_and_jacobian(rows[start:start + chunk])
+        total += jac.sum(axis=0)
+    mean = total / len(rows)
+    wave = np.asarray(wave, float)
+    on_wave = resample(mean[None], forward_model.wavelengths, wave[None])[0]
+    return on_wave[[LABELS.index(name) for name in names]]

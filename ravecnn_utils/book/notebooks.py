@@ -8,8 +8,8 @@ the defaults of another one.
 
 Command line (from the repository root)::
 
-    python -m ravecnn_utils.notebooks --profile smoke --out book/executed
-    python -m ravecnn_utils.notebooks --profile smoke --only 01_data -p survey_dir /tmp/sim
+    python -m ravecnn_utils.book --profile smoke --out book/executed
+    python -m ravecnn_utils.book --profile smoke --only 01_data -p survey_dir /tmp/sim
 
 ``-p NAME VALUE`` values are parsed as YAML (``-p epochs 3`` is an int, ``-p seeds [1, 2]`` a
 list). An override applies to every selected notebook whose parameters cell defines NAME.
@@ -25,9 +25,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import jupytext
+import nbformat
+import papermill
 import yaml
 
-from .paths import REPO_ROOT
+from ..paths import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PROFILES_FILE = NOTEBOOKS_DIR / "profiles.yml"
@@ -39,6 +42,8 @@ __all__ = [
     "load_profile",
     "notebook_paths",
     "has_parameters_cell",
+    "parameters_cell",
+    "read_notebook",
     "parameter_names",
     "clean_outputs",
     "execute_notebook",
@@ -80,13 +85,13 @@ def notebook_paths(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> list[Pat
     return sorted(p for p in Path(notebooks_dir).glob(NOTEBOOK_GLOB) if p.is_file())
 
 
-def _read(path):
-    import jupytext
-
+def read_notebook(path):
+    """The jupytext notebook at ``path`` as an nbformat notebook."""
     return jupytext.read(path)
 
 
-def _parameters_cell(nb):
+def parameters_cell(nb):
+    """The cell tagged ``parameters`` of a notebook, or None."""
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             return cell
@@ -95,13 +100,13 @@ def _parameters_cell(nb):
 
 def has_parameters_cell(path: str | os.PathLike) -> bool:
     """True if the notebook at ``path`` has a code cell tagged ``parameters``."""
-    cell = _parameters_cell(_read(path))
+    cell = parameters_cell(read_notebook(path))
     return cell is not None and cell.cell_type == "code"
 
 
 def parameter_names(path: str | os.PathLike) -> list[str]:
     """The names the ``parameters`` cell of the notebook at ``path`` assigns, in order."""
-    cell = _parameters_cell(_read(path))
+    cell = parameters_cell(read_notebook(path))
     if cell is None:
         return []
     names: list[str] = []
@@ -181,8 +186,6 @@ def execute_notebook(
     the executed notebook is kept as ``<stem>.failed.ipynb``, any older ``<stem>.ipynb`` is
     removed (it would be stale), and :class:`NotebookExecutionError` names the notebook.
     """
-    import papermill
-
     path = Path(path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +201,7 @@ def execute_notebook(
     tmp.chmod(0o666 & ~umask)  # mkstemp makes it private; give it ordinary permissions
     try:
         papermill.execute_notebook(
-            _read(path),
+            read_notebook(path),
             str(tmp),
             parameters=dict(parameters or {}),
             kernel_name="python3",
@@ -219,8 +222,6 @@ def execute_notebook(
         raise NotebookExecutionError(
             f"notebook {path.name} failed: {_error_summary(exc)}{kept}"
         ) from exc
-    import nbformat
-
     nb = nbformat.read(tmp, as_version=4)
     clean_outputs(nb)
     nbformat.write(nb, tmp)
@@ -318,7 +319,7 @@ def run_all(
 
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m ravecnn_utils.notebooks",
+        prog="python -m ravecnn_utils.book",
         description="Execute the numbered notebooks with papermill for one profile.",
     )
     parser.add_argument("--profile", default="full", help="profile in notebooks/profiles.yml (default: full)")
@@ -352,6 +353,3 @@ def main(argv=None) -> int:
         print(p)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

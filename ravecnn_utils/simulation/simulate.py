@@ -17,7 +17,9 @@
 ``survey.json``                        profile, seed, sizes, package version
 =====================================  ====================================================
 
-Command line: ``python -m ravecnn_utils.simulate --profile smoke --out data/sim/smoke``.
+Command line: ``python -m ravecnn_utils.simulation --profile smoke --out data/sim/smoke``.
+The file names are ``survey.FILES`` (the readers' side of the same layout); the tables are made
+in ``catalogues``.
 The folder appears only when complete (it is built under a temporary name).
 """
 
@@ -37,12 +39,18 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from tqdm import tqdm
 
-from . import __version__, galaxy, io
-from .forward import ForwardModel, cramer_rao_bound, fisher_information, resample
-from .io import spectrum_filename, write_rave_spectrum, write_table
-from .labels import APOGEE_COLUMNS, LABELS
+from .. import __version__, apogee, discs, files, rave
+from ..crlb import fisher_information
+from ..files import write_table
+from ..labels import LABELS
+from ..paths import CROSSMATCH_LABELS_FILE, LINELIST_FILE
+from ..rave import spectrum_filename, write_rave_spectrum
+from ..survey import FILES, MANIFEST, read_manifest
+from . import galaxy
+from .catalogues import (SurveyError, allstar_table, benchmark_table, rave_catalogue, rave_obs_ids, truth_tables,
+                         twomass_id, write_truth)
+from .forward import ForwardModel, resample
 from .linelist import read_linelist
-from .paths import CROSSMATCH_LABELS_FILE, LINELIST_FILE
 
 PROFILES = {
     "smoke": dict(n_field=300, n_crossmatch=150, n_apogee_only=60, n_benchmark=40),
@@ -57,65 +65,12 @@ REPEAT_FRACTION = 0.10
 
 RAVE_GRID = dict(crval1=8409.5, cdelt1=0.39, npix=990)
 """Nominal RAVE DR6 wavelength axis (Å); each file's CRVAL1 (±0.2 Å) and CDELT1 jitter around it,
-always covering the common grid 8410–8795 Å of ``io.COMMON_GRID``."""
+always covering the common grid 8410–8795 Å of ``cube.COMMON_GRID``."""
 
 SNR_MEDIAN = 40.0
 SNR_RANGE = (5.0, 250.0)
 """Median and range of the RAVE SNR per pixel (continuum)."""
 CHUNK = 1000
-MANIFEST = "survey.json"
-FILES = dict(catalogue="ravedr6_catalogue.fits", allstar="allStar-dr17-synspec_rev1.fits",
-             benchmark="benchmark_highres.fits", truth="truth.fits", spectra="spectra")
-
-STARFLAG_BAD_BITS = (0, 3, 4, 18, 22)
-ASPCAP_STAR_BAD = 23
-EXTRATARG_DUPLICATE = 4
-
-
-class SurveyError(ValueError):
-    """A bad parameter of the simulated survey."""
-
-
-# ------------------------------------------------------------------ helpers
-def twomass_id(ra, dec):
-    """2MASS-style designations ``2MHHMMSSss±DDMMSSs`` from ICRS ra, dec (deg).
-
-    As in the 2MASS catalogues the sexagesimal coordinates are truncated, not
-    rounded (so RA never reads 24h and the designation's cell contains the star).
-    """
-    scalar = np.ndim(ra) == 0 and np.ndim(dec) == 0
-    ra, dec = np.atleast_1d(np.asarray(ra, float)), np.atleast_1d(np.asarray(dec, float))
-    ra_cs = np.floor(np.mod(ra, 360) / 15 * 360_000 + 1e-6).astype(np.int64) % (24 * 360_000)
-    dec_ds = np.floor(np.abs(dec) * 36_000 + 1e-6).astype(np.int64)  # 0.1 arcsec
-    out = np.array([
-        f"2M{r // 360_000:02d}{r // 6000 % 60:02d}{r % 6000:04d}"
-        f"{'-' if d < 0 else '+'}{a // 36_000:02d}{a // 600 % 60:02d}{a % 600:03d}"
-        for r, d, a in zip(ra_cs, dec, dec_ds)])
-    return out[0] if scalar else out
-
-
-def rave_obs_ids(ra, dec, rng):
-    """Unique RAVE-style observation ids ``YYYYMMDD_HHMMsDD_FFF`` (date, field centre, fibre)."""
-    days = rng.integers(0, 3640, len(ra))
-    dates = (np.datetime64("2003-04-12") + days).astype(str)
-    dates = np.char.replace(dates, "-", "")
-    field_ra = np.floor(ra / 15 * 10) / 10  # field centres on a 6-minute grid in RA
-    hh = np.floor(field_ra).astype(int)
-    mm = np.round((field_ra - hh) * 60).astype(int)
-    sign = np.where(dec < 0, "m", "p")
-    field = [f"{h:02d}{m:02d}{s}{abs(int(d)):02d}" for h, m, s, d in zip(hh, mm, sign, np.round(dec / 5) * 5)]
-    ids = np.array([f"{d}_{f}" for d, f in zip(dates, field)])
-    fibres = rng.integers(1, 151, len(ra))
-    out = np.char.add(np.char.add(ids, "_"), np.char.zfill(fibres.astype(str), 3))
-    _, first = np.unique(out, return_index=True)
-    dup = np.setdiff1d(np.arange(len(out)), first)
-    for i in dup:  # rare: same night, field and fibre; move to a free fibre
-        for fibre in range(1, 151):
-            cand = f"{ids[i]}_{fibre:03d}"
-            if cand not in set(out):
-                out[i] = cand
-                break
-    return out, dates, np.array(field)
 
 
 def _validate(profile, seed, linelist_path):
@@ -285,154 +240,29 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
     return tuple(np.concatenate(parts) for parts in zip(*results))
 
 
-# ------------------------------------------------------------------ catalogues
-def rave_catalogue(stars, obs, rng):
-    """RAVE DR6-like catalogue, one row per observation (columns of dr6_obsdata, dr6_sparv,
-    dr6_madera and the Gaia/2MASS/WISE cross-matches)."""
-    s = stars[obs["star_index"]]
-    n = len(obs)
-    snr = np.asarray(obs["snr"])
-    e_teff = np.hypot(90, 3000 / snr)
-    e_logg = np.hypot(0.2, 8 / snr)
-    e_mh = np.hypot(0.1, 4 / snr)
-    id_2mass = np.asarray(s["id_2mass"]).astype("U20")
-    id_2mass[rng.uniform(size=n) < 0.02] = ""  # no 2MASS id: sky-position match needed
-    plx = 1 / np.asarray(s["distance"])
-    e_plx = 0.02 + 0.01 * 10 ** (0.2 * (np.asarray(s["mag_G"]) - 12))
-    cat = Table({
-        "rave_obs_id": obs["rave_obs_id"], "obsdate": obs["obsdate"], "field": obs["field"],
-        "fibre": obs["fibre"],
-        "ra_input": s["ra"], "dec_input": s["dec"], "id_2mass": id_2mass,
-        "hrv_sparv": s["hrv"] + obs["rv_residual"] * u.km / u.s,
-        "ehrv_sparv": np.hypot(0.8, 40 / snr) * u.km / u.s,
-        "snr_med_sparv": snr * (1 + rng.normal(0, 0.05, n)),
-        "teff_cal_madera": (s["teff"] + rng.normal(0, e_teff)) ,
-        "teff_cal_error_madera": e_teff * u.K,
-        "logg_cal_madera": s["logg"] + rng.normal(0, e_logg),
-        "logg_cal_error_madera": e_logg,
-        "m_h_cal_madera": s["m_h"] + rng.normal(0, e_mh),
-        "m_h_cal_error_madera": e_mh,
-        "parallax": (plx + rng.normal(0, e_plx)) * u.mas, "parallax_error": e_plx * u.mas,
-    })
-    for band, col in (("G", "phot_g_mean_mag"), ("BP", "phot_bp_mean_mag"), ("RP", "phot_rp_mean_mag"),
-                      ("J", "jmag_2mass"), ("H", "hmag_2mass"), ("K", "kmag_2mass"),
-                      ("W1", "w1mpro"), ("W2", "w2mpro")):
-        cat[col] = (np.asarray(s[f"mag_{band}"]) + rng.normal(0, 0.02, n)) * u.mag
-    cat["av50"] = np.clip(np.asarray(s["a_v"]) + rng.normal(0, 0.05, n), 0, None) * u.mag
-    cat["teff_cal_madera"].unit = u.K
-    return cat
-
-
-ASPCAP_ERRORS = {"teff": 55.0, "logg": 0.06, "m_h": 0.02, "fe_h": 0.02, "alpha_m": 0.015,
-                 "si_fe": 0.03, "al_fe": 0.05, "mg_fe": 0.03, "ni_fe": 0.03}
-"""Typical ASPCAP uncertainties at SNR 100 (K, dex); they scale as 100/SNR with a floor of half."""
-
-MISSING_FRACTION = {"teff": 0.003, "logg": 0.003, "m_h": 0.005, "fe_h": 0.005, "alpha_m": 0.01,
-                    "si_fe": 0.015, "al_fe": 0.04, "mg_fe": 0.015, "ni_fe": 0.02}
-"""Fraction of stars whose label APOGEE did not deliver (NaN in DR17)."""
-
-
-def allstar_table(stars, rng, release="dr17"):
-    """APOGEE allStar-like table for the cross-match and APOGEE-only stars.
-
-    ``release`` "dr17" (default: missing labels NaN, Gaia EDR3 ids in GAIAEDR3_SOURCE_ID) or
-    "dr16" (missing labels −9999, Gaia DR2 ids in GAIA_SOURCE_ID), as in the real files.
-    """
-    if release not in ("dr16", "dr17"):
-        raise SurveyError(f"unknown APOGEE release {release!r}; known: 'dr16', 'dr17'")
-    sel = np.flatnonzero(stars["kind"] != "field")
-    dup = rng.choice(sel, int(0.04 * sel.size), replace=False)  # stars observed twice by APOGEE
-    rows = np.concatenate([sel, dup])
-    s = stars[rows]
-    n = len(rows)
-    snr = np.clip(150 * rng.lognormal(0, 0.6, n), 20, 1500)
-    snr[sel.size:] *= 0.5  # the duplicate entry is the poorer one
-    extratarg = np.zeros(n, np.int32)
-    extratarg[sel.size:] = 1 << EXTRATARG_DUPLICATE
-    starflag = np.where(rng.uniform(size=n) < 0.04, 1 << rng.choice(STARFLAG_BAD_BITS, n), 0).astype(np.int64)
-    star_bad = rng.uniform(size=n) < 0.03
-    aspcapflag = np.where(star_bad, 1 << ASPCAP_STAR_BAD, 0).astype(np.int64)
-    table = Table({
-        "APOGEE_ID": np.asarray(s["id_2mass"]).astype("U18"),
-        "TELESCOPE": np.where(np.asarray(s["dec"]) < -10, "lco25m", "apo25m"),
-        "FIELD": np.char.add("F", np.round(np.asarray(s["glon"])).astype(int).astype(str)),
-        "RA": (np.asarray(s["ra"]) + rng.normal(0, 3e-5, n)) * u.deg,
-        "DEC": (np.asarray(s["dec"]) + rng.normal(0, 3e-5, n)) * u.deg,
-        "GLON": s["glon"], "GLAT": s["glat"], "SNR": snr.astype(np.float32),
-        "STARFLAG": starflag, "ASPCAPFLAG": aspcapflag, "EXTRATARG": extratarg,
-        "GAIAEDR3_SOURCE_ID" if release == "dr17" else "GAIA_SOURCE_ID":
-            rng.integers(10**17, 7 * 10**18, n, dtype=np.int64),
-    })
-    missing_value = np.nan if release == "dr17" else -9999.0
-    scale = np.maximum(100 / snr, 0.5) * np.where(star_bad, 4.0, 1.0)
-    for name, col in APOGEE_COLUMNS.items():
-        err = ASPCAP_ERRORS[name] * scale
-        value = np.asarray(s[name], float) + rng.normal(0, err)
-        missing = rng.uniform(size=n) < MISSING_FRACTION[name]
-        value[missing], err[missing] = missing_value, missing_value
-        table[col] = value.astype(np.float32)
-        table[f"{col}_ERR"] = err.astype(np.float32)
-        table[f"{col}_FLAG"] = np.where(missing, 1, 0).astype(np.int32)
-    table["TEFF"].unit = table["TEFF_ERR"].unit = u.K
-    return table
-
-
-def benchmark_table(stars, n, rng):
-    """High-resolution benchmark sample: ``n`` RAVE stars spread over the HR diagram
-    (equal numbers per evolutionary stage) with labels good to 40 K / 0.05 / 0.04 dex."""
-    rave = np.flatnonzero(stars["kind"] != "apogee_only")
-    stages = np.asarray(stars["stage"])[rave]
-    picks = []
-    for st in galaxy.STAGES:
-        pool = rave[stages == st]
-        picks.append(rng.choice(pool, min(pool.size, n // len(galaxy.STAGES)), replace=False))
-    idx = np.sort(np.concatenate(picks))
-    s = stars[idx]
-    errs = {"teff": 40.0, "logg": 0.05, "m_h": 0.04, "fe_h": 0.04, "alpha_m": 0.03}
-    table = Table({"id_2mass": s["id_2mass"]})
-    for name, err in errs.items():
-        table[name] = np.asarray(s[name]) + rng.normal(0, err, len(s))
-        table[f"e_{name}"] = np.full(len(s), err)
-    table["teff"].unit = table["e_teff"].unit = u.K
-    return table
-
-
-def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
-    """The truth: STARS (every label, population, distance…) and OBSERVATIONS (per spectrum)."""
-    star_cols = ["id_2mass", "kind", "population", "stage", "age", *LABELS, "ra", "dec", "glon", "glat",
-                 "distance", "a_v", "hrv"] + [c for c in stars.colnames if c.startswith("mag_")]
-    truth_obs = Table({
-        "rave_obs_id": obs["rave_obs_id"], "id_2mass": stars["id_2mass"][obs["star_index"]],
-        "snr": obs["snr"], "rv_residual": obs["rv_residual"] * u.km / u.s,
-        "crval1": obs["crval1"] * u.AA, "cdelt1": obs["cdelt1"] * u.AA,
-        "n_bad_pixels": n_bad, "n_cosmic_rays": n_cosmic,
-        "fisher": fisher, "crlb": cramer_rao_bound(fisher),
-    })
-    return stars[star_cols], truth_obs
 
 
 # ------------------------------------------------------------------ the survey
 def fingerprint(linelist_path=LINELIST_FILE):
-    """SHA-256 of what the survey is made from: the simulation's source code, the writers it
-    uses from ``io`` (not the readers), the line list and the real cross-match labels.
+    """SHA-256 of what the survey is made from: the simulation's source code, what it uses from
+    the analysis (the writers, not the readers; the disc boundary; the APOGEE flag bits and label
+    columns; the file names), the line list and the real cross-match labels.
 
     Stored in ``survey.json``; a survey whose fingerprint differs is out of date.
     """
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for module in ("simulate", "forward", "galaxy", "linelist"):
+    for module in ("simulate", "catalogues", "forward", "galaxy", "linelist"):
         digest.update((here / f"{module}.py").read_bytes())
-    for writer in (io.atomic_path, io.spectrum_filename, io.write_rave_spectrum, io.write_table):
-        digest.update(inspect.getsource(writer).encode())
+    for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
+                 fisher_information, discs.boundary_alpha_m, discs.chemical_population):
+        digest.update(inspect.getsource(used).encode())
+    digest.update(repr((apogee.APOGEE_COLUMNS, apogee.STARFLAG_BAD_BITS, apogee.ASPCAP_STAR_BAD_BIT,
+                        apogee.EXTRATARG_DUPLICATE_BIT, discs.ALPHA_BOUNDARY, discs.HALO_M_H_MAX,
+                        FILES, MANIFEST)).encode())
     for path in (Path(linelist_path), CROSSMATCH_LABELS_FILE):
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def read_manifest(out_dir):
-    """The ``survey.json`` of a simulated survey folder, or None if there is none."""
-    path = Path(out_dir) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=LINELIST_FILE,
@@ -474,7 +304,7 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
         truth_stars, truth_obs = truth_tables(stars, obs, fisher, n_bad, n_cosmic)
-        _write_truth(truth_stars, truth_obs, tmp / FILES["truth"])
+        write_truth(truth_stars, truth_obs, tmp / FILES["truth"])
         manifest = wanted | {
             "simulated": True, "labels": list(LABELS), "files": FILES, "sizes": sizes,
             "n_observations": len(obs), "n_rave_stars": int(np.sum(stars["kind"] != "apogee_only")),
@@ -482,7 +312,7 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         (tmp / "README.txt").write_text(
-            "SIMULATED survey written by ravecnn_utils.simulate (not real RAVE or APOGEE data).\n"
+            "SIMULATED survey written by ravecnn_utils.simulation (not real RAVE or APOGEE data).\n"
             f"profile={profile} seed={seed} version={__version__}\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -493,18 +323,10 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
     return manifest
 
 
-def _write_truth(stars, obs, path):
-    from astropy.io import fits
-    hdus = [fits.PrimaryHDU(), fits.table_to_hdu(stars), fits.table_to_hdu(obs)]
-    hdus[1].name, hdus[2].name = "STARS", "OBSERVATIONS"
-    hdus[0].header["SIMULATE"] = True
-    hdus[0].header["LABELS"] = ",".join(LABELS)
-    fits.HDUList(hdus).writeto(path)
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m ravecnn_utils.simulate", description="Write the simulated RAVE × APOGEE survey.")
+        prog="python -m ravecnn_utils.simulation", description="Write the simulated RAVE × APOGEE survey.")
     parser.add_argument("--profile", default="smoke", help=f"one of {sorted(PROFILES)} (default smoke)")
     parser.add_argument("--out", required=True, help="output folder, e.g. data/sim/smoke")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -523,6 +345,3 @@ def main(argv=None):
           f"(profile {manifest['profile']}, seed {manifest['seed']})")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The thin and thick discs in the [α/M]–[M/H] plane: the boundary, and which side a star is on.
+
+One definition serves the simulation (which names the population of a cross-match star by it),
+the validation (how often the network puts a giant on the side of its true labels) and the
+figures of notebook 07 (the line drawn is ``boundary_alpha_m``).
+"""
+
+import numpy as np
+from astropy.table import Table
+
+HALO_M_H_MAX = -1.2
+"""[M/H] (dex) below which a star counts as halo."""
+
+ALPHA_BOUNDARY = (0.10, -0.08)
+"""Intercept and slope of the thin/thick boundary: [α/M] = 0.10 − 0.08 [M/H] (dex)."""
+
+SIDES = ("thin", "thick", "halo")
+
+
+def boundary_alpha_m(m_h):
+    """[α/M] (dex) of the thin/thick boundary at ``m_h`` (dex)."""
+    intercept, slope = ALPHA_BOUNDARY
+    return intercept + slope * np.asarray(m_h, float)
+
+
+def chemical_population(m_h, alpha_m):
+    """Population a star's chemistry puts it in: halo below [M/H] = ``HALO_M_H_MAX``, else thick
+    disc above the α boundary (``boundary_alpha_m``), else thin disc."""
+    m_h, alpha_m = np.asarray(m_h, float), np.asarray(alpha_m, float)
+    high_alpha = alpha_m > boundary_alpha_m(m_h)
+    return np.where(m_h < HALO_M_H_MAX, "halo", np.where(high_alpha, "thick", "thin"))
+
+
+def disc_sides(m_h, alpha_m, true_m_h, true_alpha_m, population):
+    """Thin / thick / halo side (``chemical_population``) of stars by their predicted and
+    their true [M/H], [α/M] (dex), against their true ``population``.
+
+    Returns (summary Table: how often the predicted side is the side of the true labels, and the
+    true population for thin/thick/halo stars; confusion Table: true population × predicted side).
+    """
+    side = chemical_population(m_h, alpha_m)
+    side_true = chemical_population(true_m_h, true_alpha_m)
+    population = np.asarray(population)
+    known = np.isin(population, SIDES)
+    summary = Table({
+        "compared with": ["the side of the true labels", "the true population (thin/thick/halo stars only)"],
+        "stars": [len(side), int(known.sum())],
+        "same side": [float(np.mean(side == side_true)), float(np.mean((side == population)[known]))],
+    })
+    summary["same side"].format = ".3f"
+    confusion = Table({"true population": np.unique(population)})
+    for name in SIDES:
+        confusion[f"network: {name}"] = [int(np.sum((population == p) & (side == name)))
+                                         for p in np.unique(population)]
+    return summary, confusion

@@ -1,0 +1,328 @@
+"""The trained ensemble as an artefact: its members, what it predicts, on which grid, how its
+labels and photometry are scaled, how its spread is calibrated, and the saved folder's format.
+
+A saved ensemble is a folder with ``member_XX.keras`` and ``ensemble.json`` (``ENSEMBLE_FILE``):
+labels, units, grid, label scaler, photometry scaler (paper's network with photometry),
+calibration factors, the members' median spread on validation, and the training provenance.
+"""
+
+import json
+import math
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .inference import DEFAULT_BATCH, compile_model
+from .inputs import make_inputs
+from .labels import UNITS
+from .metrics import bias_and_scatter
+from .photometry import absolute_magnitudes
+
+ENSEMBLE_FILE = "ensemble.json"
+"""Name of the description file inside a saved ensemble folder."""
+
+
+def _as_float_array(y):
+    """Float64 copy of ``y`` with masked entries as NaN."""
+    return np.asarray(np.ma.filled(np.ma.asarray(y, dtype=float), np.nan), dtype=float)
+
+
+def _plain(value):
+    """``value`` with numpy scalars / arrays turned into plain Python (NaN and inf → None) for JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+class LabelScaler:
+    """Min–max scaling of labels to [0, 1] on the training rows: ``(y − min) / (max − min)``.
+
+    NaN (missing) labels are ignored by ``fit`` and stay NaN. A label with a single value (or
+    none at all) gets a scale of 1.
+    """
+
+    def __init__(self, minimum=None, scale=None):
+        self.minimum = None if minimum is None else np.asarray(minimum, float)
+        self.scale = None if scale is None else np.asarray(scale, float)
+
+    def fit(self, y):
+        """Fit on the training labels ``y`` (n, n_labels), physical units; returns self."""
+        y = _as_float_array(y)
+        if y.shape[0] == 0:
+            raise ValueError("cannot fit the scaling on zero training rows")
+        with warnings.catch_warnings():  # an all-missing label is allowed
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+        scale = hi - lo
+        self.minimum = np.where(np.isfinite(lo), lo, 0.0)
+        self.scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        return self
+
+    def _check(self):
+        if self.minimum is None:
+            raise ValueError("LabelScaler is not fitted; call fit(y_train) first")
+
+    def transform(self, y):
+        """Physical labels (n, n_labels) → scaled float32, NaN stays NaN."""
+        self._check()
+        return ((_as_float_array(y) - self.minimum) / self.scale).astype(np.float32)
+
+    def inverse(self, y):
+        """Scaled labels (n, n_labels) → physical units (float64)."""
+        self._check()
+        return np.asarray(y, float) * self.scale + self.minimum
+
+    def inverse_sigma(self, s):
+        """Scaled uncertainties (n, n_labels) → physical units (scaled only, not shifted)."""
+        self._check()
+        return np.asarray(s, float) * self.scale
+
+    def to_dict(self):
+        """Plain-JSON description."""
+        self._check()
+        return {"kind": "minmax", "minimum": _plain(self.minimum), "scale": _plain(self.scale)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of ``to_dict``."""
+        if d.get("kind", "minmax") != "minmax":
+            raise ValueError(f"unknown scaler kind {d.get('kind')!r}")
+        return cls(d["minimum"], d["scale"])
+
+
+
+def _grid_tuple(grid):
+    """(start Å, step Å, n_pixels) from a tuple, a dict or a regular wavelength array."""
+    if grid is None:
+        return None
+    if isinstance(grid, dict):
+        return float(grid["start"]), float(grid["step"]), int(grid["n_pixels"])
+    grid = np.asarray(grid, float)
+    if grid.ndim == 1 and grid.size > 3:  # a wavelength array: mean step, rounded to 1e-9 Å
+        return float(grid[0]), round(float((grid[-1] - grid[0]) / (grid.size - 1)), 9), int(grid.size)
+    start, step, n = grid
+    return float(start), float(step), int(n)
+
+
+class Ensemble:
+    """Networks trained from different seeds, with everything needed to use them safely.
+
+    Attributes
+    ----------
+    members : list of keras.Model
+    scaler : LabelScaler (labels ↔ the members' scaled outputs; its range is the training range)
+    labels : tuple of str
+    grid : (start Å, step Å, n_pixels) or None
+    photometry_scaler : LabelScaler of the photometric input, or None for a spectra-only network
+    calibration : dict label → k (spread multiplier), or None before ``calibrate``
+    validation_spread : dict label → median member spread on validation (K, dex), or None before
+        ``calibrate`` (the reference of the catalogue's ``members_disagree`` flag)
+    metadata : dict (seeds, histories, best_epochs, training_set_hash, architecture, network…)
+    """
+
+    def __init__(self, members, scaler, labels, grid=None, metadata=None, calibration=None,
+                 photometry_scaler=None, validation_spread=None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+        self.scaler = scaler
+        self.labels = tuple(labels)
+        self.grid = _grid_tuple(grid)
+        self.metadata = dict(metadata or {})
+        self.calibration = None if calibration is None else dict(calibration)
+        self.photometry_scaler = photometry_scaler
+        self.validation_spread = None if validation_spread is None else dict(validation_spread)
+        self._compiled = (None, [])   # ((batch size, engine), compiled members), built on first predict
+
+    def __len__(self):
+        return len(self.members)
+
+    def __repr__(self):
+        return (f"Ensemble({len(self)} members, labels={list(self.labels)}, grid={self.grid}, "
+                f"photometry={self.takes_photometry}, calibrated={self.calibration is not None})")
+
+    @property
+    def takes_photometry(self):
+        """True for a network with the photometric second input."""
+        return self.photometry_scaler is not None
+
+    @property
+    def training_range(self):
+        """(lowest, highest) training label of each label, two arrays (n_labels,) in K or dex."""
+        return self.scaler.minimum, self.scaler.minimum + self.scaler.scale
+
+    @property
+    def calibration_factors(self):
+        """The calibration factor k of each label, array (n_labels,); ValueError before ``calibrate``."""
+        if self.calibration is None:
+            raise ValueError("ensemble not calibrated; call calibrate(x_val, y_val) first")
+        return np.array([self.calibration[name] for name in self.labels], float)
+
+    @property
+    def validation_spreads(self):
+        """Median member spread on validation of each label, array (n_labels,) in K or dex."""
+        if self.validation_spread is None:
+            raise ValueError("this ensemble has no validation spread: call ensemble.calibrate(x_val, y_val) "
+                             "and save it (notebook 04 does)")
+        return np.array([self.validation_spread[name] for name in self.labels], float)
+
+    def member_predictions(self, x, batch_size=None, engine="auto"):
+        """Scaled outputs of every member, (n_members, n, n_labels) float64, through each member's
+        compiled inference function (``inference.compile_model``: ``engine`` "auto", "numba" or
+        "tensorflow"; ``batch_size`` for TensorFlow; built once per engine and batch size)."""
+        key = (batch_size or DEFAULT_BATCH, engine)
+        if self._compiled[0] != key:
+            self._compiled = (key, [compile_model(m, engine, key[0]) for m in self.members])
+        return np.stack([f(x) for f in self._compiled[1]]).astype(float)
+
+    def predict(self, x, calibrated=False, batch_size=None, engine="auto"):
+        """Mean and spread (std over members) of the predictions, physical units, each (n, n_labels).
+
+        With ``calibrated=True`` the spread is multiplied by the validation factor k of each label.
+        ``engine`` and ``batch_size``: see :meth:`member_predictions`.
+        """
+        scaled = self.member_predictions(x, batch_size, engine)
+        if scaled.shape[-1] != len(self.labels):
+            raise ValueError(f"members predict {scaled.shape[-1]} labels, ensemble has {len(self.labels)}")
+        mean = self.scaler.inverse(scaled.mean(axis=0))
+        spread = self.scaler.inverse_sigma(scaled.std(axis=0))
+        if calibrated:
+            spread = spread * self.calibration_factors
+        return mean, spread
+
+    def inputs(self, flux, error=None, table=None):
+        """The input this ensemble was trained on, built from spectra (and, for a photometry
+        ensemble, the catalogue ``table`` with parallax and magnitudes) exactly as in training."""
+        if not self.takes_photometry:
+            return make_inputs(flux, error)
+        if table is None:
+            raise ValueError("this ensemble takes photometry: pass the catalogue table (parallax, magnitudes)")
+        return make_inputs(flux, error, absolute_magnitudes(table), self.photometry_scaler)
+
+    def calibrate(self, x_val, y_val):
+        """Per-label factor k so that (y − mean) / (k · spread) has robust σ = 1 on validation.
+
+        ``y_val`` (n, n_labels) in physical units, NaN/masked = missing. Returns and stores
+        ``calibration`` (label → k; NaN when a label has no usable validation entry); also stores
+        the median member spread per label on validation in ``validation_spread``.
+        """
+        y_val = _as_float_array(y_val)
+        mean, spread = self.predict(x_val)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (y_val - mean) / spread
+        self.calibration = {name: bias_and_scatter(z[:, j])[1] for j, name in enumerate(self.labels)}
+        with warnings.catch_warnings():  # an all-NaN column gives NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.validation_spread = dict(zip(self.labels, np.nanmedian(spread, axis=0)))
+        return dict(self.calibration)
+
+    def describe(self):
+        """The plain-JSON description written to ``ensemble.json``."""
+        meta = {"training_set_hash": None, "seeds": None, "histories": None, "best_epochs": None,
+                "architecture": self.members[0].name, "photometry": None} | self.metadata
+        core = {
+            "format": "ravecnn-ensemble",
+            "package_version": __version__,
+            "labels": list(self.labels),
+            "units": {name: UNITS.get(name) for name in self.labels},
+            "grid": None if self.grid is None else dict(zip(("start", "step", "n_pixels"), self.grid)),
+            "scaler": self.scaler.to_dict(),
+            "calibration": self.calibration,
+            "photometry_scaler": None if self.photometry_scaler is None else self.photometry_scaler.to_dict(),
+            "validation_spread": self.validation_spread,
+            "members": [f"member_{i:02d}.keras" for i in range(len(self))],
+        }
+        return _plain(meta | core)
+
+    def save(self, folder):
+        """Write ``folder/member_XX.keras`` and ``folder/ensemble.json`` atomically; returns folder.
+
+        Everything goes into ``<folder>.tmp-<pid>`` first and is renamed at the end, so an
+        interrupted save leaves neither a half-written folder nor the temporary one. An existing
+        ``folder`` is replaced.
+        """
+        folder = Path(folder)
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+        old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
+        description = self.describe()
+        for stale in (tmp, old):
+            shutil.rmtree(stale, ignore_errors=True)
+        moved = False
+        try:
+            tmp.mkdir(parents=True)
+            with warnings.catch_warnings():  # TensorFlow 2.21 variables vs numpy 2.4, harmless
+                warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy",
+                                        DeprecationWarning)
+                for model, name in zip(self.members, description["members"]):
+                    model.save(tmp / name)
+            with open(tmp / ENSEMBLE_FILE, "w") as f:
+                json.dump(description, f, indent=1, allow_nan=False)
+            if folder.exists():
+                os.replace(folder, old)
+                moved = True
+            os.replace(tmp, folder)
+        except BaseException:
+            if moved and not folder.exists():
+                os.replace(old, folder)  # put the previous ensemble back
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder, grid=None, labels=None):
+        """Read a saved ensemble (members are loaded for prediction only, not compiled).
+
+        ``grid`` ((start, step, n), a dict or a wavelength array) and ``labels``, when given, must
+        match the saved ones: ValueError naming expected and found otherwise.
+        """
+        import keras
+
+        folder = Path(folder)
+        path = folder / ENSEMBLE_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: not a saved ensemble")
+        with open(path) as f:
+            d = json.load(f)
+        if labels is not None and list(labels) != d["labels"]:
+            raise ValueError(f"ensemble {folder} predicts labels {d['labels']}, expected {list(labels)}")
+        saved_grid = _grid_tuple(d["grid"])
+        if grid is not None:
+            want = _grid_tuple(grid)
+            if (saved_grid is None or want[2] != saved_grid[2]
+                    or not np.allclose(want[:2], saved_grid[:2], rtol=0, atol=1e-6)):
+                raise ValueError(f"ensemble {folder} was trained on the grid (start Å, step Å, n) = "
+                                 f"{saved_grid}, expected {want}")
+        members = []
+        for name in d["members"]:
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"ensemble member {folder / name} is missing")
+            members.append(keras.saving.load_model(folder / name, compile=False))
+        core = {"format", "package_version", "labels", "units", "grid", "scaler", "calibration",
+                "photometry_scaler", "validation_spread", "members"}
+        metadata = {k: v for k, v in d.items() if k not in core}
+        metadata["saved_with_version"] = d["package_version"]
+
+        def numbers(entry):  # JSON null (NaN when saved) back to NaN
+            return None if entry is None else {k: (np.nan if v is None else v) for k, v in entry.items()}
+
+        phot = d.get("photometry_scaler")
+        return cls(members, LabelScaler.from_dict(d["scaler"]), d["labels"], saved_grid, metadata,
+                   numbers(d["calibration"]), None if phot is None else LabelScaler.from_dict(phot),
+                   numbers(d.get("validation_spread")))
+

@@ -1,0 +1,168 @@
+"""RAVE DR6: the spectrum files and the catalogue tables.
+
+RAVE DR6 spectra come one FITS file per observation, ``RAVE_<rave_obs_id>.fits``,
+with image extensions ``SPECTRUM`` (continuum-normalised flux) and ``ERROR``
+(relative error, σ/flux) on a linear wavelength axis: λ = CRVAL1 + (i + 1 − CRPIX1)·CDELT1 (Å, air).
+The catalogue comes as several tables of the DR6 TAP service (``dr6_obsdata``, ``dr6_sparv``,
+``dr6_madera``, …; FITS, CSV or VOTable), joined here on ``rave_obs_id``.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Table, join
+
+from .files import atomic_path, strings
+
+PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h": "m_h_cal_madera"}
+"""RAVE DR6 catalogue column of each label the RAVE pipeline (MADERA, calibrated) provides."""
+
+SPECTRUM_EXT = "SPECTRUM"
+ERROR_EXT = "ERROR"
+
+
+def spectrum_filename(rave_obs_id):
+    """File name of one RAVE DR6 observation."""
+    return f"RAVE_{rave_obs_id}.fits"
+
+
+def write_rave_spectrum(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simulated=True):
+    """Write one spectrum in the RAVE DR6 layout (float32 ``SPECTRUM`` and ``ERROR`` images)."""
+    primary = fits.PrimaryHDU()
+    primary.header["OBS_ID"] = (rave_obs_id, "RAVE observation id")
+    primary.header["SIMULATE"] = (bool(simulated), "simulated by ravecnn_utils.simulation")
+    hdus = [primary]
+    for name, data in ((SPECTRUM_EXT, flux), (ERROR_EXT, rel_error)):
+        hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
+        hdu.header["CTYPE1"] = "AWAV"
+        hdu.header["CUNIT1"] = "Angstrom"
+        hdu.header["CRPIX1"] = 1.0
+        hdu.header["CRVAL1"] = float(crval1)
+        hdu.header["CDELT1"] = float(cdelt1)
+        hdus.append(hdu)
+    with atomic_path(path) as tmp:
+        fits.HDUList(hdus).writeto(tmp)
+
+
+def read_rave_spectrum(path):
+    """Read one RAVE DR6 spectrum file.
+
+    Returns
+    -------
+    wave, flux, rel_error : arrays (n_pixels,)
+        Wavelength (Å, air) from the file's linear WCS, continuum-normalised flux,
+        and relative error σ/flux.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"RAVE spectrum file not found: {path}")
+    with fits.open(path) as hdul:
+        names = [h.name for h in hdul]
+        for ext in (SPECTRUM_EXT, ERROR_EXT):
+            if ext not in names:
+                raise ValueError(f"{path}: no {ext} extension (found {names})")
+        header = hdul[SPECTRUM_EXT].header
+        missing = [k for k in ("CRVAL1", "CDELT1") if k not in header]
+        if missing:
+            raise ValueError(f"{path}: SPECTRUM header lacks the wavelength keyword(s) {missing}")
+        flux = np.asarray(hdul[SPECTRUM_EXT].data, float)
+        rel_error = np.asarray(hdul[ERROR_EXT].data, float)
+    if flux.shape != rel_error.shape:
+        raise ValueError(f"{path}: SPECTRUM {flux.shape} and ERROR {rel_error.shape} differ in shape")
+    wave = header["CRVAL1"] + (np.arange(flux.size) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
+    return wave, flux, rel_error
+
+
+
+def rave_obs_id_from_path(path):
+    """``rave_obs_id`` from a file name ``RAVE_<rave_obs_id>.fits`` (also .fit, .fits.gz)."""
+    name = Path(path).name
+    for suffix in (".fits.gz", ".fits", ".fit"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name[5:] if name.startswith("RAVE_") else name
+
+
+
+RAVE_REQUIRED = ("rave_obs_id", "ra_input", "dec_input", "snr_med_sparv")
+"""Columns a RAVE catalogue must have once its tables are joined."""
+
+_TABLE_FORMATS = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".csv": "ascii.csv",
+                  ".vot": "votable", ".votable": "votable", ".xml": "votable"}
+
+
+def _read_any_table(path):
+    """Read one table file (FITS: first table HDU; CSV; VOTable), format from the name."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"catalogue file not found: {path}")
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    fmt = _TABLE_FORMATS.get(suffixes[-1] if suffixes else "")
+    try:
+        return Table.read(path, format=fmt) if fmt else Table.read(path)
+    except Exception as err:  # astropy raises many kinds; name the file
+        raise ValueError(f"{path}: cannot read it as a FITS, CSV or VOTable table ({err})") from err
+
+
+def read_rave_catalogue(paths):
+    """Read RAVE DR6 catalogue table(s) as the TAP service delivers them, one row per observation.
+
+    ``paths`` is one file or a list (FITS, CSV or VOTable: dr6_obsdata, dr6_sparv,
+    dr6_madera, cross-matches...). Column names are lower-cased and every file is
+    left-joined on ``rave_obs_id`` onto the first one (whose row order is kept; a column
+    already present is taken from the earlier file). rave_obs_id is a stripped str;
+    ra_input, dec_input in deg. ``meta["source"]`` lists the files.
+    Raises ValueError naming the file: no rave_obs_id column, a duplicate or empty
+    rave_obs_id, or a column of ``RAVE_REQUIRED`` missing from the joined result.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise ValueError("read_rave_catalogue: no catalogue file given")
+    result = None
+    for path in paths:
+        table = _read_any_table(path)
+        table.rename_columns(table.colnames, [c.lower() for c in table.colnames])
+        if "rave_obs_id" not in table.colnames:
+            raise ValueError(f"{path}: no rave_obs_id column (columns: {table.colnames}); "
+                             "every RAVE table is joined on it")
+        for name in table.colnames:
+            if table[name].dtype.kind in "SO":
+                table[name] = strings(table[name]) if name == "rave_obs_id" else table[name].astype(str)
+        ids = strings(table["rave_obs_id"])
+        if np.any(ids == ""):
+            raise ValueError(f"{path}: {np.sum(ids == '')} row(s) without a rave_obs_id")
+        unique, counts = np.unique(ids, return_counts=True)
+        if np.any(counts > 1):
+            dup = unique[counts > 1]
+            raise ValueError(f"{path}: duplicate rave_obs_id ({dup.size} id(s), e.g. {list(dup[:3])})")
+        table["rave_obs_id"] = ids
+        if result is None:
+            result = table
+            result["_row"] = np.arange(len(result))
+            continue
+        keep = ["rave_obs_id"] + [c for c in table.colnames if c not in result.colnames]
+        result = join(result, table[keep], keys="rave_obs_id", join_type="left")
+    result.sort("_row")
+    result.remove_column("_row")
+    missing = [c for c in RAVE_REQUIRED if c not in result.colnames]
+    if missing:
+        raise ValueError(f"RAVE catalogue {[str(p) for p in paths]}: required column(s) {missing} "
+                         f"missing from the joined table")
+    for col in ("ra_input", "dec_input"):
+        if result[col].unit is None:
+            result[col].unit = u.deg
+    result.meta = {"source": [str(p) for p in paths]}
+    return result
+
+
+def count_stars(catalogue):
+    """Number of distinct stars among a catalogue's observations: distinct positions
+    (``ra_input``, ``dec_input``, deg) rounded to 1e-6 deg (repeat observations of a star share
+    its input position)."""
+    ra = np.round(np.asarray(catalogue["ra_input"], float), 6)
+    dec = np.round(np.asarray(catalogue["dec_input"], float), 6)
+    return len(np.unique(np.column_stack([ra, dec]), axis=0))

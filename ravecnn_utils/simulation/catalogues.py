@@ -1,0 +1,198 @@
+"""The simulated survey's tables, in the real releases' formats: the RAVE DR6 catalogue, the
+APOGEE allStar table, the high-resolution benchmark sample and the truth.
+
+Each function takes the drawn stars (and observations) and a random generator, and returns an
+astropy Table with the columns, units and conventions of the real files that ``rave`` and
+``apogee`` read.
+"""
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Table
+
+from ..apogee import APOGEE_COLUMNS, ASPCAP_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT, STARFLAG_BAD_BITS
+from ..crlb import cramer_rao_bound
+from ..labels import LABELS
+from . import galaxy
+
+
+class SurveyError(ValueError):
+    """A bad parameter of the simulated survey."""
+
+
+# ------------------------------------------------------------------ helpers
+def twomass_id(ra, dec):
+    """2MASS-style designations ``2MHHMMSSss±DDMMSSs`` from ICRS ra, dec (deg).
+
+    As in the 2MASS catalogues the sexagesimal coordinates are truncated, not
+    rounded (so RA never reads 24h and the designation's cell contains the star).
+    """
+    scalar = np.ndim(ra) == 0 and np.ndim(dec) == 0
+    ra, dec = np.atleast_1d(np.asarray(ra, float)), np.atleast_1d(np.asarray(dec, float))
+    ra_cs = np.floor(np.mod(ra, 360) / 15 * 360_000 + 1e-6).astype(np.int64) % (24 * 360_000)
+    dec_ds = np.floor(np.abs(dec) * 36_000 + 1e-6).astype(np.int64)  # 0.1 arcsec
+    out = np.array([
+        f"2M{r // 360_000:02d}{r // 6000 % 60:02d}{r % 6000:04d}"
+        f"{'-' if d < 0 else '+'}{a // 36_000:02d}{a // 600 % 60:02d}{a % 600:03d}"
+        for r, d, a in zip(ra_cs, dec, dec_ds)])
+    return out[0] if scalar else out
+
+
+def rave_obs_ids(ra, dec, rng):
+    """Unique RAVE-style observation ids ``YYYYMMDD_HHMMsDD_FFF`` (date, field centre, fibre)."""
+    days = rng.integers(0, 3640, len(ra))
+    dates = (np.datetime64("2003-04-12") + days).astype(str)
+    dates = np.char.replace(dates, "-", "")
+    field_ra = np.floor(ra / 15 * 10) / 10  # field centres on a 6-minute grid in RA
+    hh = np.floor(field_ra).astype(int)
+    mm = np.round((field_ra - hh) * 60).astype(int)
+    sign = np.where(dec < 0, "m", "p")
+    field = [f"{h:02d}{m:02d}{s}{abs(int(d)):02d}" for h, m, s, d in zip(hh, mm, sign, np.round(dec / 5) * 5)]
+    ids = np.array([f"{d}_{f}" for d, f in zip(dates, field)])
+    fibres = rng.integers(1, 151, len(ra))
+    out = np.char.add(np.char.add(ids, "_"), np.char.zfill(fibres.astype(str), 3))
+    _, first = np.unique(out, return_index=True)
+    dup = np.setdiff1d(np.arange(len(out)), first)
+    for i in dup:  # rare: same night, field and fibre; move to a free fibre
+        for fibre in range(1, 151):
+            cand = f"{ids[i]}_{fibre:03d}"
+            if cand not in set(out):
+                out[i] = cand
+                break
+    return out, dates, np.array(field)
+
+
+
+def rave_catalogue(stars, obs, rng):
+    """RAVE DR6-like catalogue, one row per observation (columns of dr6_obsdata, dr6_sparv,
+    dr6_madera and the Gaia/2MASS/WISE cross-matches)."""
+    s = stars[obs["star_index"]]
+    n = len(obs)
+    snr = np.asarray(obs["snr"])
+    e_teff = np.hypot(90, 3000 / snr)
+    e_logg = np.hypot(0.2, 8 / snr)
+    e_mh = np.hypot(0.1, 4 / snr)
+    id_2mass = np.asarray(s["id_2mass"]).astype("U20")
+    id_2mass[rng.uniform(size=n) < 0.02] = ""  # no 2MASS id: sky-position match needed
+    plx = 1 / np.asarray(s["distance"])
+    e_plx = 0.02 + 0.01 * 10 ** (0.2 * (np.asarray(s["mag_G"]) - 12))
+    cat = Table({
+        "rave_obs_id": obs["rave_obs_id"], "obsdate": obs["obsdate"], "field": obs["field"],
+        "fibre": obs["fibre"],
+        "ra_input": s["ra"], "dec_input": s["dec"], "id_2mass": id_2mass,
+        "hrv_sparv": s["hrv"] + obs["rv_residual"] * u.km / u.s,
+        "ehrv_sparv": np.hypot(0.8, 40 / snr) * u.km / u.s,
+        "snr_med_sparv": snr * (1 + rng.normal(0, 0.05, n)),
+        "teff_cal_madera": (s["teff"] + rng.normal(0, e_teff)) ,
+        "teff_cal_error_madera": e_teff * u.K,
+        "logg_cal_madera": s["logg"] + rng.normal(0, e_logg),
+        "logg_cal_error_madera": e_logg,
+        "m_h_cal_madera": s["m_h"] + rng.normal(0, e_mh),
+        "m_h_cal_error_madera": e_mh,
+        "parallax": (plx + rng.normal(0, e_plx)) * u.mas, "parallax_error": e_plx * u.mas,
+    })
+    for band, col in (("G", "phot_g_mean_mag"), ("BP", "phot_bp_mean_mag"), ("RP", "phot_rp_mean_mag"),
+                      ("J", "jmag_2mass"), ("H", "hmag_2mass"), ("K", "kmag_2mass"),
+                      ("W1", "w1mpro"), ("W2", "w2mpro")):
+        cat[col] = (np.asarray(s[f"mag_{band}"]) + rng.normal(0, 0.02, n)) * u.mag
+    cat["av50"] = np.clip(np.asarray(s["a_v"]) + rng.normal(0, 0.05, n), 0, None) * u.mag
+    cat["teff_cal_madera"].unit = u.K
+    return cat
+
+
+ASPCAP_ERRORS = {"teff": 55.0, "logg": 0.06, "m_h": 0.02, "fe_h": 0.02, "alpha_m": 0.015,
+                 "si_fe": 0.03, "al_fe": 0.05, "mg_fe": 0.03, "ni_fe": 0.03}
+"""Typical ASPCAP uncertainties at SNR 100 (K, dex); they scale as 100/SNR with a floor of half."""
+
+MISSING_FRACTION = {"teff": 0.003, "logg": 0.003, "m_h": 0.005, "fe_h": 0.005, "alpha_m": 0.01,
+                    "si_fe": 0.015, "al_fe": 0.04, "mg_fe": 0.015, "ni_fe": 0.02}
+"""Fraction of stars whose label APOGEE did not deliver (NaN in DR17)."""
+
+
+def allstar_table(stars, rng, release="dr17"):
+    """APOGEE allStar-like table for the cross-match and APOGEE-only stars.
+
+    ``release`` "dr17" (default: missing labels NaN, Gaia EDR3 ids in GAIAEDR3_SOURCE_ID) or
+    "dr16" (missing labels −9999, Gaia DR2 ids in GAIA_SOURCE_ID), as in the real files.
+    """
+    if release not in ("dr16", "dr17"):
+        raise SurveyError(f"unknown APOGEE release {release!r}; known: 'dr16', 'dr17'")
+    sel = np.flatnonzero(stars["kind"] != "field")
+    dup = rng.choice(sel, int(0.04 * sel.size), replace=False)  # stars observed twice by APOGEE
+    rows = np.concatenate([sel, dup])
+    s = stars[rows]
+    n = len(rows)
+    snr = np.clip(150 * rng.lognormal(0, 0.6, n), 20, 1500)
+    snr[sel.size:] *= 0.5  # the duplicate entry is the poorer one
+    extratarg = np.zeros(n, np.int32)
+    extratarg[sel.size:] = 1 << EXTRATARG_DUPLICATE_BIT
+    starflag = np.where(rng.uniform(size=n) < 0.04, 1 << rng.choice(STARFLAG_BAD_BITS, n), 0).astype(np.int64)
+    star_bad = rng.uniform(size=n) < 0.03
+    aspcapflag = np.where(star_bad, 1 << ASPCAP_STAR_BAD_BIT, 0).astype(np.int64)
+    table = Table({
+        "APOGEE_ID": np.asarray(s["id_2mass"]).astype("U18"),
+        "TELESCOPE": np.where(np.asarray(s["dec"]) < -10, "lco25m", "apo25m"),
+        "FIELD": np.char.add("F", np.round(np.asarray(s["glon"])).astype(int).astype(str)),
+        "RA": (np.asarray(s["ra"]) + rng.normal(0, 3e-5, n)) * u.deg,
+        "DEC": (np.asarray(s["dec"]) + rng.normal(0, 3e-5, n)) * u.deg,
+        "GLON": s["glon"], "GLAT": s["glat"], "SNR": snr.astype(np.float32),
+        "STARFLAG": starflag, "ASPCAPFLAG": aspcapflag, "EXTRATARG": extratarg,
+        "GAIAEDR3_SOURCE_ID" if release == "dr17" else "GAIA_SOURCE_ID":
+            rng.integers(10**17, 7 * 10**18, n, dtype=np.int64),
+    })
+    missing_value = np.nan if release == "dr17" else -9999.0
+    scale = np.maximum(100 / snr, 0.5) * np.where(star_bad, 4.0, 1.0)
+    for name, col in APOGEE_COLUMNS.items():
+        err = ASPCAP_ERRORS[name] * scale
+        value = np.asarray(s[name], float) + rng.normal(0, err)
+        missing = rng.uniform(size=n) < MISSING_FRACTION[name]
+        value[missing], err[missing] = missing_value, missing_value
+        table[col] = value.astype(np.float32)
+        table[f"{col}_ERR"] = err.astype(np.float32)
+        table[f"{col}_FLAG"] = np.where(missing, 1, 0).astype(np.int32)
+    table["TEFF"].unit = table["TEFF_ERR"].unit = u.K
+    return table
+
+
+def benchmark_table(stars, n, rng):
+    """High-resolution benchmark sample: ``n`` RAVE stars spread over the HR diagram
+    (equal numbers per evolutionary stage) with labels good to 40 K / 0.05 / 0.04 dex."""
+    rave = np.flatnonzero(stars["kind"] != "apogee_only")
+    stages = np.asarray(stars["stage"])[rave]
+    picks = []
+    for st in galaxy.STAGES:
+        pool = rave[stages == st]
+        picks.append(rng.choice(pool, min(pool.size, n // len(galaxy.STAGES)), replace=False))
+    idx = np.sort(np.concatenate(picks))
+    s = stars[idx]
+    errs = {"teff": 40.0, "logg": 0.05, "m_h": 0.04, "fe_h": 0.04, "alpha_m": 0.03}
+    table = Table({"id_2mass": s["id_2mass"]})
+    for name, err in errs.items():
+        table[name] = np.asarray(s[name]) + rng.normal(0, err, len(s))
+        table[f"e_{name}"] = np.full(len(s), err)
+    table["teff"].unit = table["e_teff"].unit = u.K
+    return table
+
+
+def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
+    """The truth: STARS (every label, population, distance…) and OBSERVATIONS (per spectrum)."""
+    star_cols = ["id_2mass", "kind", "population", "stage", "age", *LABELS, "ra", "dec", "glon", "glat",
+                 "distance", "a_v", "hrv"] + [c for c in stars.colnames if c.startswith("mag_")]
+    truth_obs = Table({
+        "rave_obs_id": obs["rave_obs_id"], "id_2mass": stars["id_2mass"][obs["star_index"]],
+        "snr": obs["snr"], "rv_residual": obs["rv_residual"] * u.km / u.s,
+        "crval1": obs["crval1"] * u.AA, "cdelt1": obs["cdelt1"] * u.AA,
+        "n_bad_pixels": n_bad, "n_cosmic_rays": n_cosmic,
+        "fisher": fisher, "crlb": cramer_rao_bound(fisher),
+    })
+    return stars[star_cols], truth_obs
+
+
+def write_truth(stars, obs, path):
+    hdus = [fits.PrimaryHDU(), fits.table_to_hdu(stars), fits.table_to_hdu(obs)]
+    hdus[1].name, hdus[2].name = "STARS", "OBSERVATIONS"
+    hdus[0].header["SIMULATE"] = True
+    hdus[0].header["LABELS"] = ",".join(LABELS)
+    fits.HDUList(hdus).writeto(path)
+
