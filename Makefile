@@ -24,7 +24,7 @@ help:
 	@echo "  make html       render book/executed/ as it is into _build/html (no simulation, no execution)"
 	@echo "  make rerun NOTEBOOK=04_training PARAMS=\"-p n_models 10\"   rerun one notebook, then make html"
 	@echo "  make test-book  build the smoke book and check every page in headless Chromium (installs it if it can)"
-	@echo "  make lab        open the notebooks in JupyterLab (jupytext: the .py files open as notebooks)"
+	@echo "  make lab        JupyterLab on the repository (jupytext: the .py notebooks open as notebooks)"
 	@echo "  make install    create .venv and install requirements.txt + this package (editable)"
 	@echo "  make clean      remove book/executed and _build (keeps data/sim)"
 
@@ -87,8 +87,13 @@ $(LAB_OVERRIDES): $(STAMP)
 	mkdir -p $(@D)
 	printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $@
 
+# The file browser is rooted at the repository (README, book/, data/ and the package in reach;
+# links such as /lab/tree/notebooks/01_data.py work); a notebook's kernel runs in notebooks/,
+# where the relative paths of the parameters point from. As root (e.g. in a container) Jupyter
+# refuses to start without --allow-root, so it is passed then. LAB_ARGS: more options.
+LAB_ARGS ?=
 lab: $(LAB_OVERRIDES)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$$PWD" $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf book/executed _build book/_build

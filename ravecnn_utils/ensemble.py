@@ -291,7 +291,7 @@ class Ensemble:
         ``grid`` ((start, step, n), a dict or a wavelength array) and ``labels``, when given, must
         match the saved ones: ValueError naming expected and found otherwise.
         """
-        import keras
+        import keras  # imported when first needed: the rest of the module works without it
 
         folder = Path(folder)
         path = folder / ENSEMBLE_FILE

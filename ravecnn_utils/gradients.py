@@ -16,6 +16,7 @@ pixels move with the label. Compare where they are large, not their values.
 import weakref
 
 import numpy as np
+import tensorflow as tf
 from astropy.table import Table
 
 from .ensemble import Ensemble
@@ -48,8 +49,6 @@ def _gradient_function(model, spectrum_shape, other_inputs):
     fastest of (label loop, ``batch_jacobian``, tiled batch) on the slides network on CPU.
     The function is cached per model (weakly: it goes when the model does) and input signature.
     """
-    import tensorflow as tf
-
     key = (tuple(spectrum_shape), tuple((name, tuple(shape)) for name, shape in other_inputs))
     try:
         cache = _COMPILED.setdefault(model, {})
@@ -102,8 +101,6 @@ def _split_inputs(x):
 
 def _model_gradients(model, spectrum, others, batch_size, out, weight):
     """Add ``weight`` · ∂output/∂spectrum of one keras model into ``out`` (n, n_labels, n_pixels)."""
-    import tensorflow as tf
-
     fn = _gradient_function(model, spectrum.shape[1:], [(k, v.shape[1:]) for k, v in others])
     for start in range(0, len(spectrum), batch_size):
         stop = start + batch_size

@@ -46,7 +46,7 @@ def compile_model(model, engine="auto", batch_size=DEFAULT_BATCH):
 
 
 def _gpu_visible():
-    import tensorflow as tf
+    import tensorflow as tf  # imported when first needed: importing this module stays cheap
 
     return bool(tf.config.list_physical_devices("GPU"))
 

@@ -210,7 +210,7 @@ def predict_cube_dask(ensemble_dir, cube_path, out_path, catalogue=None, chunk=2
     system the workers see). Uses ``client`` (a ``dask.distributed.Client``) if given, else
     Dask's default scheduler. Writes the catalogue atomically; returns ``out_path``.
     """
-    import dask
+    import dask  # only this path needs Dask
 
     folder, cube = str(Path(ensemble_dir).resolve()), str(Path(cube_path).resolve())
     ensemble = _load_ensemble(folder)

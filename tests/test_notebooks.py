@@ -7,9 +7,11 @@ pytest process; the other tests use tiny throwaway notebooks and are fast.
 import json
 import textwrap
 
+import jupytext
 import nbformat
 import pytest
 import yaml
+from jupyter_client.kernelspec import KernelSpecManager
 
 from ravecnn_utils.book import notebooks as nbrun
 
@@ -35,6 +37,18 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_parameters_cell(path):
     assert nbrun.has_parameters_cell(path), f"{path.name} has no code cell tagged 'parameters'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_as_jupyterlab_saves_it(path):
+    """Saving a notebook in JupyterLab (jupytext, with the project's kernel) must not be a diff:
+    the file is what jupytext writes, and its kernelspec is the installed python3 kernel's."""
+    text = path.read_text(encoding="utf-8")
+    assert jupytext.writes(jupytext.read(path), fmt="py:percent") == text, \
+        f"{path.name}: not in the form jupytext writes; run jupytext --to py:percent on it"
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    kernelspec = jupytext.read(path).metadata["kernelspec"]
+    assert kernelspec == {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
 
 
 @pytest.mark.parametrize("profile", ["smoke", "full"])
