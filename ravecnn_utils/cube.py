@@ -145,8 +145,9 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     (rave_obs_id, n_bad_pixels, rejected: bad-pixel fraction > ``max_bad_fraction``; the
     spectrum is kept). Files are read ``chunk`` at a time by ``processes`` worker processes
     (1 = serial) and each finished chunk is saved in ``<out_path>.parts/``; a rerun after an
-    interruption skips them. The cube is then streamed chunk by chunk into a temporary file
-    renamed to ``out_path`` and the parts folder is removed. A bad file raises ValueError
+    interruption skips the chunks whose files are unchanged (path, size, modification time).
+    The cube is then streamed chunk by chunk into a temporary file renamed to ``out_path`` and
+    the parts folder is removed. A bad file raises ValueError
     naming it, and nothing is written at ``out_path``. An existing cube made from the same
     files (path, size, modification time) and settings is kept as it is; one made from others
     is replaced only with ``overwrite=True``. Returns ``out_path``.
@@ -185,10 +186,11 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     parts_dir.mkdir(parents=True, exist_ok=True)
     chunks = [paths[s:s + chunk] for s in range(0, len(paths), chunk)]
     part_files = []
-    for i, members in enumerate(chunks):  # a part's name encodes its files and grid: stale parts are ignored
-        digest = hashlib.sha1(grid.tobytes() + repr(edge_tolerance).encode())
+    for i, members in enumerate(chunks):  # a part's name encodes its files (path, size, mtime) and grid:
+        digest = hashlib.sha1(grid.tobytes() + repr(edge_tolerance).encode())  # stale parts are ignored
         for p in members:
-            digest.update(str(p.absolute()).encode() + b"\0")
+            stat = p.stat()
+            digest.update(f"{p.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
         part_files.append(parts_dir / f"chunk_{i:05d}_{digest.hexdigest()[:12]}.npz")
     todo = [i for i, f in enumerate(part_files) if not f.is_file()]
     bar = tqdm(total=len(paths), initial=len(paths) - sum(len(chunks[i]) for i in todo),
@@ -286,12 +288,8 @@ def read_spectra_cube(path, grid=None, rows=None):
         missing = [e for e in ("FLUX", "ERROR", "IDS") if e not in names]
         if missing:
             raise ValueError(f"{path}: not a spectra cube, no {missing} extension(s) (found {names})")
-        header = hdul[0].header
-        keys = [k for k in ("CRVAL1", "CDELT1", "NPIX") if k not in header]
-        if keys:
-            raise ValueError(f"{path}: the primary header lacks the grid keyword(s) {keys}")
-        npix = int(header["NPIX"])
-        wave = header["CRVAL1"] + (np.arange(npix) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
+        wave = _header_wave(hdul[0].header, path)
+        npix = wave.size
         pick = slice(None) if rows is None else rows if isinstance(rows, slice) else np.asarray(rows, int)
         flux = np.asarray(hdul["FLUX"].data[pick], np.float32)
         error = np.asarray(hdul["ERROR"].data[pick], np.float32)
@@ -308,6 +306,22 @@ def read_spectra_cube(path, grid=None, rows=None):
     ids["n_bad_pixels"] = native(ids["n_bad_pixels"])
     ids["rejected"] = np.asarray(ids["rejected"], bool)
     return wave, flux, error, ids
+
+
+def _header_wave(header, path):
+    """Wavelengths (Å) of a cube's grid from its primary header (CRVAL1, CDELT1, NPIX, CRPIX1)."""
+    keys = [k for k in ("CRVAL1", "CDELT1", "NPIX") if k not in header]
+    if keys:
+        raise ValueError(f"{path}: the primary header lacks the grid keyword(s) {keys}")
+    return header["CRVAL1"] + (np.arange(int(header["NPIX"])) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
+
+
+def read_spectra_cube_grid(path):
+    """Wavelengths (Å) of a spectra cube's grid, from its primary header (no flux read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spectra cube not found: {path}")
+    return _header_wave(fits.getheader(path), path)
 
 
 def read_cube_ids(path):

@@ -118,6 +118,18 @@ def _grid_tuple(grid):
     return float(start), float(step), int(n)
 
 
+def check_grid(trained, given, ensemble_name, given_name):
+    """ValueError naming both unless the wavelength grid ``given`` ((start Å, step Å, n), a dict or a
+    wavelength array) is the grid ``trained`` an ensemble was trained on (start and step within
+    1e-6 Å, the same number of pixels)."""
+    want = _grid_tuple(given)
+    if (trained is None or want[2] != trained[2]
+            or not np.allclose(want[:2], trained[:2], rtol=0, atol=1e-6)):
+        raise ValueError(f"{ensemble_name} was trained on the grid (start Å, step Å, n) = {trained}, "
+                         f"but {given_name} is on {want}: resample the spectra to the ensemble's grid "
+                         "(cube.build_spectra_cube) or use an ensemble trained on theirs")
+
+
 class Ensemble:
     """Networks trained from different seeds, with everything needed to use them safely.
 
@@ -179,6 +191,11 @@ class Ensemble:
             raise ValueError("this ensemble has no validation spread: call ensemble.calibrate(x_val, y_val) "
                              "and save it (notebook 04 does)")
         return np.array([self.validation_spread[name] for name in self.labels], float)
+
+    def require_grid(self, wave, what):
+        """ValueError unless the wavelengths ``wave`` (Å; or (start, step, n)) of ``what`` (e.g. a
+        cube's name) are this ensemble's grid."""
+        check_grid(self.grid, wave, f"this ensemble ({self.metadata.get('network', self.members[0].name)})", what)
 
     def member_predictions(self, x, batch_size=None, engine="auto"):
         """Scaled outputs of every member, (n_members, n, n_labels) float64, through each member's
@@ -303,11 +320,7 @@ class Ensemble:
             raise ValueError(f"ensemble {folder} predicts labels {d['labels']}, expected {list(labels)}")
         saved_grid = _grid_tuple(d["grid"])
         if grid is not None:
-            want = _grid_tuple(grid)
-            if (saved_grid is None or want[2] != saved_grid[2]
-                    or not np.allclose(want[:2], saved_grid[:2], rtol=0, atol=1e-6)):
-                raise ValueError(f"ensemble {folder} was trained on the grid (start Å, step Å, n) = "
-                                 f"{saved_grid}, expected {want}")
+            check_grid(saved_grid, grid, f"ensemble {folder}", "the expected grid")
         members = []
         for name in d["members"]:
             if not (folder / name).exists():

@@ -4,18 +4,51 @@ Every writer of the package goes through ``atomic_path``: it writes a temporary 
 the target, then renames it, so a file either exists complete or not at all.
 """
 
+import fcntl
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+PART_PREFIX = ".part-"
+"""Temporary files of ``atomic_path`` are ``.part-<pid>-<name>`` beside their target."""
+
+
+def _process_alive(pid):
+    """True if a process ``pid`` runs on this machine (or may: no permission to ask)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(path):
+    """Delete the ``.part-<pid>-<name>`` files beside ``path`` that processes no longer running
+    on this machine left behind (a writer killed with SIGKILL cannot clean up); returns them."""
+    path = Path(path)
+    removed = []
+    for part in path.parent.glob(f"{PART_PREFIX}*-{path.name}"):
+        pid = part.name[len(PART_PREFIX):-len(path.name) - 1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
+
+
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    Leftovers of earlier writers of the same file that were killed are removed first.
+    """
     path = Path(path)
+    remove_stale_parts(path)
     # keep the real name at the end, so that writers inferring the format from it still work
-    tmp = path.with_name(f".part-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -23,6 +56,33 @@ def atomic_path(path):
         if tmp.exists():
             tmp.unlink()
 
+
+class LockedError(RuntimeError):
+    """Another run holds the lock of the file this run would write."""
+
+
+@contextmanager
+def exclusive_lock(path):
+    """Hold an exclusive lock on writing ``path`` for the duration of the block.
+
+    The lock is ``.<name>.lock`` beside ``path`` (an advisory ``flock``, released by the
+    operating system if the process dies; the small file stays). A second run that wants to
+    write the same file meanwhile gets ``LockedError`` naming the file, instead of two runs
+    mixing their parts.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"{path} is being written by another run (it holds {lock}); "
+                              "wait for that run to finish, or stop it, then run again") from None
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_table(table, path, overwrite=False):

@@ -20,14 +20,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table, vstack
 from tqdm.auto import tqdm
 
 from . import __version__
-from .cube import read_cube_ids, read_spectra_cube
+from .cube import read_cube_ids, read_spectra_cube, read_spectra_cube_grid
 from .ensemble import Ensemble
-from .files import atomic_path
+from .files import atomic_path, exclusive_lock
 from .labels import LATEX, UNITS
+from .photometry import COLUMNS as PHOTOMETRY_COLUMNS
 
 FLAGS = {
     "outside_coverage": 1,   # a label lies outside the range of the training labels
@@ -65,14 +67,24 @@ def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, 
     return out
 
 
-def predict_spectra(ensemble, flux, error, phot_table=None, **thresholds):
-    """Catalogue columns (dict of arrays) for spectra on the ensemble's grid.
+def _thresholds(thresholds):
+    """``DEFAULTS`` updated by ``thresholds``; ValueError naming an unknown one (a typo is never ignored)."""
+    unknown = sorted(set(thresholds) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown threshold(s) {unknown}; known: {sorted(DEFAULTS)}")
+    return DEFAULTS | thresholds
+
+
+def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, **thresholds):
+    """Catalogue columns (dict of arrays) for spectra (n, n_pixels) on the wavelengths ``wave`` (Å),
+    which must be the ensemble's grid (ValueError otherwise).
 
     NaN flux is not an error here: such pixels count as bad and get no information. For an
     ensemble with photometry, ``phot_table`` holds the catalogue rows (parallax, magnitudes)
     of the same spectra.
     """
-    t = DEFAULTS | thresholds
+    t = _thresholds(thresholds)
+    ensemble.require_grid(wave, "the spectra")
     flux = np.array(flux, np.float32)
     error = np.array(error, np.float32)
     bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
@@ -108,8 +120,8 @@ def _photometry_rows(ensemble, catalogue, ids):
 
 def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
     """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
-    _, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop))
-    cols = predict_spectra(ensemble, flux, error, phot, **thresholds)
+    wave, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop))
+    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, **thresholds)
     return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
 
 
@@ -151,46 +163,99 @@ def _write_atomically(table, out_path):
     return out_path
 
 
-def _run_key(ensemble, cube_path, n, chunk, thresholds):
-    """What a resumed run must share with the interrupted one."""
-    stat = Path(cube_path).stat()
-    text = json.dumps({"cube": str(Path(cube_path).resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
-                       "n": n, "chunk": chunk, "ensemble": ensemble.describe(),
-                       "thresholds": DEFAULTS | thresholds}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _digest(*parts):
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _ensemble_digest(ensemble):
+    """SHA-256 of the ensemble's description (labels, grid, scalers, calibration …) and weights."""
+    digest = hashlib.sha256(json.dumps(ensemble.describe(), sort_keys=True, default=str).encode())
+    for member in ensemble.members:
+        for weights in member.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run_inputs(ensemble, cube_path, chunks, chunk, thresholds):
+    """A digest of every input that changes the catalogue, by name: what a resumed run must share
+    with the interrupted one (the cube's file and the spectra it was made from, the catalogue rows
+    of the photometric input, the ensemble's weights and description, the thresholds, the chunk
+    size, the package version)."""
+    stat, header = Path(cube_path).stat(), fits.getheader(cube_path)
+    catalogue = hashlib.sha256()
+    for rows in (c[2] for c in chunks if c[2] is not None):
+        for name in PHOTOMETRY_COLUMNS:
+            if name in rows.colnames:
+                catalogue.update(np.ma.filled(np.ma.asarray(rows[name], dtype=float), np.nan).tobytes())
+    return {
+        "spectra cube": _digest(str(Path(cube_path).resolve()), stat.st_size, stat.st_mtime_ns,
+                                header.get("SOURCES"), header.get("NSPEC")),
+        "catalogue rows": catalogue.hexdigest()[:16] if ensemble.takes_photometry else "none",
+        "ensemble": _ensemble_digest(ensemble),
+        "thresholds": _digest(thresholds),
+        "chunk": str(chunk),
+        "package version": __version__,
+    }
+
+
+def _prepare_parts(parts, inputs):
+    """The parts folder of a run with ``inputs``: kept when an interrupted run had the same inputs,
+    emptied (with one line saying which inputs changed) when it had others."""
+    record = parts / "run.json"
+    if parts.is_dir():
+        before = json.loads(record.read_text()).get("inputs", {}) if record.is_file() else {}
+        changed = [name for name in inputs if before.get(name) != inputs[name]]
+        if changed:
+            print(f"{parts}: discarding the parts of an interrupted run made with another "
+                  f"{', '.join(changed)}; starting afresh")
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"inputs": inputs}, indent=1))
+
+
+def _save_part(parts, k, cols):
+    tmp = parts / f".part_{k:05d}.tmp.npz"
+    np.savez(tmp, **cols)
+    os.replace(tmp, parts / f"part_{k:05d}.npz")
+
+
+def _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress=True):
+    """The catalogue of a cube, resumable: ``compute(todo)`` yields (k, columns) for the missing chunks
+    ``todo`` (a list of (k, (start, stop, photometry rows))); each is saved as it arrives."""
+    out_path = Path(out_path)
+    thresholds = _thresholds(thresholds)
+    ensemble.require_grid(read_spectra_cube_grid(cube_path), f"the spectra cube {cube_path}")
+    with exclusive_lock(out_path):
+        chunks = _chunks(ensemble, cube_path, catalogue, chunk)
+        parts = out_path.with_name(out_path.name + ".parts")
+        _prepare_parts(parts, run_inputs(ensemble, cube_path, chunks, chunk, thresholds))
+        todo = [(k, c) for k, c in enumerate(chunks) if not (parts / f"part_{k:05d}.npz").is_file()]
+        for k, cols in tqdm(compute(todo), total=len(todo), desc=f"predict {out_path.name}", unit="chunk",
+                            disable=not progress):
+            _save_part(parts, k, cols)
+        tables = []
+        for k in range(len(chunks)):
+            with np.load(parts / f"part_{k:05d}.npz") as data:
+                tables.append(Table({name: data[name] for name in data.files}))
+        _write_atomically(_describe(vstack(tables), ensemble, cube_path, thresholds), out_path)
+        shutil.rmtree(parts)
+    return out_path
 
 
 def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, progress=True, **thresholds):
     """Parametrise every spectrum of a spectra cube (``cube.build_spectra_cube``) into the FITS
-    catalogue ``out_path``, ``chunk`` spectra at a time. Resumes an interrupted run with the
-    same inputs; returns ``out_path``. ``thresholds`` override ``DEFAULTS``.
+    catalogue ``out_path``, ``chunk`` spectra at a time; returns ``out_path``.
+
+    The cube must be on the ensemble's grid. An interrupted run resumes from its saved chunks when
+    every input is the same (``run_inputs``), else starts afresh and says which input changed; a
+    second run writing the same catalogue at the same time is refused (``files.LockedError``).
+    ``thresholds`` override ``DEFAULTS``.
     """
-    out_path = Path(out_path)
-    chunks = _chunks(ensemble, cube_path, catalogue, chunk)
-    parts = out_path.with_name(out_path.name + ".parts")
-    key = _run_key(ensemble, cube_path, chunks[-1][1], chunk, thresholds)
-    if parts.is_dir() and (parts / "run.json").is_file():
-        if json.loads((parts / "run.json").read_text()).get("key") != key:
-            shutil.rmtree(parts)  # another run's leftovers: start afresh
-    parts.mkdir(parents=True, exist_ok=True)
-    (parts / "run.json").write_text(json.dumps({"key": key}))
-    for k, (start, stop, phot) in enumerate(tqdm(chunks, desc=f"predict {out_path.name}", unit="chunk",
-                                                 disable=not progress)):
-        part = parts / f"part_{k:05d}.npz"
-        if part.is_file():
-            continue
-        cols = _predict_rows(ensemble, cube_path, start, stop, phot, thresholds)
-        tmp = parts / f".part_{k:05d}.tmp.npz"
-        np.savez(tmp, **cols)
-        os.replace(tmp, part)
-    tables = []
-    for k in range(len(chunks)):
-        with np.load(parts / f"part_{k:05d}.npz") as data:
-            tables.append(Table({name: data[name] for name in data.files}))
-    table = vstack(tables)
-    _write_atomically(_describe(table, ensemble, cube_path, thresholds), out_path)
-    shutil.rmtree(parts)
-    return out_path
+    def compute(todo):
+        for k, (start, stop, phot) in todo:
+            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, thresholds)
+
+    return _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress)
 
 
 @functools.lru_cache(maxsize=4)
@@ -199,25 +264,34 @@ def _load_ensemble(folder):
     return Ensemble.load(folder)
 
 
-def _dask_task(folder, cube_path, start, stop, phot, thresholds):
-    return Table(_predict_rows(_load_ensemble(folder), cube_path, start, stop, phot, thresholds))
+def _dask_task(folder, cube_path, k, start, stop, phot, thresholds):
+    return k, _predict_rows(_load_ensemble(folder), cube_path, start, stop, phot, thresholds)
 
 
 def predict_cube_dask(ensemble_dir, cube_path, out_path, catalogue=None, chunk=20_000, client=None,
-                      **thresholds):
-    """``predict_cube`` as Dask tasks, one per chunk: each worker loads the ensemble from
-    ``ensemble_dir`` once and reads its own rows of the cube (so the cube must be on a file
-    system the workers see). Uses ``client`` (a ``dask.distributed.Client``) if given, else
-    Dask's default scheduler. Writes the catalogue atomically; returns ``out_path``.
+                      progress=True, **thresholds):
+    """``predict_cube`` with the missing chunks as Dask tasks: each worker loads the ensemble from
+    ``ensemble_dir`` once and reads its own rows of the cube (so the cube must be on a file system
+    the workers see). Uses ``client`` (a ``dask.distributed.Client``) if given, else Dask's default
+    scheduler. The same saved chunks, resume rules and lock as ``predict_cube``; returns ``out_path``.
     """
     import dask  # only this path needs Dask
 
     folder, cube = str(Path(ensemble_dir).resolve()), str(Path(cube_path).resolve())
     ensemble = _load_ensemble(folder)
-    tasks = [dask.delayed(_dask_task)(folder, cube, start, stop, phot, thresholds)
-             for start, stop, phot in _chunks(ensemble, cube, catalogue, chunk)]
-    parts = client.gather(client.compute(tasks)) if client is not None else dask.compute(*tasks)
-    return _write_atomically(_describe(vstack(list(parts)), ensemble, cube_path, thresholds), out_path)
+
+    def compute(todo):
+        tasks = [dask.delayed(_dask_task)(folder, cube, k, start, stop, phot, _thresholds(thresholds))
+                 for k, (start, stop, phot) in todo]
+        if client is None:
+            yield from dask.compute(*tasks)
+            return
+        from dask.distributed import as_completed
+
+        for future in as_completed(client.compute(tasks)):
+            yield future.result()
+
+    return _run(ensemble, cube, out_path, catalogue, chunk, thresholds, compute, progress)
 
 
 def column_descriptions(labels):

@@ -102,11 +102,11 @@ def test_failed_write_leaves_nothing(cube, ensemble, tmp_path, monkeypatch):
 def test_flags_on_crafted_spectra(cube, ensemble):
     """NaN pixels, large errors, a narrow training range and a tiny validation spread each set their bit."""
     ens, _ = ensemble
-    _, flux, error, _ = read_spectra_cube(cube, rows=np.arange(4))
+    wave, flux, error, _ = read_spectra_cube(cube, rows=np.arange(4))
     flux, error = flux.copy(), error.copy()
     flux[0, :200] = np.nan                                  # 20 % NaN pixels
     error[1] = flux[1] / 5                                  # SNR 5
-    cols = predict.predict_spectra(ens, flux, error)
+    cols = predict.predict_spectra(ens, flux, error, wave=wave)
     bits = predict.FLAGS
     assert cols["flag"][0] & bits["bad_pixels"] and cols["n_bad_pixels"][0] >= 200
     assert cols["flag"][1] & bits["low_snr"] and abs(cols["snr"][1] - 5) < 0.01
@@ -114,16 +114,16 @@ def test_flags_on_crafted_spectra(cube, ensemble):
     assert np.isfinite(cols["teff"]).all()
 
     narrow = Ensemble(ens.members, LabelScaler(ens.scaler.minimum, ens.scaler.scale), LABELS4,
-                      metadata=dict(ens.metadata), calibration=ens.calibration,
+                      grid=ens.grid, metadata=dict(ens.metadata), calibration=ens.calibration,
                       validation_spread=ens.validation_spread)
     narrow.scaler.minimum = np.array([1e5, 0, -1, -0.1])   # Teff range 100,000 K and up: all outside
-    assert (predict.predict_spectra(narrow, flux, error)["flag"] & bits["outside_coverage"]).all()
-    tiny = Ensemble(ens.members, ens.scaler, LABELS4, calibration=ens.calibration,
+    assert (predict.predict_spectra(narrow, flux, error, wave=wave)["flag"] & bits["outside_coverage"]).all()
+    tiny = Ensemble(ens.members, ens.scaler, LABELS4, grid=ens.grid, calibration=ens.calibration,
                     validation_spread={n: 0.0 for n in LABELS4})
-    assert (predict.predict_spectra(tiny, flux, error)["flag"] & bits["members_disagree"]).all()
+    assert (predict.predict_spectra(tiny, flux, error, wave=wave)["flag"] & bits["members_disagree"]).all()
     with pytest.raises(ValueError, match="validation spread"):
-        predict.predict_spectra(Ensemble(ens.members, ens.scaler, LABELS4, calibration=ens.calibration),
-                                flux, error)
+        predict.predict_spectra(Ensemble(ens.members, ens.scaler, LABELS4, grid=ens.grid, calibration=ens.calibration),
+                                flux, error, wave=wave)
 
 
 @pytest.mark.slow

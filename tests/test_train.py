@@ -227,7 +227,7 @@ def test_save_and_load_predict_the_same(ensemble, data, tmp_path):
 
 def test_load_refuses_other_grid_labels_or_missing_member(ensemble, tmp_path):
     folder = ensemble.save(tmp_path / "ens")
-    with pytest.raises(ValueError, match=r"8420.0, 0.4, 80.*expected \(8420.0, 0.4, 79\)"):
+    with pytest.raises(ValueError, match=r"8420.0, 0.4, 80.*expected grid is on \(8420.0, 0.4, 79\)"):
         Ensemble.load(folder, grid=(8420.0, 0.4, 79))
     with pytest.raises(ValueError, match=r"\['teff', 'logg'\], expected \['teff', 'm_h'\]"):
         Ensemble.load(folder, labels=["teff", "m_h"])

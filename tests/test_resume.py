@@ -1,0 +1,219 @@
+"""Never silently wrong: resumes that notice changed inputs, the cube's grid against the
+ensemble's, locks, and leftovers of killed writers (fault injection)."""
+
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+from ravecnn_utils import cube as cubes  # noqa: E402
+from ravecnn_utils import files, predict  # noqa: E402
+from ravecnn_utils import model as cnn  # noqa: E402
+from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
+from ravecnn_utils.labels import LABELS  # noqa: E402
+from ravecnn_utils.photometry import BANDS, FEATURES, absolute_magnitudes  # noqa: E402
+from ravecnn_utils.rave import write_rave_spectrum  # noqa: E402
+
+N, NPIX = 24, 60
+WAVE = 8500.0 + 0.5 * np.arange(NPIX)
+
+
+def _write_cube(path, wave=WAVE, seed=0):
+    rng = np.random.default_rng(seed)
+    flux = (1 - 0.3 * np.exp(-0.5 * ((wave - wave.mean()) / 2) ** 2) + rng.normal(0, 0.01, (N, wave.size)))
+    error = np.full_like(flux, 0.01)
+    header = cubes.cube_header(wave, float(wave[1] - wave[0]), N, sources="test")
+    blocks = {"FLUX": flux.astype(np.float32), "ERROR": error.astype(np.float32)}
+    ids = np.array([f"obs_{i:03d}" for i in range(N)])
+    cubes.write_spectra_cube(path, header, lambda ext: [blocks[ext]], ids, np.zeros(N, np.int32))
+    return path
+
+
+def _catalogue(seed=0):
+    rng = np.random.default_rng(seed)
+    table = Table({"rave_obs_id": [f"obs_{i:03d}" for i in range(N)][::-1],  # not in cube order
+                   "parallax": rng.uniform(0.5, 3.0, N), "av50": rng.uniform(0, 0.5, N)})
+    for column in BANDS.values():
+        table[column] = rng.uniform(9, 12, N)
+    return table
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    """Two untrained paper networks with photometry, scaled, calibrated, with a validation spread."""
+    members = []
+    for seed in (3, 4):
+        keras.utils.set_random_seed(seed)
+        members.append(cnn.paper_cnn(n_pixels=NPIX, photometry=True))
+    rng = np.random.default_rng(1)
+    y = np.column_stack([rng.uniform(4000, 6000, 50), rng.uniform(1, 5, 50), *rng.uniform(-1, 0.4, (7, 50))])
+    phot_scaler = LabelScaler().fit(absolute_magnitudes(_catalogue()))
+    return Ensemble(members, LabelScaler().fit(y), LABELS, grid=WAVE, photometry_scaler=phot_scaler,
+                    calibration=dict.fromkeys(LABELS, 1.5), validation_spread=dict.fromkeys(LABELS, 1.0),
+                    metadata={"photometry": list(FEATURES)})
+
+
+def _interrupt_at(monkeypatch, k):
+    """Make predict_cube fail on its chunk number k (after saving the chunks before it)."""
+    real, calls = predict._predict_rows, []
+
+    def rows(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == k + 1:
+            raise RuntimeError("interrupted")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "_predict_rows", rows)
+    return calls
+
+
+def test_resume_with_the_same_inputs_reuses_the_saved_chunks(ensemble, tmp_path, monkeypatch):
+    cube, out = _write_cube(tmp_path / "cube.fits"), tmp_path / "cat.fits"
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        predict.predict_cube(ensemble, cube, out, catalogue=_catalogue(), chunk=5, progress=False)
+    monkeypatch.undo()
+    calls = _interrupt_at(monkeypatch, 99)
+    predict.predict_cube(ensemble, cube, out, catalogue=_catalogue(), chunk=5, progress=False)
+    assert calls == [10, 15, 20]  # the chunks starting at 0 and 5 were not computed again
+
+
+@pytest.mark.parametrize("change", ["catalogue rows", "ensemble", "thresholds", "spectra cube"])
+def test_resume_after_a_changed_input_starts_afresh_and_says_so(ensemble, tmp_path, monkeypatch, capsys, change):
+    """Interrupted, then one input changed: the catalogue equals a fresh run with the new input,
+    and one line names what changed (on today's main the old chunks were kept for the catalogue)."""
+    cube, out = _write_cube(tmp_path / "cube.fits"), tmp_path / "cat.fits"
+    _interrupt_at(monkeypatch, 3)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        predict.predict_cube(ensemble, cube, out, catalogue=_catalogue(), chunk=5, progress=False)
+    monkeypatch.undo()
+    ens, catalogue, thresholds = ensemble, _catalogue(), {}
+    if change == "catalogue rows":
+        catalogue["parallax"] = catalogue["parallax"] * 1.5       # a corrected parallax column
+    elif change == "ensemble":
+        ens = Ensemble([m for m in ensemble.members[::-1]], ensemble.scaler, LABELS, grid=WAVE,
+                       photometry_scaler=ensemble.photometry_scaler, calibration=ensemble.calibration,
+                       validation_spread=ensemble.validation_spread, metadata=ensemble.metadata)
+        weights = ens.members[0].get_weights()
+        ens.members[0].set_weights([w * 1.01 for w in weights])    # retrained member
+    elif change == "thresholds":
+        thresholds = {"snr_min": 50.0}
+    else:
+        _write_cube(cube, seed=1)                                  # the cube was rebuilt
+    capsys.readouterr()
+    try:
+        resumed = Table.read(predict.predict_cube(ens, cube, out, catalogue=catalogue, chunk=5, progress=False,
+                                                  **thresholds))
+        assert change in capsys.readouterr().out
+        fresh = Table.read(predict.predict_cube(ens, cube, tmp_path / "fresh.fits", catalogue=catalogue, chunk=5,
+                                                progress=False, **thresholds))
+    finally:
+        if change == "ensemble":
+            ens.members[0].set_weights(weights)
+    for name in fresh.colnames:
+        np.testing.assert_array_equal(resumed[name], fresh[name], err_msg=name)
+
+
+def test_a_cube_on_another_grid_is_refused(ensemble, tmp_path):
+    """A cube 2 Å off the ensemble's grid (same pixel count) is refused, naming both grids."""
+    cube = _write_cube(tmp_path / "cube.fits", wave=WAVE + 2.0)
+    with pytest.raises(ValueError, match=r"trained on the grid .*8500\.0.*8502\.0"):
+        predict.predict_cube(ensemble, cube, tmp_path / "cat.fits", catalogue=_catalogue(), progress=False)
+    wave, flux, error, _ = cubes.read_spectra_cube(cube)
+    with pytest.raises(ValueError, match="trained on the grid"):
+        predict.predict_spectra(ensemble, flux, error, _catalogue()[::-1], wave=wave)
+    assert not (tmp_path / "cat.fits").exists()
+
+
+def test_an_unknown_threshold_is_refused(ensemble, tmp_path):
+    cube = _write_cube(tmp_path / "cube.fits")
+    with pytest.raises(ValueError, match=r"unknown threshold\(s\) \['snr_minimum'\]"):
+        predict.predict_cube(ensemble, cube, tmp_path / "cat.fits", catalogue=_catalogue(), snr_minimum=50)
+
+
+def test_a_second_writer_of_the_same_catalogue_is_refused(ensemble, tmp_path):
+    cube, out = _write_cube(tmp_path / "cube.fits"), tmp_path / "cat.fits"
+    with files.exclusive_lock(out):  # another run is writing cat.fits
+        with pytest.raises(files.LockedError, match="being written by another run"):
+            predict.predict_cube(ensemble, cube, out, catalogue=_catalogue(), progress=False)
+    assert not out.exists()
+    predict.predict_cube(ensemble, cube, out, catalogue=_catalogue(), progress=False)  # lock released
+    assert len(Table.read(out)) == N
+
+
+def test_atomic_writes_remove_what_killed_writers_left(tmp_path):
+    """A `.part-<pid>-<name>` of a dead process is removed by the next write of that file; one of a
+    live process (another writer at work) is kept."""
+    target = tmp_path / "cat.fits"
+    dead, alive = tmp_path / f".part-{2**22 + 12345}-cat.fits", tmp_path / f".part-{os.getppid()}-cat.fits"
+    for path in (dead, alive):
+        path.write_bytes(b"half a file")
+    files.write_table(Table({"a": [1, 2]}), target)
+    assert not dead.exists() and alive.exists() and len(Table.read(target)) == 2
+
+
+def test_cube_resume_rereads_a_spectrum_that_changed(tmp_path, monkeypatch):
+    """Interrupted cube build; a file of a finished chunk is rewritten (same path, new flux); the
+    resumed cube holds the new flux and equals a fresh build (today's main kept the old flux)."""
+    folder = tmp_path / "spectra"
+    folder.mkdir()
+    paths = []
+    for i in range(6):
+        path = folder / f"RAVE_obs_{i}.fits"
+        write_rave_spectrum(path, np.full(990, 0.9), np.full(990, 0.01), 8409.5, 0.39, f"obs_{i}")
+        paths.append(path)
+    real, calls = cubes.read_rave_spectrum, []
+
+    def reader(path):
+        calls.append(path)
+        if len(calls) == 5:
+            raise RuntimeError("interrupted")
+        return real(path)
+
+    monkeypatch.setattr(cubes, "read_rave_spectrum", reader)
+    out = tmp_path / "cube.fits"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        cubes.build_spectra_cube(paths, out, chunk=2, processes=1, progress=False)
+    monkeypatch.undo()
+    before = paths[0].stat().st_mtime_ns
+    write_rave_spectrum(paths[0], np.full(990, 0.5), np.full(990, 0.01), 8409.5, 0.39, "obs_0")
+    os.utime(paths[0], ns=(before + 10**9, before + 10**9))  # same size; a later mtime even on a coarse clock
+    cubes.build_spectra_cube(paths, out, chunk=2, processes=1, progress=False)
+    _, flux, _, _ = cubes.read_spectra_cube(out)
+    np.testing.assert_allclose(flux[0], 0.5)
+    fresh = cubes.build_spectra_cube(paths, tmp_path / "fresh.fits", chunk=2, processes=1, progress=False)
+    assert fits.getheader(out)["SOURCES"] == fits.getheader(fresh)["SOURCES"]
+    np.testing.assert_array_equal(flux, cubes.read_spectra_cube(fresh)[1])
+
+
+@pytest.mark.slow
+def test_dask_resumes_the_serial_run(ensemble, tmp_path, monkeypatch):
+    """An interrupted serial run finished by predict_cube_dask (same parts, same key) equals a fresh run."""
+    from dask.distributed import Client, LocalCluster
+
+    cube, out = _write_cube(tmp_path / "cube.fits"), tmp_path / "cat.fits"
+    folder = ensemble.save(tmp_path / "models" / "toy")
+    loaded = Ensemble.load(folder)
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        predict.predict_cube(loaded, cube, out, catalogue=_catalogue(), chunk=5, progress=False)
+    monkeypatch.undo()
+    saved = sorted(p.name for p in (tmp_path / "cat.fits.parts").glob("part_*.npz"))
+    assert saved == ["part_00000.npz", "part_00001.npz"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        predict.predict_cube_dask(folder, cube, out, catalogue=_catalogue(), chunk=5, client=client, progress=False)
+    fresh = Table.read(predict.predict_cube(loaded, cube, tmp_path / "fresh.fits", catalogue=_catalogue(), chunk=5,
+                                            progress=False))
+    resumed = Table.read(out)
+    for name in fresh.colnames:
+        if fresh[name].dtype.kind == "f":
+            np.testing.assert_allclose(resumed[name], fresh[name], rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(resumed[name], fresh[name])
