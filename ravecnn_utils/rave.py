@@ -8,12 +8,14 @@ The catalogue comes as several tables of the DR6 TAP service (``dr6_obsdata``, `
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table, join
+from astropy.utils.exceptions import AstropyUserWarning
 
 from .files import atomic_path, strings
 
@@ -47,34 +49,85 @@ def write_rave_spectrum(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simu
         fits.HDUList(hdus).writeto(tmp)
 
 
+def vacuum_to_air(wave):
+    """Air wavelengths (Å) of vacuum wavelengths ``wave`` (Å): the IAU standard of Morton (2000,
+    ApJS 130, 403), λ_air = λ_vac / n with n = 1 + 8.34254e-5 + 2.406147e-2 / (130 − s²)
+    + 1.5998e-4 / (38.9 − s²), s = 10⁴ / λ_vac (the convention of VALD)."""
+    s2 = (1e4 / np.asarray(wave, float)) ** 2
+    return wave / (1 + 8.34254e-5 + 2.406147e-2 / (130 - s2) + 1.5998e-4 / (38.9 - s2))
+
+
+AIR_TYPES, VACUUM_TYPES = ("AWAV", ""), ("WAVE",)
+"""``CTYPE1`` values of a linear wavelength axis in air (RAVE writes AWAV; none = air) and in vacuum."""
+
+RAVE_RANGE = (8000.0, 9000.0)
+"""Å: where a RAVE spectrum's CRVAL1 lies; a file without CUNIT1 is read in Å only then."""
+
+
+def spectrum_wavelengths(header, n, path):
+    """Air wavelengths (Å) of the ``n`` pixels of a linear spectral axis described by ``header``
+    (CTYPE1, CUNIT1, CRVAL1, CDELT1, CRPIX1).
+
+    Vacuum axes (WAVE) are converted to air and other length units (nm, m …) to Å; logarithmic,
+    frequency and velocity axes are refused, as is a missing CUNIT1 unless CRVAL1 is a RAVE
+    wavelength in Å (``RAVE_RANGE``). ValueError names ``path`` and the keyword at fault.
+    """
+    missing = [k for k in ("CRVAL1", "CDELT1") if k not in header]
+    if missing:
+        raise ValueError(f"{path}: SPECTRUM header lacks the wavelength keyword(s) {missing}")
+    ctype = str(header.get("CTYPE1", "")).strip().upper()
+    if ctype not in AIR_TYPES + VACUUM_TYPES:
+        raise ValueError(f"{path}: CTYPE1 = {ctype!r} is not a linear wavelength axis (AWAV in air or WAVE in "
+                         "vacuum); logarithmic, frequency and velocity axes are not read")
+    pixel = np.arange(n) + 1 - header.get("CRPIX1", 1.0)
+    wave = header["CRVAL1"] + pixel * header["CDELT1"]
+    if "CUNIT1" in header:
+        try:
+            unit = u.Unit(str(header["CUNIT1"]).strip())
+        except ValueError:
+            unit = None
+        if unit is None or unit.physical_type != "length":
+            raise ValueError(f"{path}: CUNIT1 = {header['CUNIT1']!r} is not a unit of wavelength")
+        wave = (wave * unit).to_value(u.AA)
+    elif not RAVE_RANGE[0] <= header["CRVAL1"] <= RAVE_RANGE[1]:
+        raise ValueError(f"{path}: no CUNIT1 and CRVAL1 = {header['CRVAL1']} is not a RAVE wavelength in Å; "
+                         "say the unit in CUNIT1")
+    return vacuum_to_air(wave) if ctype in VACUUM_TYPES else wave
+
+
 def read_rave_spectrum(path):
     """Read one RAVE DR6 spectrum file.
 
     Returns
     -------
     wave, flux, rel_error : arrays (n_pixels,)
-        Wavelength (Å, air) from the file's linear WCS, continuum-normalised flux,
-        and relative error σ/flux.
+        Wavelength (Å, air) from the file's linear WCS (``spectrum_wavelengths``),
+        continuum-normalised flux, and relative error σ/flux.
+
+    A truncated file is reported as such; a missing extension or keyword is named.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"RAVE spectrum file not found: {path}")
-    with fits.open(path) as hdul:
-        names = [h.name for h in hdul]
-        for ext in (SPECTRUM_EXT, ERROR_EXT):
-            if ext not in names:
-                raise ValueError(f"{path}: no {ext} extension (found {names})")
-        header = hdul[SPECTRUM_EXT].header
-        missing = [k for k in ("CRVAL1", "CDELT1") if k not in header]
-        if missing:
-            raise ValueError(f"{path}: SPECTRUM header lacks the wavelength keyword(s) {missing}")
-        flux = np.asarray(hdul[SPECTRUM_EXT].data, float)
-        rel_error = np.asarray(hdul[ERROR_EXT].data, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)  # astropy only warns of a truncated file
+        try:
+            with fits.open(path) as hdul:
+                names = [h.name for h in hdul]
+                for ext in (SPECTRUM_EXT, ERROR_EXT):
+                    if ext not in names:
+                        raise ValueError(f"{path}: no {ext} extension (found {names}; "
+                                         "an incomplete or truncated file?)")
+                header = hdul[SPECTRUM_EXT].header
+                flux = np.asarray(hdul[SPECTRUM_EXT].data, float)
+                rel_error = np.asarray(hdul[ERROR_EXT].data, float)
+        except AstropyUserWarning as warning:
+            raise ValueError(f"{path}: truncated or corrupt FITS file ({warning})") from None
+        except OSError as err:
+            raise ValueError(f"{path}: not a readable FITS file ({err})") from None
     if flux.shape != rel_error.shape:
         raise ValueError(f"{path}: SPECTRUM {flux.shape} and ERROR {rel_error.shape} differ in shape")
-    wave = header["CRVAL1"] + (np.arange(flux.size) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
-    return wave, flux, rel_error
-
+    return spectrum_wavelengths(header, flux.size, path), flux, rel_error
 
 
 def rave_obs_id_from_path(path):

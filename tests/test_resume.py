@@ -217,3 +217,66 @@ def test_dask_resumes_the_serial_run(ensemble, tmp_path, monkeypatch):
             np.testing.assert_allclose(resumed[name], fresh[name], rtol=1e-6, atol=1e-6)
         else:
             np.testing.assert_array_equal(resumed[name], fresh[name])
+
+
+# ------------------------------------------------------------------ spectrum headers are read, not assumed
+def _spectrum(path, **header):
+    hdus = [fits.PrimaryHDU()]
+    for name in ("SPECTRUM", "ERROR"):
+        hdu = fits.ImageHDU(np.full(100, 0.9 if name == "SPECTRUM" else 0.01, np.float32), name=name)
+        hdu.header.update({"CRPIX1": 1.0, "CRVAL1": 8500.0, "CDELT1": 0.4, "CTYPE1": "AWAV", "CUNIT1": "Angstrom"})
+        for key, value in header.items():
+            if value is None:
+                del hdu.header[key]
+            else:
+                hdu.header[key] = value
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def test_air_angstrom_axis_as_rave_writes_it(tmp_path):
+    from ravecnn_utils.rave import read_rave_spectrum
+
+    wave, flux, _ = read_rave_spectrum(_spectrum(tmp_path / "s.fits"))
+    np.testing.assert_allclose(wave, 8500.0 + 0.4 * np.arange(100))
+    no_unit, _, _ = read_rave_spectrum(_spectrum(tmp_path / "u.fits", CUNIT1=None, CTYPE1=None))
+    np.testing.assert_allclose(no_unit, wave)
+
+
+def test_vacuum_and_nanometre_axes_are_converted(tmp_path):
+    """WAVE (vacuum) is converted to air: 8544.44 Å in vacuum is the Ca II line at 8542.09 Å in air."""
+    from ravecnn_utils.rave import read_rave_spectrum, vacuum_to_air
+
+    np.testing.assert_allclose(vacuum_to_air(np.array([8544.44])), [8542.09], atol=0.01)
+    wave, _, _ = read_rave_spectrum(_spectrum(tmp_path / "v.fits", CTYPE1="WAVE"))
+    np.testing.assert_allclose(wave, vacuum_to_air(8500.0 + 0.4 * np.arange(100)))
+    assert 2.3 < 8500.0 - wave[0] < 2.4
+    nm, _, _ = read_rave_spectrum(_spectrum(tmp_path / "n.fits", CRVAL1=850.0, CDELT1=0.04, CUNIT1="nm"))
+    np.testing.assert_allclose(nm, 8500.0 + 0.4 * np.arange(100))
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"CTYPE1": "AWAV-LOG"}, "not a linear wavelength axis"),
+    ({"CTYPE1": "VRAD"}, "not a linear wavelength axis"),
+    ({"CUNIT1": "km/s"}, "not a unit of wavelength"),
+    ({"CUNIT1": None, "CRVAL1": 0.85}, "no CUNIT1"),
+    ({"CDELT1": None}, r"lacks the wavelength keyword\(s\) \['CDELT1'\]"),
+])
+def test_axes_that_are_not_read_are_refused_naming_the_file(tmp_path, header, message):
+    from ravecnn_utils.rave import read_rave_spectrum
+
+    path = _spectrum(tmp_path / "bad.fits", **header)
+    with pytest.raises(ValueError, match=message) as err:
+        read_rave_spectrum(path)
+    assert "bad.fits" in str(err.value)
+
+
+def test_a_truncated_file_is_reported_as_truncated(tmp_path):
+    from ravecnn_utils.rave import read_rave_spectrum
+
+    data = _spectrum(tmp_path / "s.fits").read_bytes()
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(data[: len(data) - 1000])
+    with pytest.raises(ValueError, match=r"cut\.fits: truncated or corrupt FITS file"):
+        read_rave_spectrum(cut)
