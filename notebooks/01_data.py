@@ -26,6 +26,20 @@
 # in the file formats of RAVE DR6 and APOGEE DR17, because the real files cannot be
 # downloaded where the book is built. Every figure says which data it shows.
 #
+# **Learning goals.** After this notebook you will be able to:
+#
+# * find your way around a survey folder in the RAVE DR6 and APOGEE formats: the spectrum
+#   files, the RAVE catalogue, the APOGEE allStar table and the benchmark sample;
+# * read a RAVE spectrum and recognise its landmark lines: the Ca II triplet, Fe I, Mg I, Si I,
+#   Ti I and the Paschen lines of hydrogen;
+# * describe a survey by its signal-to-noise ratios, its Kiel diagram and its [α/M]–[M/H] plane;
+# * judge how closely the simulated spectra resemble real spectra of known stars, and what the
+#   forward model leaves out.
+#
+# **Run time** (on 2 cores): smoke profile about 10 s; full profile about 25 s once the
+# survey is on disk (writing the full simulated survey first took about 2.5 min more in the
+# same run).
+#
 # **Prerequisites.** None: if the survey folder is missing it is simulated here
 # (`python -m ravecnn_utils.simulation.simulate` does the same from a shell). To run on the real
 # releases, set `data_source = "real"`, `rave_dir`, `rave_catalogue` and `allstar_path`
@@ -33,6 +47,9 @@
 
 # %% [markdown]
 # ## Imports
+#
+# NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the survey
+# readers, the plots and the simulation, which writes the survey if it is missing.
 
 # %%
 import numpy as np
@@ -49,7 +66,12 @@ from ravecnn_utils.simulation.simulate import simulate_survey
 
 sns.set_theme(context="notebook", style="ticks")
 
+# %% [markdown]
+# The parameters: which data to read, or which survey to simulate. Papermill replaces them
+# when the book is built; the book's page *Rerun with your own parameters* lists them all.
+
 # %% tags=["parameters"]
+# Quick run: the smoke values are in notebooks/profiles.yml; run with: python -m ravecnn_utils.book --profile smoke --only 01_data
 data_source = "sim"              # "sim" (simulated survey) or "real" (RAVE DR6 + APOGEE files)
 survey_dir = "../data/sim/full"  # the simulated survey (written here if absent)
 sim_profile = "full"             # profile of the simulated survey ("smoke" or "full")
@@ -61,6 +83,9 @@ n_real_fits = 46                 # real spectra whose labels are fitted with the
 
 # %% [markdown]
 # ## 1. The survey on disk
+#
+# Find the RAVE and APOGEE files, simulate the survey first if `data_source = "sim"` and it is
+# not on disk yet, and read its tables.
 
 # %%
 rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_dir, allstar_path)
@@ -121,6 +146,10 @@ plt.show()
 
 # %% [markdown]
 # ## 3. Signal-to-noise ratio
+#
+# The distribution of the RAVE catalogue's signal-to-noise ratio per pixel (`snr_med_sparv`),
+# with its median and the SNR 80 cut of the slides' iDR6 giants, and a count of the repeat
+# observations.
 
 # %%
 snr = np.asarray(catalogue["snr_med_sparv"])
@@ -155,6 +184,10 @@ if simulated:
     axes[1].set_title("truth")
 plots.caption(fig, f"All RAVE stars of the {source}.")
 plt.show()
+
+# %% [markdown]
+# For a simulated survey, the true [α/M] against [M/H] of every star, coloured by the
+# population it was drawn from.
 
 # %%
 if simulated:
@@ -245,6 +278,9 @@ print(f"median RMS over {len(fits_all)} real spectra: {np.median(fits_all['rms']
 
 # %% [markdown]
 # ## 7. Where the stars are
+#
+# The sky positions of the RAVE observations and of the APOGEE stars RAVE did not observe,
+# in equatorial coordinates (Mollweide projection).
 
 # %%
 fig = plt.figure(figsize=(10, 4.5))
@@ -271,3 +307,22 @@ plt.show()
 #
 # Notebook 02 cross-matches RAVE and APOGEE, applies quality cuts and builds the
 # training, validation and test sets.
+#
+# ## Resources and references
+#
+# * The network this book reproduces: {cite:t}`2020A&A...644A.168G`; the real cross-match
+#   labels of section 5 are theirs (`data/guiglion2020/`).
+# * RAVE DR6: the survey and its spectra {cite:p}`2020AJ....160...82S`, the pipeline's labels
+#   of section 4 {cite:p}`2020AJ....160...83S`.
+# * APOGEE {cite:p}`2017AJ....154...94M`, its pipeline ASPCAP {cite:p}`2016AJ....151..144G`,
+#   and its data releases DR16 {cite:p}`2020ApJS..249....3A` and DR17 {cite:p}`2022ApJS..259...35A`.
+# * The real spectra of section 6: the Indo-US library {cite:p}`2004ApJS..152..251V`, the
+#   Keck/DEIMOS templates {cite:p}`2012MNRAS.426.1475U` and the Gaia FGK benchmark stars
+#   {cite:p}`2024A&A...682A.145S`; the forward model's lines come from VALD
+#   {cite:p}`2015PhyS...90e4005R`.
+# * Astropy {cite:p}`2022ApJ...935..167A`: [tables](https://docs.astropy.org/en/stable/table/)
+#   and [FITS files](https://docs.astropy.org/en/stable/io/fits/).
+# * Running the notebooks: [papermill](https://papermill.readthedocs.io/en/latest/usage-parameterize.html)
+#   executes them with the values of `notebooks/profiles.yml`, and
+#   [jupytext](https://jupytext.readthedocs.io/en/latest/formats-scripts.html) keeps them as the
+#   percent-format `.py` files of `notebooks/`.

@@ -22,6 +22,18 @@
 # each cut removes — and splits the matched stars into training, validation and test sets.
 # The validation set steers early stopping; the test set is kept for the final numbers.
 #
+# **Learning goals.** After this notebook you will be able to:
+#
+# * match two catalogues by identifier and, where it is missing, by sky position, and check the
+#   matches by their separations;
+# * apply quality cuts to a cross-match, read its cut flow, and mask missing labels instead of
+#   dropping the star;
+# * put spectra with different wavelength axes onto one common grid, errors included;
+# * split stars into training, validation and test sets, star by star and stratified, and see
+#   where the training set covers the survey and where a network will have to extrapolate.
+#
+# **Run time** (on 2 cores): smoke profile about 5 s; full profile about 1 min.
+#
 # **Prerequisites.** Notebook 01 (it writes the simulated survey when `data_source = "sim"`),
 # or the real RAVE DR6 and APOGEE files (see the book's page *Run on the real data*).
 # **Writes** `data/products/spectra_cube.fits` (every RAVE spectrum on one wavelength grid)
@@ -29,6 +41,9 @@
 
 # %% [markdown]
 # ## Imports
+#
+# NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the survey
+# readers, the cross-match, the spectra cube and the training-set writer.
 
 # %%
 from pathlib import Path
@@ -44,7 +59,13 @@ from ravecnn_utils.paths import PRODUCT_FILES
 
 sns.set_theme(context="notebook", style="ticks")
 
+# %% [markdown]
+# The parameters: the data, the match radius, the quality cuts, the split and how the spectra
+# are read. Papermill replaces them when the book is built; the book's page *Rerun with your
+# own parameters* lists them all.
+
 # %% tags=["parameters"]
+# Quick run: the smoke values are in notebooks/profiles.yml; run with: python -m ravecnn_utils.book --profile smoke --only 02_crossmatch
 data_source = "sim"                         # "sim" (simulated survey) or "real"
 survey_dir = "../data/sim/full"             # the simulated survey (notebook 01); used when data_source is sim
 rave_dir = None                             # folder with spectra/RAVE_<rave_obs_id>.fits and the catalogue(s);
@@ -66,6 +87,9 @@ chunk = 2000                                # spectra per chunk (memory bound)
 
 # %% [markdown]
 # ## 1. The two catalogues
+#
+# Read the RAVE catalogue and the APOGEE allStar table, with the same readers for simulated
+# and real files, and count their entries.
 
 # %%
 rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_dir, allstar_path)
@@ -130,6 +154,10 @@ cuts = crossmatch.cuts_from_parameters(apogee_snr_min, rave_snr_min, repeats, st
 kept, cutflow = crossmatch.apply_cuts(matched, cuts)
 cutflow
 
+# %% [markdown]
+# The cut flow as a bar chart, and how many labels are masked among the observations that
+# passed the cuts.
+
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
 ax.barh(cutflow["cut"][::-1], cutflow["remaining"][::-1], color="0.5")
@@ -173,6 +201,10 @@ kept["split"] = crossmatch.split(kept, fractions=split_fractions, seed=split_see
 kept["stratum"] = crossmatch.stratum(kept)
 index = files.row_index(cube_ids["rave_obs_id"], kept["rave_obs_id"], cube_path)  # cube row of each kept spectrum
 crossmatch.split_counts(kept)
+
+# %% [markdown]
+# The distributions of Teff, log g, [M/H] and [α/M] in the three parts, to compare their
+# shapes.
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
@@ -249,6 +281,9 @@ apogee_vs_truth
 
 # %% [markdown]
 # ## 8. Write the training set
+#
+# Write the kept spectra (rows of the cube), their labels and split, and the provenance (cuts,
+# cut flow, split) to `training_set.fits`.
 
 # %%
 training_path = products / PRODUCT_FILES["training_set"]
@@ -273,3 +308,20 @@ print(f"wrote {training_path}: {len(kept)} spectra "
 #
 # Notebook 03 builds the network of the slides and its extended variants; notebook 04
 # trains them on this training set.
+#
+# ## Resources and references
+#
+# * The quality cuts are those of the paper this book reproduces, {cite:t}`2020A&A...644A.168G`.
+# * RAVE DR6 {cite:p}`2020AJ....160...82S,2020AJ....160...83S`; APOGEE
+#   {cite:p}`2017AJ....154...94M` and its pipeline ASPCAP {cite:p}`2016AJ....151..144G`, DR16
+#   {cite:p}`2020ApJS..249....3A` and DR17 {cite:p}`2022ApJS..259...35A`; the identifiers
+#   matched are those of 2MASS {cite:p}`2006AJ....131.1163S`.
+# * The columns and flags of the APOGEE table: the
+#   [allStar data model](https://data.sdss.org/datamodel/files/APOGEE_ASPCAP/APRED_VERS/ASPCAP_VERS/allStar.html).
+# * Astropy {cite:p}`2022ApJ...935..167A`:
+#   [matching catalogues on the sky](https://docs.astropy.org/en/stable/coordinates/matchsep.html)
+#   and [FITS files](https://docs.astropy.org/en/stable/io/fits/).
+# * Running the notebooks: [papermill](https://papermill.readthedocs.io/en/latest/usage-parameterize.html)
+#   executes them with the values of `notebooks/profiles.yml`, and
+#   [jupytext](https://jupytext.readthedocs.io/en/latest/formats-scripts.html) keeps them as the
+#   percent-format `.py` files of `notebooks/`.

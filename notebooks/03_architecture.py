@@ -24,11 +24,27 @@
 # layers. This notebook builds both, checks their parameter counts against the slides and
 # the paper, and shows what each part sees.
 #
+# **Learning goals.** After this notebook you will be able to:
+#
+# * build the talk's CNN and the published one with `ravecnn_utils.model`, and check their
+#   parameter counts against the slides and the paper;
+# * follow how valid convolutions shorten a spectrum, and how the input length changes a
+#   network's size;
+# * work out a network's receptive field and see it on a real spectrum;
+# * say what each piece is for: convolutions, LeakyReLU, dropout, dense layers, the photometric
+#   branch and the loss that ignores missing labels.
+#
+# **Run time** (on 2 cores): smoke profile about 5 s; full profile about 5 s
+# (the smoke profile changes nothing here).
+#
 # **Prerequisites.** None to build the networks; the grid of our spectra comes from
 # `ravecnn_utils.cube.COMMON_GRID` (the one notebook 02 resampled every spectrum to).
 
 # %% [markdown]
 # ## Imports
+#
+# Matplotlib and the network builders of `ravecnn_utils.model`; TensorFlow's C++ start-up
+# messages are silenced before it is imported.
 
 # %%
 import os
@@ -41,7 +57,13 @@ from ravecnn_utils import cube, model, photometry, plots
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation.realism import read_real_spectra
 
+# %% [markdown]
+# The parameters: the input lengths of the two networks, the talk's labels and the dropout
+# rate. Papermill replaces them when the book is built; the book's page *Rerun with your own
+# parameters* lists them all.
+
 # %% tags=["parameters"]
+# Quick run: the smoke profile of notebooks/profiles.yml keeps these defaults; run with: python -m ravecnn_utils.book --profile smoke --only 03_architecture
 slides_pixels = 723          # input length of the talk's network (pixels)
 paper_pixels = 912           # input length of the published network (pixels)
 slides_labels = None         # the talk's labels; None: labels.CORE_LABELS (Teff, log g, [M/H], [α/M])
@@ -59,11 +81,17 @@ slides = model.slides_cnn(n_pixels=slides_pixels, labels=model.network_spec("sli
                           dropout=dropout)
 model.layer_table(slides)
 
+# %% [markdown]
+# Its total number of parameters, beside the count the talk quotes.
+
 # %%
 print(f"slides' network: {slides.count_params():,} parameters (the talk quotes 44,226)")
 
 # %% [markdown]
 # ## 2. The paper's network, with and without photometry
+#
+# Build the published network twice, with the photometric input and without it, print both
+# parameter counts beside the paper's, and list the layers of the first.
 
 # %%
 paper = model.paper_cnn(n_pixels=paper_pixels, labels=LABELS, photometry=True, dropout=dropout)
@@ -113,6 +141,8 @@ plt.show()
 
 # %% [markdown]
 # ## 5. The architecture drawn
+#
+# Both networks drawn from their layer tables: layers, output shapes and parameters.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 6))
@@ -148,3 +178,19 @@ plt.show()
 # ## What's next
 #
 # Notebook 04 trains ensembles of both networks on the training set of notebook 02.
+#
+# ## Resources and references
+#
+# * The published network is that of {cite:t}`2020A&A...644A.168G`; its photometric input
+#   combines Gaia {cite:p}`2021A&A...649A...1G` and 2MASS {cite:p}`2006AJ....131.1163S`. The
+#   smaller network is the one of the talk's slides.
+# * The layers, in Keras on TensorFlow {cite:p}`2016arXiv160304467A`:
+#   [Conv1D](https://keras.io/api/layers/convolution_layers/convolution1d/),
+#   [LeakyReLU](https://keras.io/api/layers/activation_layers/leaky_relu/),
+#   [Dropout](https://keras.io/api/layers/regularization_layers/dropout/),
+#   [Dense](https://keras.io/api/layers/core_layers/dense/); two inputs are joined with
+#   [the functional API](https://keras.io/guides/functional_api/).
+# * Running the notebooks: [papermill](https://papermill.readthedocs.io/en/latest/usage-parameterize.html)
+#   executes them with the values of `notebooks/profiles.yml`, and
+#   [jupytext](https://jupytext.readthedocs.io/en/latest/formats-scripts.html) keeps them as the
+#   percent-format `.py` files of `notebooks/`.

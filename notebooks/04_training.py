@@ -24,12 +24,27 @@
 # ensemble's uncertainties are calibrated on the validation set: one factor per label so
 # that the validation residuals divided by the uncertainties have unit scatter.
 #
+# **Learning goals.** After this notebook you will be able to:
+#
+# * train an ensemble of networks from different seeds, with early stopping on the validation
+#   set and the worst members dropped;
+# * read learning curves and tell which epoch's weights were kept;
+# * compare each label's predictions with APOGEE on the validation set (bias and robust
+#   scatter);
+# * turn an ensemble's spread into calibrated uncertainties, and save the ensemble with what is
+#   needed to use it safely.
+#
+# **Run time** (on 2 cores): smoke profile about 20 s; full profile about 16 min.
+#
 # **Prerequisites.** Notebook 02 (`data/products/training_set.fits`). **Writes** one
 # folder per ensemble in `data/products/models/` (`member_NN.keras` + `ensemble.json` with
 # labels, units, grid, scaling, calibration, training-set hash, seeds and histories).
 
 # %% [markdown]
 # ## Imports
+#
+# NumPy, Matplotlib and Astropy's `Table`, and the training code of `ravecnn_utils.train`;
+# TensorFlow's C++ start-up messages are silenced before it is imported.
 
 # %%
 import os
@@ -47,7 +62,13 @@ from ravecnn_utils.labels import axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.trainingset import label_array, read_training_set
 
+# %% [markdown]
+# The parameters: which networks, how many members, and the training settings. Papermill
+# replaces them when the book is built; the book's page *Rerun with your own parameters* lists
+# them all.
+
 # %% tags=["parameters"]
+# Quick run: the smoke values are in notebooks/profiles.yml; run with: python -m ravecnn_utils.book --profile smoke --only 04_training
 products_dir = "../data/products"      # reads training_set.fits (notebook 02); writes models/<name>/
 networks = ["slides", "paper_photometry"]  # any of model.NETWORKS: slides, paper, paper_photometry
 slides_labels = None                   # labels of the slides' network; None: labels.CORE_LABELS (4)
@@ -62,6 +83,8 @@ seed = 42                              # member k uses seed + k
 
 # %% [markdown]
 # ## 1. The training set
+#
+# Read the training set of notebook 02 and mark its training and validation rows.
 
 # %%
 products = Path(products_dir)
@@ -75,6 +98,9 @@ print(f"{len(table)} spectra × {wave.size} pixels; train {parts['train'].sum()}
 
 # %% [markdown]
 # ## 2. Train
+#
+# Train and calibrate the ensemble of each network (`train.train_network`; member k uses the
+# seed `seed + k`) and save it to `models/<network>/`.
 
 # %%
 ensembles = {}
@@ -177,3 +203,18 @@ summary
 #
 # Notebook 05 asks which spectral lines the networks use (gradients); notebook 06 measures
 # them on the test set, against the truth and the best possible precision.
+#
+# ## Resources and references
+#
+# * The recipe — min–max scaled labels, Adam, a loss that ignores missing labels, ensembles
+#   from different seeds with the worst members dropped — follows {cite:t}`2020A&A...644A.168G`;
+#   early stopping here watches the validation set, not the test set.
+# * The optimiser is Adam {cite:p}`2014arXiv1412.6980K`, in Keras on TensorFlow
+#   {cite:p}`2016arXiv160304467A`: [Model.fit](https://keras.io/api/models/model_training_apis/),
+#   [EarlyStopping](https://keras.io/api/callbacks/early_stopping/),
+#   [Adam](https://keras.io/api/optimizers/adam/) and
+#   [saving models](https://keras.io/api/models/model_saving_apis/).
+# * Running the notebooks: [papermill](https://papermill.readthedocs.io/en/latest/usage-parameterize.html)
+#   executes them with the values of `notebooks/profiles.yml`, and
+#   [jupytext](https://jupytext.readthedocs.io/en/latest/formats-scripts.html) keeps them as the
+#   percent-format `.py` files of `notebooks/`.

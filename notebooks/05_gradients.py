@@ -24,10 +24,24 @@
 # For a simulated survey the forward model knows where the information is — its own
 # sensitivity ∂flux/∂label — so we can ask whether the network uses the lines that carry it.
 #
+# **Learning goals.** After this notebook you will be able to:
+#
+# * compute ∂label/∂flux of an ensemble by automatic differentiation (a saliency map);
+# * read gradient spectra population by population, and tie their strongest peaks to
+#   spectral lines;
+# * for a simulated survey, compare where the network looks with where the forward model puts
+#   the information, and say what a low correlation means.
+#
+# **Run time** (on 2 cores): smoke profile about 5 s; full profile about 20 s.
+#
 # **Prerequisites.** Notebooks 02 (`training_set.fits`) and 04 (the ensembles in `models/`).
 
 # %% [markdown]
 # ## Imports
+#
+# NumPy, Matplotlib, Astropy tables, the gradient tools of `ravecnn_utils.gradients`, the
+# saved ensembles and the forward model; TensorFlow's C++ start-up messages are silenced
+# before it is imported.
 
 # %%
 import os
@@ -48,7 +62,13 @@ from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.simulation.forward import ForwardModel, forward_sensitivity
 from ravecnn_utils.trainingset import read_training_set
 
+# %% [markdown]
+# The parameters: which ensemble, how many spectra and how many peaks per label. Papermill
+# replaces them when the book is built; the book's page *Rerun with your own parameters* lists
+# them all.
+
 # %% tags=["parameters"]
+# Quick run: the smoke values are in notebooks/profiles.yml; run with: python -m ravecnn_utils.book --profile smoke --only 05_gradients
 products_dir = "../data/products"   # reads training_set.fits and models/ (notebooks 02, 04)
 survey_dir = "../data/sim/full"     # the simulated survey, for the forward model's sensitivity
 network = "slides"                  # which ensemble of notebook 04
@@ -58,6 +78,9 @@ seed = 1                            # which spectra are drawn
 
 # %% [markdown]
 # ## 1. The network and the spectra
+#
+# Load the ensemble and draw `n_spectra` spectra from the training and validation sets (never
+# the test set).
 
 # %%
 products = Path(products_dir)
@@ -72,6 +95,9 @@ print(f"{network}: {len(ens)} members, labels {', '.join(ens.labels)}; {rows.siz
 
 # %% [markdown]
 # ## 2. ∂label/∂flux
+#
+# The gradient of every label with respect to every pixel, averaged over the members and timed;
+# then the mean gradient of each population, and how many stars each population has.
 
 # %%
 start = time.perf_counter()
@@ -162,3 +188,17 @@ agreement
 #
 # Notebook 06 measures the networks on the test set against APOGEE, the truth, the
 # best precision any method could reach, and the methods an astronomer would use instead.
+#
+# ## Resources and references
+#
+# * Gradients of a network's output with respect to its input as saliency maps:
+#   {cite:t}`2013arXiv1312.6034S`.
+# * The ensembles are those of notebook 04: the talk's network and the published one of
+#   {cite:t}`2020A&A...644A.168G`. The forward model's lines come from VALD
+#   {cite:p}`2015PhyS...90e4005R`.
+# * Automatic differentiation in TensorFlow {cite:p}`2016arXiv160304467A`:
+#   [tf.GradientTape](https://www.tensorflow.org/api_docs/python/tf/GradientTape).
+# * Running the notebooks: [papermill](https://papermill.readthedocs.io/en/latest/usage-parameterize.html)
+#   executes them with the values of `notebooks/profiles.yml`, and
+#   [jupytext](https://jupytext.readthedocs.io/en/latest/formats-scripts.html) keeps them as the
+#   percent-format `.py` files of `notebooks/`.

@@ -24,12 +24,28 @@
 # simulated survey, the true populations say how often a giant lands on the right side of the
 # thin/thick disc boundary.
 #
+# **Learning goals.** After this notebook you will be able to:
+#
+# * stream a whole survey through a calibrated ensemble, chunk by chunk, into one FITS
+#   catalogue that an interrupted run resumes, on one machine or a Dask cluster;
+# * read the catalogue's columns and flags;
+# * select giants by SNR, log g and Teff, and look at their Kiel diagram, their [α/M]–[M/H]
+#   plane and where they are on the sky;
+# * for a simulated survey, count how often the network puts a giant on the same side of the
+#   thin/thick disc boundary as its true labels and its true population.
+#
+# **Run time** (on 2 cores): smoke profile about 10 s; full profile about 15 s.
+#
 # **Prerequisites.** Notebook 02 (`spectra_cube.fits`), notebook 04 (the ensembles in
 # `models/`), the RAVE catalogue (photometry for the paper's network). **Writes**
 # `catalogue_<network>.fits` in `products_dir`.
 
 # %% [markdown]
 # ## Imports
+#
+# NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the catalogue
+# writer (`predict`), the disc boundary (`discs`) and the saved ensembles; TensorFlow's C++
+# start-up messages are silenced before it is imported.
 
 # %%
 import os
@@ -51,7 +67,13 @@ from ravecnn_utils.paths import PRODUCT_FILES
 
 sns.set_theme(context="notebook", style="ticks")
 
+# %% [markdown]
+# The parameters: the data, the network, the chunk size, the giants' cuts and the optional Dask
+# cluster. Papermill replaces them when the book is built; the book's page *Rerun with your
+# own parameters* lists them all.
+
 # %% tags=["parameters"]
+# Quick run: the smoke values are in notebooks/profiles.yml; run with: python -m ravecnn_utils.book --profile smoke --only 07_idr6_giants
 products_dir = "../data/products"           # spectra_cube.fits and models/ (notebooks 02, 04); the catalogue goes here
 survey_dir = "../data/sim/full"             # the simulated survey (truth.fits for the population check)
 rave_dir = None                             # folder with the RAVE catalogue(s); None: survey_dir
@@ -186,6 +208,9 @@ else:
 
 # %% [markdown]
 # ## 5. On the sky, and the label distributions
+#
+# The selected giants on the sky, coloured by [M/H]; then the distribution of each label for
+# the giants and for every unflagged spectrum.
 
 # %%
 obs_row = dict(zip(rave["rave_obs_id"], range(len(rave))))
@@ -225,3 +250,15 @@ plt.show()
 #
 # Point the book at the real RAVE DR6 and APOGEE files ("Run on the real data"), or rerun
 # this notebook with another network or other cuts through papermill's parameters.
+#
+# ## Resources and references
+#
+# * {cite:t}`2020A&A...644A.168G` parametrised 420,165 spectra of RAVE DR6
+#   {cite:p}`2020AJ....160...82S,2020AJ....160...83S` with their network.
+# * Astropy {cite:p}`2022ApJ...935..167A`:
+#   [reading and writing tables](https://docs.astropy.org/en/stable/table/io.html); the
+#   chunks on a cluster: [Dask distributed](https://distributed.dask.org/en/stable/).
+# * Running the notebooks: [papermill](https://papermill.readthedocs.io/en/latest/usage-parameterize.html)
+#   executes them with the values of `notebooks/profiles.yml`, and
+#   [jupytext](https://jupytext.readthedocs.io/en/latest/formats-scripts.html) keeps them as the
+#   percent-format `.py` files of `notebooks/`.

@@ -12,8 +12,9 @@ Three areas, one concern per module.
 * the training data: ``crossmatch`` (match, quality cuts, split), ``trainingset`` (the
   training-set file), ``photometry`` (absolute magnitudes, the second input);
 * the network: ``labels`` (names, units, the core four), ``model`` (architectures, the book's
-  networks, masked loss), ``inputs`` (the input contract), ``ensemble`` (the saved artefact: scalers,
-  calibration, training range), ``train`` (seeded fits, ensembles, a network end to end),
+  networks, masked loss), ``inputs`` (the input contract), ``scaling`` (min–max scaling of
+  labels and photometry), ``ensemble`` (the saved artefact: scalers, calibration, training
+  range, its file), ``train`` (seeded fits, ensembles, a network end to end),
   ``inference`` and ``fastcnn`` (fast prediction engines), ``gradients`` (∂label/∂flux);
 * the judgement: ``metrics``, ``crlb`` (Fisher information, Cramér–Rao bound), ``baselines``
   (the peers: ``base``, ``regression``, ``cannon``), ``validation`` (notebook 06's tables),

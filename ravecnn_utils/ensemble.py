@@ -7,7 +7,6 @@ calibration factors, the members' median spread on validation, and the training 
 """
 
 import json
-import math
 import os
 import shutil
 import warnings
@@ -21,88 +20,10 @@ from .inputs import make_inputs
 from .labels import UNITS
 from .metrics import bias_and_scatter
 from .photometry import absolute_magnitudes
+from .scaling import LabelScaler, as_float_array, plain
 
 ENSEMBLE_FILE = "ensemble.json"
 """Name of the description file inside a saved ensemble folder."""
-
-
-def _as_float_array(y):
-    """Float64 copy of ``y`` with masked entries as NaN."""
-    return np.asarray(np.ma.filled(np.ma.asarray(y, dtype=float), np.nan), dtype=float)
-
-
-def _plain(value):
-    """``value`` with numpy scalars / arrays turned into plain Python (NaN and inf → None) for JSON."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
-class LabelScaler:
-    """Min–max scaling of labels to [0, 1] on the training rows: ``(y − min) / (max − min)``.
-
-    NaN (missing) labels are ignored by ``fit`` and stay NaN. A label with a single value (or
-    none at all) gets a scale of 1.
-    """
-
-    def __init__(self, minimum=None, scale=None):
-        self.minimum = None if minimum is None else np.asarray(minimum, float)
-        self.scale = None if scale is None else np.asarray(scale, float)
-
-    def fit(self, y):
-        """Fit on the training labels ``y`` (n, n_labels), physical units; returns self."""
-        y = _as_float_array(y)
-        if y.shape[0] == 0:
-            raise ValueError("cannot fit the scaling on zero training rows")
-        with warnings.catch_warnings():  # an all-missing label is allowed
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
-        scale = hi - lo
-        self.minimum = np.where(np.isfinite(lo), lo, 0.0)
-        self.scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        return self
-
-    def _check(self):
-        if self.minimum is None:
-            raise ValueError("LabelScaler is not fitted; call fit(y_train) first")
-
-    def transform(self, y):
-        """Physical labels (n, n_labels) → scaled float32, NaN stays NaN."""
-        self._check()
-        return ((_as_float_array(y) - self.minimum) / self.scale).astype(np.float32)
-
-    def inverse(self, y):
-        """Scaled labels (n, n_labels) → physical units (float64)."""
-        self._check()
-        return np.asarray(y, float) * self.scale + self.minimum
-
-    def inverse_sigma(self, s):
-        """Scaled uncertainties (n, n_labels) → physical units (scaled only, not shifted)."""
-        self._check()
-        return np.asarray(s, float) * self.scale
-
-    def to_dict(self):
-        """Plain-JSON description."""
-        self._check()
-        return {"kind": "minmax", "minimum": _plain(self.minimum), "scale": _plain(self.scale)}
-
-    @classmethod
-    def from_dict(cls, d):
-        """Inverse of ``to_dict``."""
-        if d.get("kind", "minmax") != "minmax":
-            raise ValueError(f"unknown scaler kind {d.get('kind')!r}")
-        return cls(d["minimum"], d["scale"])
-
 
 
 def _grid_tuple(grid):
@@ -116,6 +37,68 @@ def _grid_tuple(grid):
         return float(grid[0]), round(float((grid[-1] - grid[0]) / (grid.size - 1)), 9), int(grid.size)
     start, step, n = grid
     return float(start), float(step), int(n)
+
+
+def member_outputs(model):
+    """Number of labels a member network predicts (its last output's width)."""
+    return int(model.outputs[0].shape[-1])
+
+
+def _numbers(value, n, what, path):
+    """ValueError naming ``what`` in ``path`` unless ``value`` is a list of ``n`` numbers (null = NaN)."""
+    if not isinstance(value, list) or len(value) != n or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in value):
+        raise ValueError(f"{path}: entry {what!r} must be a list of {n} numbers, got {value!r}")
+
+
+def _per_label(value, labels, what, path):
+    if value is None:
+        return
+    if not isinstance(value, dict) or sorted(value) != sorted(labels):
+        raise ValueError(f"{path}: entry {what!r} must map each of the labels {labels} to a number, got {value!r}")
+    _numbers(list(value.values()), len(labels), what, path)
+
+
+def read_description(path):
+    """The ``ensemble.json`` at ``path``, checked: ValueError naming the file and the entry at fault
+    (not JSON, a missing entry, labels that are not strings, a grid, scaler, photometry scaler,
+    calibration or validation spread of the wrong type or length, no members)."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); the file is damaged or was cut short: "
+                         "save the ensemble again (notebook 04)") from None
+    if not isinstance(d, dict) or d.get("format") != "ravecnn-ensemble":
+        raise ValueError(f"{path}: not a ravecnn ensemble description (no 'format': 'ravecnn-ensemble')")
+    missing = [k for k in ("labels", "grid", "scaler", "calibration", "members") if k not in d]
+    if missing:
+        raise ValueError(f"{path}: entries {missing} missing")
+    labels = d["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels) \
+            or len(set(labels)) != len(labels):
+        raise ValueError(f"{path}: entry 'labels' must be a list of distinct label names, got {labels!r}")
+    grid = d["grid"]
+    if grid is not None:
+        if not isinstance(grid, dict) or set(grid) != {"start", "step", "n_pixels"}:
+            raise ValueError(f"{path}: entry 'grid' must hold start, step (Å) and n_pixels, got {grid!r}")
+        _numbers([grid["start"], grid["step"]], 2, "grid", path)
+        if not isinstance(grid["n_pixels"], int) or grid["n_pixels"] < 2 or not grid["step"] > 0:
+            raise ValueError(f"{path}: entry 'grid' needs a step > 0 and n_pixels >= 2, got {grid!r}")
+    for name in ("scaler", "photometry_scaler"):
+        scaler = d.get(name)
+        if scaler is None and name == "photometry_scaler":
+            continue
+        if not isinstance(scaler, dict) or "minimum" not in scaler or "scale" not in scaler:
+            raise ValueError(f"{path}: entry {name!r} must hold 'minimum' and 'scale', got {scaler!r}")
+        n = len(labels) if name == "scaler" else len(scaler["minimum"] or [])
+        _numbers(scaler["minimum"], n, f"{name}.minimum", path)
+        _numbers(scaler["scale"], n, f"{name}.scale", path)
+    _per_label(d["calibration"], labels, "calibration", path)
+    _per_label(d.get("validation_spread"), labels, "validation_spread", path)
+    members = d["members"]
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise ValueError(f"{path}: entry 'members' must list the member files, got {members!r}")
+    return d
 
 
 def check_grid(trained, given, ensemble_name, given_name):
@@ -237,7 +220,7 @@ class Ensemble:
         ``calibration`` (label → k; NaN when a label has no usable validation entry); also stores
         the median member spread per label on validation in ``validation_spread``.
         """
-        y_val = _as_float_array(y_val)
+        y_val = as_float_array(y_val)
         mean, spread = self.predict(x_val)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (y_val - mean) / spread
@@ -263,7 +246,7 @@ class Ensemble:
             "validation_spread": self.validation_spread,
             "members": [f"member_{i:02d}.keras" for i in range(len(self))],
         }
-        return _plain(meta | core)
+        return plain(meta | core)
 
     def save(self, folder):
         """Write ``folder/member_XX.keras`` and ``folder/ensemble.json`` atomically; returns folder.
@@ -314,8 +297,7 @@ class Ensemble:
         path = folder / ENSEMBLE_FILE
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: not a saved ensemble")
-        with open(path) as f:
-            d = json.load(f)
+        d = read_description(path)
         if labels is not None and list(labels) != d["labels"]:
             raise ValueError(f"ensemble {folder} predicts labels {d['labels']}, expected {list(labels)}")
         saved_grid = _grid_tuple(d["grid"])
@@ -323,9 +305,17 @@ class Ensemble:
             check_grid(saved_grid, grid, f"ensemble {folder}", "the expected grid")
         members = []
         for name in d["members"]:
-            if not (folder / name).exists():
-                raise FileNotFoundError(f"ensemble member {folder / name} is missing")
-            members.append(keras.saving.load_model(folder / name, compile=False))
+            member = folder / name
+            if not member.is_file():
+                raise FileNotFoundError(f"ensemble member {member} is missing")
+            try:
+                members.append(keras.saving.load_model(member, compile=False))
+            except Exception as err:  # a damaged zip, a truncated file, another Keras format …
+                raise ValueError(f"{member}: not a readable Keras model ({type(err).__name__}: {err}); "
+                                 "the ensemble folder is damaged: train and save it again (notebook 04)") from err
+            if member_outputs(members[-1]) != len(d["labels"]):
+                raise ValueError(f"{member} predicts {member_outputs(members[-1])} labels, {path} lists "
+                                 f"{len(d['labels'])} ({d['labels']})")
         core = {"format", "package_version", "labels", "units", "grid", "scaler", "calibration",
                 "photometry_scaler", "validation_spread", "members"}
         metadata = {k: v for k, v in d.items() if k not in core}

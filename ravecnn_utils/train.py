@@ -16,10 +16,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from .ensemble import Ensemble, LabelScaler
+from .ensemble import Ensemble
 from .inputs import make_inputs
 from .model import build, masked_mse, network_spec
 from .photometry import FEATURES, absolute_magnitudes
+from .scaling import LabelScaler
 from .trainingset import label_array
 
 def set_seed(seed):

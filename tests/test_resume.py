@@ -280,3 +280,57 @@ def test_a_truncated_file_is_reported_as_truncated(tmp_path):
     cut.write_bytes(data[: len(data) - 1000])
     with pytest.raises(ValueError, match=r"cut\.fits: truncated or corrupt FITS file"):
         read_rave_spectrum(cut)
+
+
+# ------------------------------------------------------------------ a damaged ensemble folder names its culprit
+@pytest.fixture
+def saved(ensemble, tmp_path):
+    return ensemble.save(tmp_path / "models" / "toy")
+
+
+def _edit_description(folder, change):
+    import json
+
+    path = folder / "ensemble.json"
+    d = json.loads(path.read_text())
+    change(d)
+    path.write_text(json.dumps(d))
+    return path
+
+
+def test_a_truncated_description_is_reported_naming_the_file(saved):
+    path = saved / "ensemble.json"
+    path.write_text(path.read_text()[:200])
+    with pytest.raises(ValueError, match=r"ensemble\.json: not valid JSON .*cut short"):
+        Ensemble.load(saved)
+
+
+@pytest.mark.parametrize("change, entry", [
+    (lambda d: d.update(labels="teff"), "labels"),
+    (lambda d: d["scaler"].update(minimum=d["scaler"]["minimum"][:-1]), "scaler.minimum"),
+    (lambda d: d.update(grid={"start": 8410.0, "step": -0.39, "n_pixels": 60}), "grid"),
+    (lambda d: d["calibration"].pop("teff"), "calibration"),
+    (lambda d: d.update(validation_spread={"teff": "wide"}), "validation_spread"),
+    (lambda d: d.update(photometry_scaler={"minimum": [1.0]}), "photometry_scaler"),
+    (lambda d: d.update(members=[]), "members"),
+    (lambda d: d.pop("grid"), r"\['grid'\] missing"),
+])
+def test_a_wrong_entry_is_named(saved, change, entry):
+    _edit_description(saved, change)
+    with pytest.raises(ValueError, match=entry) as err:
+        Ensemble.load(saved)
+    assert "ensemble.json" in str(err.value)
+
+
+def test_a_renamed_label_list_that_no_longer_fits_the_members_is_refused(saved):
+    _edit_description(saved, lambda d: d.update(labels=d["labels"][:4], calibration=None, validation_spread=None,
+                                                scaler={"kind": "minmax", "minimum": [0] * 4, "scale": [1] * 4}))
+    with pytest.raises(ValueError, match=r"member_00\.keras predicts 9 labels, .* lists 4"):
+        Ensemble.load(saved)
+
+
+def test_a_damaged_member_is_named(saved):
+    member = saved / "member_01.keras"
+    member.write_bytes(member.read_bytes()[:500])
+    with pytest.raises(ValueError, match=r"member_01\.keras: not a readable Keras model"):
+        Ensemble.load(saved)
