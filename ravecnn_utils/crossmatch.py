@@ -12,6 +12,7 @@ The APOGEE flag bits are those of ``apogee`` (``STARFLAG_BAD_BITS``, ``ASPCAP_ST
 ``EXTRATARG_DUPLICATE_BIT``); bits are tested on int64 with numpy bitwise operations.
 """
 
+import copy
 import re
 
 import numpy as np
@@ -234,7 +235,7 @@ def join_matches(rave, apogee, pairs):
 
 # ------------------------------------------------------------------ cuts
 def _cuts(cuts):
-    merged = dict(CUTS)
+    merged = copy.deepcopy(CUTS)  # the caller may edit what it gets back; CUTS stays as it is
     if cuts is not None:
         unknown = sorted(set(cuts) - set(CUTS))
         if unknown:

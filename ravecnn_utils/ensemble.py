@@ -220,6 +220,10 @@ class Ensemble:
         ``calibration`` (label → k; NaN when a label has no usable validation entry); also stores
         the median member spread per label on validation in ``validation_spread``.
         """
+        if len(self) < 2:
+            raise ValueError(f"calibrating needs at least 2 members, this ensemble has {len(self)}: the "
+                             "uncertainty is the spread of the members' predictions, and one member has none "
+                             "(train with n_models >= 2, and a drop_worst that keeps 2)")
         y_val = as_float_array(y_val)
         mean, spread = self.predict(x_val)
         with np.errstate(divide="ignore", invalid="ignore"):

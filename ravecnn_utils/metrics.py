@@ -111,9 +111,11 @@ def pair_precision(values, groups):
 
 
 def zscores(residuals, sigma):
-    """z = residual / σ (NaN where either is missing or σ is 0)."""
+    """z = residual / σ (NaN where either is missing, or σ is 0 or not finite)."""
+    residuals, sigma = np.asarray(residuals, float), np.asarray(sigma, float)
+    usable = np.isfinite(sigma) & (sigma > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(residuals, float) / np.asarray(sigma, float)
+        return np.where(usable, residuals / np.where(usable, sigma, 1.0), np.nan)
 
 
 def zscore_summary(residuals, sigma):

@@ -145,6 +145,10 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
     (``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``).
     """
     spec = network_spec(name, slides_labels, paper_labels)
+    kept = n_models - int(math.floor(kwargs.get("drop_worst", 0.0) * n_models + 1e-9))
+    if kept < 2:
+        raise ValueError(f"n_models={n_models} with drop_worst={kwargs.get('drop_worst', 0.0)} keeps {kept} member(s); "
+                         "an ensemble needs at least 2: its uncertainties are the spread of its members")
     parts = {part: np.asarray(table["split"]) == part for part in ("train", "validation")}
     phot = phot_scaler = None
     meta = {"training_set_hash": table.meta.get("hash"), "network": name}

@@ -191,7 +191,8 @@ def rave_like(star, velocity, grid=None):
 def real_on_grid(model=None, spectra=None, grid=None):
     """Every real spectrum fitted (labels, velocity) and brought onto the RAVE grid.
 
-    Returns (Table: library, name, fitted teff/logg/fe_h, velocity km/s, rms; flux (n, n_grid)).
+    Returns (Table: library, name, fitted teff/logg/m_h (the fit's [Fe/H], = [M/H] here), velocity km/s,
+    rms; flux (n, n_grid)).
     """
     model = model or ForwardModel(resolution=COMMON_RESOLUTION)
     spectra = read_real_spectra() if spectra is None else spectra
