@@ -59,6 +59,7 @@ from astropy.table import Table
 
 from ravecnn_utils import plots, rave, survey
 from ravecnn_utils.apogee import APOGEE_COLUMNS
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.simulation import realism
 from ravecnn_utils.simulation.galaxy import read_crossmatch_labels
@@ -80,6 +81,13 @@ rave_dir = None                  # real data: folder with spectra/ and the RAVE 
 rave_catalogue = ["ravedr6_catalogue.fits"]  # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
 allstar_path = None              # real data: APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
 n_real_fits = 46                 # real spectra whose labels are fitted with the forward model
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "01_data")
 
 # %% [markdown]
 # ## 1. The survey on disk

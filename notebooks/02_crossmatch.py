@@ -54,6 +54,7 @@ import seaborn as sns
 from astropy.table import Table
 
 from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, survey, trainingset
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 
@@ -84,6 +85,13 @@ split_fractions = [0.8, 0.1, 0.1]           # train, validation, test (fractions
 split_seed = 42                             # seed of the split
 processes = 2                               # worker processes reading spectra
 chunk = 2000                                # spectra per chunk (memory bound)
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "02_crossmatch")
 
 # %% [markdown]
 # ## 1. The two catalogues

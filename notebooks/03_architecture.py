@@ -54,6 +54,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # silence TensorFlow's C++ s
 import matplotlib.pyplot as plt
 
 from ravecnn_utils import cube, model, photometry, plots
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation.realism import read_real_spectra
 
@@ -68,6 +69,13 @@ slides_pixels = 723          # input length of the talk's network (pixels)
 paper_pixels = 912           # input length of the published network (pixels)
 slides_labels = None         # the talk's labels; None: labels.CORE_LABELS (Teff, log g, [M/H], [α/M])
 dropout = 0.2                # dropout rate after the convolutions
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "03_architecture")
 
 # %% [markdown]
 # ## 1. The slides' network, exactly

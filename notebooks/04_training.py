@@ -58,6 +58,7 @@ import matplotlib.pyplot as plt
 from astropy.table import Table
 
 from ravecnn_utils import metrics, plots, train
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.trainingset import label_array, read_training_set
@@ -80,6 +81,13 @@ patience = 10                          # early stopping: epochs without validati
 batch_size = 64                         # spectra per gradient step (Adam)
 learning_rate = 1e-3                   # Adam
 seed = 42                              # member k uses seed + k
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "04_training")
 
 # %% [markdown]
 # ## 1. The training set

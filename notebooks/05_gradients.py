@@ -56,6 +56,7 @@ import matplotlib.pyplot as plt
 from astropy.table import Table, vstack
 
 from ravecnn_utils import gradients, plots, survey
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, UNITS
 from ravecnn_utils.paths import PRODUCT_FILES
@@ -75,6 +76,13 @@ network = "slides"                  # which ensemble of notebook 04
 n_spectra = 1000                    # training + validation spectra whose gradients are computed
 top_n = 5                           # strongest peaks listed per label
 seed = 1                            # which spectra are drawn
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "05_gradients")
 
 # %% [markdown]
 # ## 1. The network and the spectra

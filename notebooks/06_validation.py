@@ -64,6 +64,7 @@ import seaborn as sns
 from astropy.table import Table, vstack
 
 from ravecnn_utils import metrics, plots, survey, validation
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import CORE_LABELS, LABELS, LATEX, UNITS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
@@ -93,6 +94,13 @@ snr_edges = [10, 20, 30, 50, 80, 1000]      # RAVE SNR bins (Cramér–Rao compa
 n_repeat_stars = 2000                       # stars with repeat observations used for the precision
 n_real = 46                                 # real spectra of known stars pushed through the networks
 seed = 1                                    # draws the stars of the repeat-pair sample
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "06_validation")
 
 # %% [markdown]
 # ## 1. The test set and the networks' predictions

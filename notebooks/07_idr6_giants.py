@@ -61,6 +61,7 @@ import seaborn as sns
 from astropy.table import Table
 
 from ravecnn_utils import discs, plots, predict, survey
+from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
@@ -85,6 +86,13 @@ logg_max = 3.5                              # giants: predicted log g below this
 teff_max = 5500                             # giants: predicted Teff below this (K)
 use_dask = False                            # True: run the chunks on a local Dask cluster
 dask_workers = 2                            # workers of that cluster
+
+# %% [markdown]
+# Every parameter is checked before anything runs: a wrong type, a value out of range or a
+# misspelled name stops here with a message that names it.
+
+# %%
+check_parameters(globals(), "07_idr6_giants")
 
 # %% [markdown]
 # ## 1. Parametrise every spectrum

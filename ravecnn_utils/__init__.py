@@ -26,7 +26,8 @@ Three areas, one concern per module.
 imports it only where it compares with the forward model on purpose (``tests/test_layout.py``).
 
 **book/** — the book's tooling: ``notebooks`` (the papermill runner, ``python -m
-ravecnn_utils.book``) and ``pages`` (generated pages, link check).
+ravecnn_utils.book``), ``parameters`` (each notebook's parameters checked where they enter) and
+``pages`` (generated pages, link check).
 """
 
 __version__ = "0.1.0"

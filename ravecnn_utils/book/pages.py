@@ -10,40 +10,13 @@ overrides, and written as one Markdown page with a table per notebook.
 
 from __future__ import annotations
 
-import ast
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
-from .notebooks import NOTEBOOKS_DIR, load_profile, notebook_paths, parameters_cell, read_notebook
-
-
-def parameters_table(path) -> list[tuple[str, str, str]]:
-    """(name, default as written, description) for each assignment of the notebook's
-    ``parameters`` cell. ValueError naming the notebook if it has none."""
-    cell = parameters_cell(read_notebook(path))
-    if cell is None or cell.cell_type != "code":
-        raise ValueError(f"{Path(path).name} has no code cell tagged 'parameters'")
-    source = cell.source
-    lines = source.splitlines()
-    rows = []
-    body = ast.parse(source).body
-    for k, node in enumerate(body):
-        if not isinstance(node, (ast.Assign, ast.AnnAssign)):
-            continue
-        target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-        default = ast.get_source_segment(source, node.value) if node.value is not None else ""
-        comment = []
-        first = lines[node.end_lineno - 1]
-        if "#" in first[len(first.split("#")[0]):]:
-            comment.append(first.split("#", 1)[1].strip())
-        stop = body[k + 1].lineno - 1 if k + 1 < len(body) else len(lines)
-        for line in lines[node.end_lineno:stop]:       # comment-only lines continue the description
-            if line.strip().startswith("#"):
-                comment.append(line.strip().lstrip("#").strip())
-        rows.append((ast.unparse(target), " ".join(default.split()), " ".join(comment)))
-    return rows
+from .notebooks import NOTEBOOKS_DIR, load_profile, notebook_paths, read_notebook
+from .parameters import parameters_table
 
 
 def _cell(text: str) -> str:
