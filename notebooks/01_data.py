@@ -80,6 +80,7 @@ seed = 2020                      # seed of the simulated survey
 rave_dir = None                  # real data: folder with spectra/ and the RAVE table file(s); None: survey_dir
 rave_catalogue = ["ravedr6_catalogue.fits"]  # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
 allstar_path = None              # real data: APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
+allstar_release = None           # real data: dr16 or dr17 (an allStar extract without the release marker column); None: from the columns
 n_real_fits = 46                 # real spectra whose labels are fitted with the forward model
 
 # %% [markdown]
@@ -99,7 +100,7 @@ check_parameters(globals(), "01_data")
 rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_dir, allstar_path)
 if data_source == "sim":
     simulate_survey(survey_dir, profile=sim_profile, seed=seed)
-data = survey.load_survey(rave_dir, rave_catalogue, allstar_path)
+data = survey.load_survey(rave_dir, rave_catalogue, allstar_path, allstar_release)
 source = survey.describe(data["manifest"])
 catalogue, allstar = data["catalogue"], data["allstar"]
 simulated = data["manifest"] is not None

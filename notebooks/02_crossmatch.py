@@ -73,6 +73,7 @@ rave_dir = None                             # folder with spectra/RAVE_<rave_obs
                                             #   None: survey_dir
 rave_catalogue = ["ravedr6_catalogue.fits"] # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
 allstar_path = None                         # APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
+allstar_release = None                      # real data: dr16 or dr17 (an allStar extract without the release marker column); None: from the columns
 products_dir = "../data/products"           # where the spectra cube and the training set go
 match_radius_arcsec = 1.0                   # sky-match radius where the 2MASS id is missing (arcsec)
 apogee_snr_min = 70                         # APOGEE SNR cut
@@ -103,7 +104,7 @@ check_parameters(globals(), "02_crossmatch")
 rave_dir, allstar_path = survey.resolve_sources(data_source, survey_dir, rave_dir, allstar_path)
 products = Path(products_dir)
 products.mkdir(parents=True, exist_ok=True)
-data = survey.load_survey(rave_dir, rave_catalogue, allstar_path)
+data = survey.load_survey(rave_dir, rave_catalogue, allstar_path, allstar_release)
 catalogue, allstar = data["catalogue"], data["allstar"]
 simulated = data["manifest"] is not None
 if data_source == "sim" and not simulated:

@@ -12,7 +12,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Column, MaskedColumn, Table
 
-from .files import native, strings
+from .files import native, strings, where
 
 APOGEE_COLUMNS = {
     "teff": "TEFF",
@@ -56,15 +56,21 @@ def allstar_release(colnames, path):
     found = [rel for rel, spec in ALLSTAR_RELEASES.items() if spec["marker"] in names]
     markers = {rel: spec["marker"] for rel, spec in ALLSTAR_RELEASES.items()}
     if not found:
-        raise ValueError(f"{path}: unknown allStar release: none of the marker columns {markers} is present")
+        raise ValueError(f"{path}: unknown allStar release: none of the marker columns {markers} is present "
+                         "(for an extract without them, say the release: read_allstar(..., release='dr17'), "
+                         "notebook parameter allstar_release)")
     if len(found) > 1:
         raise ValueError(f"{path}: ambiguous allStar release: it has the marker columns of {found} ({markers})")
     return found[0]
 
 
 
-def read_allstar(path, columns=()):
+def read_allstar(path, columns=(), release=None):
     """Read an APOGEE allStar file (DR16 or DR17; the table in HDU 1) into a masked astropy Table.
+
+    ``release`` ("dr16" or "dr17") says which release a file is, for extracts without the
+    release's marker column (a query result trimmed to the columns needed); by default it is
+    told from the columns (``allstar_release``).
 
     Keeps ``ALLSTAR_REQUIRED``, those of ``ALLSTAR_OPTIONAL`` present and the extra ``columns``.
     APOGEE_ID is a stripped str; RA, DEC in deg; every label column and its ``_ERR``
@@ -75,7 +81,7 @@ def read_allstar(path, columns=()):
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"allStar file not found: {path}")
+        raise FileNotFoundError(f"allStar file not found: {where(path)}")
     try:
         hdul = fits.open(path, memmap=True)
     except OSError as err:
@@ -85,7 +91,10 @@ def read_allstar(path, columns=()):
             raise ValueError(f"{path}: HDU 1 is not a binary table (an allStar file has its table there)")
         names = list(hdul[1].columns.names)
         upper = {n.upper(): n for n in names}
-        release = allstar_release(names, path)
+        if release is None:
+            release = allstar_release(names, path)
+        elif release not in ALLSTAR_RELEASES:
+            raise ValueError(f"release must be one of {sorted(ALLSTAR_RELEASES)}, got {release!r}")
         missing = [c for c in ALLSTAR_REQUIRED if c not in upper]
         if missing:
             raise ValueError(f"{path}: the allStar table lacks the required column(s) {missing}")

@@ -14,6 +14,7 @@ The APOGEE flag bits are those of ``apogee`` (``STARFLAG_BAD_BITS``, ``ASPCAP_ST
 
 import copy
 import re
+import warnings
 
 import numpy as np
 from astropy import units as u
@@ -82,6 +83,20 @@ def _require(table, columns, what):
     missing = [c for c in columns if c not in table.colnames]
     if missing:
         raise ValueError(f"{what}: table lacks column(s) {', '.join(missing)}")
+
+
+def _usable_positions(ra, dec, survey, columns, table, id_column):
+    """Rows whose position can be used on the sky: finite, and |Dec| <= 90 deg. Others (a corrupt
+    or mistyped value) cannot be matched on the sky or get a separation; a warning names how many,
+    the columns and the first ids (they may still match by 2MASS id)."""
+    finite = np.isfinite(ra) & np.isfinite(dec)
+    valid = finite & (np.abs(np.where(finite, dec, 0.0)) <= 90)
+    bad = np.flatnonzero(finite & ~valid)
+    if bad.size:
+        ids = [str(x) for x in np.asarray(table[id_column])[bad[:3]]] if id_column in table.colnames else []
+        warnings.warn(f"{survey} catalogue: {bad.size} row(s) with a declination outside ±90 deg in ({columns}), "
+                      f"e.g. {ids}; they are matched by 2MASS id only", stacklevel=3)
+    return valid
 
 
 def _best_per_group(keys, score):
@@ -170,8 +185,9 @@ def match(rave, apogee, radius_arcsec=1.0):
 
     rave_ra, rave_dec = _degrees(rave["ra_input"]), _degrees(rave["dec_input"])
     ap_ra, ap_dec = _degrees(apogee["RA"]), _degrees(apogee["DEC"])
-    rave_ok = np.isfinite(rave_ra) & np.isfinite(rave_dec)
-    ap_ok = np.flatnonzero(np.isfinite(ap_ra) & np.isfinite(ap_dec))
+    rave_ok = _usable_positions(rave_ra, rave_dec, "RAVE", "ra_input, dec_input", rave, "rave_obs_id")
+    ap_valid = _usable_positions(ap_ra, ap_dec, "APOGEE", "RA, DEC", apogee, "APOGEE_ID")
+    ap_ok = np.flatnonzero(ap_valid)
     todo = np.flatnonzero((apogee_index < 0) & rave_ok)
     if todo.size and ap_ok.size:
         catalogue = SkyCoord(ra=ap_ra[ap_ok] * u.deg, dec=ap_dec[ap_ok] * u.deg)
@@ -188,7 +204,7 @@ def match(rave, apogee, radius_arcsec=1.0):
                          f"{len(apogee)} APOGEE rows")
     j = apogee_index[matched]
     sep = np.full(matched.size, np.nan)
-    ok = rave_ok[matched] & np.isfinite(ap_ra[j]) & np.isfinite(ap_dec[j])
+    ok = rave_ok[matched] & ap_valid[j]
     if ok.any():
         a = SkyCoord(ra=rave_ra[matched[ok]] * u.deg, dec=rave_dec[matched[ok]] * u.deg)
         b = SkyCoord(ra=ap_ra[j[ok]] * u.deg, dec=ap_dec[j[ok]] * u.deg)
@@ -346,6 +362,11 @@ def apply_cuts(table, cuts=None):
 
     cutflow = Table(rows=rows, names=("cut", "parameter", "removed", "remaining", "masked_values"),
                     dtype=(str, str, np.int64, np.int64, np.int64))
+    if len(out) == 0:
+        last = next(r for r in rows if r[3] == 0)
+        raise ValueError(f"the quality cuts removed every matched observation: the cut {last[0]!r} "
+                         f"({last[1]}) removed the last {last[2]}; loosen it. Cut flow: "
+                         + "; ".join(f"{r[0]} -{r[2]} -> {r[3]}" for r in rows))
     out.meta["cuts"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in c.items()}
     return out, cutflow
 

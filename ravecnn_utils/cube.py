@@ -15,7 +15,7 @@ from astropy.io import fits
 from astropy.table import Table
 from tqdm import tqdm
 
-from .files import atomic_path, native, strings
+from .files import atomic_path, native, strings, where
 from .rave import rave_obs_id_from_path, read_rave_spectrum
 
 COMMON_GRID = dict(start=8410.0, stop=8795.0, step=0.39)
@@ -165,7 +165,7 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
         raise ValueError(f"max_bad_fraction must lie in [0, 1], got {max_bad_fraction!r}")
     absent = [p for p in paths if not p.is_file()]
     if absent:  # checked up front: better than failing hours into a run
-        raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {absent[0]}")
+        raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {where(absent[0])}")
     sources = _sources_digest(paths, grid, max_bad_fraction, edge_tolerance)
     if out_path.exists():
         try:
@@ -282,7 +282,7 @@ def read_spectra_cube(path, grid=None, rows=None):
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"spectra cube not found: {path}")
+        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
     with fits.open(path) as hdul:
         names = [h.name for h in hdul]
         missing = [e for e in ("FLUX", "ERROR", "IDS") if e not in names]
@@ -320,7 +320,7 @@ def read_spectra_cube_grid(path):
     """Wavelengths (Å) of a spectra cube's grid, from its primary header (no flux read)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"spectra cube not found: {path}")
+        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
     return _header_wave(fits.getheader(path), path)
 
 
@@ -328,7 +328,7 @@ def read_cube_ids(path):
     """The rave_obs_id of every spectrum of a spectra cube, in cube order (no flux read)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"spectra cube not found: {path}")
+        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
     with fits.open(path) as hdul:
         if "IDS" not in [h.name for h in hdul]:
             raise ValueError(f"{path}: not a spectra cube, no IDS extension")

@@ -20,6 +20,7 @@ from .inputs import make_inputs
 from .labels import UNITS
 from .metrics import bias_and_scatter
 from .photometry import absolute_magnitudes
+from .files import where
 from .scaling import LabelScaler, as_float_array, plain
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -300,7 +301,7 @@ class Ensemble:
         folder = Path(folder)
         path = folder / ENSEMBLE_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: not a saved ensemble")
+            raise FileNotFoundError(f"{where(path)} not found: not a saved ensemble")
         d = read_description(path)
         if labels is not None and list(labels) != d["labels"]:
             raise ValueError(f"ensemble {folder} predicts labels {d['labels']}, expected {list(labels)}")

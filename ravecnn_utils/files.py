@@ -124,3 +124,10 @@ def row_index(keys, wanted, what):
     if missing:
         raise KeyError(f"{what}: {len(missing)} identifiers not found, e.g. {missing[:3]}")
     return np.array([index[str(w).strip()] for w in wanted], int)
+
+
+def where(path):
+    """``path`` for a message: a relative path says what it is relative to (the working directory;
+    in a notebook that is ``notebooks/``)."""
+    path = Path(path)
+    return str(path) if path.is_absolute() else f"{path} (relative to {Path.cwd()})"

@@ -17,7 +17,7 @@ from astropy.io import fits
 from astropy.table import Table, join
 from astropy.utils.exceptions import AstropyUserWarning
 
-from .files import atomic_path, strings
+from .files import atomic_path, strings, where
 
 PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h": "m_h_cal_madera"}
 """RAVE DR6 catalogue column of each label the RAVE pipeline (MADERA, calibrated) provides."""
@@ -108,7 +108,7 @@ def read_rave_spectrum(path):
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"RAVE spectrum file not found: {path}")
+        raise FileNotFoundError(f"RAVE spectrum file not found: {where(path)}")
     with warnings.catch_warnings():
         warnings.simplefilter("error", AstropyUserWarning)  # astropy only warns of a truncated file
         try:
@@ -152,7 +152,7 @@ def _read_any_table(path):
     """Read one table file (FITS: first table HDU; CSV; VOTable), format from the name."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"catalogue file not found: {path}")
+        raise FileNotFoundError(f"catalogue file not found: {where(path)}")
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     fmt = _TABLE_FORMATS.get(suffixes[-1] if suffixes else "")
     try:

@@ -12,7 +12,7 @@ from astropy.table import Table
 
 from .apogee import read_allstar
 from .crlb import cramer_rao_bound
-from .files import float_column, row_index
+from .files import float_column, row_index, where
 from .labels import CORE_LABELS, LABELS
 from .rave import read_rave_catalogue, spectrum_filename
 
@@ -58,7 +58,7 @@ def read_catalogue(rave_dir, rave_catalogue=(FILES["catalogue"],)):
     return read_rave_catalogue([Path(rave_dir) / name for name in names])
 
 
-def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=None):
+def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=None, allstar_release=None):
     """The survey's tables, read with the same readers for simulated and real files.
 
     Parameters
@@ -70,6 +70,8 @@ def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=Non
         RAVE DR6 table file(s) in ``rave_dir``, joined on rave_obs_id.
     allstar_path : str or Path, optional
         APOGEE allStar file (DR16 or DR17); default: the simulated one in ``rave_dir``.
+    allstar_release : "dr16", "dr17" or None
+        The allStar file's release when its columns do not tell (see ``apogee.read_allstar``).
 
     Returns
     -------
@@ -80,11 +82,12 @@ def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=Non
     """
     rave_dir = Path(rave_dir)
     if not rave_dir.is_dir():
-        raise FileNotFoundError(f"survey folder not found: {rave_dir}")
+        raise FileNotFoundError(f"survey folder not found: {where(rave_dir)}")
     out = {
         "manifest": read_manifest(rave_dir),
         "catalogue": read_catalogue(rave_dir, rave_catalogue),
-        "allstar": read_allstar(Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]),
+        "allstar": read_allstar(Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"],
+                                release=allstar_release),
     }
     bench = rave_dir / FILES["benchmark"]
     out["benchmark"] = Table.read(bench, hdu=1) if bench.is_file() else None

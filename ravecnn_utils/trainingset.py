@@ -15,13 +15,14 @@ The validation part steers early stopping; the test part is for the final number
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
 from .crossmatch import PARTS
-from .files import atomic_path
+from .files import atomic_path, where
 from .labels import LABELS
 from .photometry import COLUMNS as PHOTOMETRY_COLUMNS
 
@@ -103,6 +104,8 @@ def write_training_set(path, table, flux, error, wave, provenance):
 
 def read_training_set(path):
     """Read a training set: (wave Å, flux, error, labels Table with ``meta['provenance']``)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"training set not found: {where(path)}; notebook 02 writes it")
     with fits.open(path) as hdul:
         names = [h.name for h in hdul]
         for ext in ("FLUX", "ERROR", "LABELS"):

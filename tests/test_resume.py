@@ -334,3 +334,72 @@ def test_a_damaged_member_is_named(saved):
     member.write_bytes(member.read_bytes()[:500])
     with pytest.raises(ValueError, match=r"member_01\.keras: not a readable Keras model"):
         Ensemble.load(saved)
+
+
+# ------------------------------------------------------------------ other refusals name their culprit
+def test_cuts_that_remove_every_star_say_which_cut(smoke_survey):
+    from ravecnn_utils import crossmatch, survey
+
+    data = survey.load_survey(smoke_survey)
+    apogee, _ = crossmatch.deduplicate_apogee(data["allstar"])
+    matched = crossmatch.join_matches(data["catalogue"], apogee, crossmatch.match(data["catalogue"], apogee))
+    with pytest.raises(ValueError, match=r"removed every matched observation: the cut 'apogee snr' \(>= 1e\+06\)"):
+        crossmatch.apply_cuts(matched, {"apogee_snr_min": 1e6})
+
+
+def test_a_declination_out_of_range_still_matches_by_2mass_id(smoke_survey):
+    from ravecnn_utils import crossmatch, survey
+
+    data = survey.load_survey(smoke_survey)
+    apogee, _ = crossmatch.deduplicate_apogee(data["allstar"])
+    rave = data["catalogue"].copy()
+    good = crossmatch.match(rave, apogee)
+    row = int(good["rave_index"][good["method"] == "2mass"][0])
+    rave["dec_input"][row] = 123.0  # a corrupt declination
+    with pytest.warns(UserWarning, match=r"RAVE catalogue: 1 row\(s\) with a declination outside"):
+        pairs = crossmatch.match(rave, apogee)
+    hit = pairs[pairs["rave_index"] == row]
+    assert len(hit) == 1 and hit["method"][0] == "2mass" and np.isnan(hit["separation_arcsec"][0])
+
+
+def test_a_relative_path_that_does_not_exist_says_what_it_is_relative_to(tmp_path, monkeypatch):
+    from ravecnn_utils import survey
+    from ravecnn_utils.apogee import read_allstar
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=rf"sim/nowhere \(relative to {tmp_path}\)"):
+        survey.load_survey("sim/nowhere")
+    with pytest.raises(FileNotFoundError, match=rf"allStar\.fits \(relative to {tmp_path}\)"):
+        read_allstar("allStar.fits")
+
+
+def test_an_allstar_extract_without_its_marker_column_needs_its_release(smoke_survey, tmp_path):
+    from ravecnn_utils.apogee import read_allstar
+    from ravecnn_utils.survey import FILES
+
+    table = Table.read(smoke_survey / FILES["allstar"])
+    table.remove_column("GAIAEDR3_SOURCE_ID")
+    table.write(tmp_path / "extract.fits")
+    with pytest.raises(ValueError, match="release='dr17'"):
+        read_allstar(tmp_path / "extract.fits")
+    extract = read_allstar(tmp_path / "extract.fits", release="dr17")
+    assert extract.meta["release"] == "dr17" and len(extract) == len(table)
+    with pytest.raises(ValueError, match="release must be one of"):
+        read_allstar(tmp_path / "extract.fits", release="dr18")
+
+
+def test_the_command_lines_report_a_read_only_folder_as_an_error_line(tmp_path, capsys, monkeypatch):
+    """A folder one may not write to ends the simulator and the runner with an `error:` line, not a traceback."""
+    from ravecnn_utils.book import notebooks as runner
+    from ravecnn_utils.simulation import simulate
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "sim"))
+
+    monkeypatch.setattr(simulate, "simulate_survey", denied)
+    with pytest.raises(SystemExit) as exit_:
+        simulate.main(["--profile", "smoke", "--out", str(tmp_path / "sim")])
+    assert exit_.value.code == 2 and capsys.readouterr().err == f"error: [Errno 13] Permission denied: '{tmp_path / 'sim'}'\n"
+    monkeypatch.setattr(runner, "run_all", denied)
+    assert runner.main(["--profile", "smoke", "--out", str(tmp_path / "sim")]) == 1
+    assert capsys.readouterr().err.startswith("error: [Errno 13] Permission denied")

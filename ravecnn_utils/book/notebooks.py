@@ -346,7 +346,7 @@ def main(argv=None) -> int:
             args.profile, args.out, only=args.only, overrides=overrides,
             notebooks_dir=args.notebooks_dir, profiles_path=args.profiles,
         )
-    except (ValueError, NotebookExecutionError) as exc:
+    except (ValueError, NotebookExecutionError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for p in done:

@@ -339,7 +339,7 @@ def main(argv=None):
     try:
         manifest = simulate_survey(args.out, args.profile, args.seed, args.linelist, args.processes,
                                    overwrite=args.overwrite)
-    except (SurveyError, FileExistsError) as err:
+    except (SurveyError, FileExistsError, PermissionError) as err:
         parser.exit(2, f"error: {err}\n")
     print(f"{args.out}: {manifest['n_observations']} simulated observations "
           f"(profile {manifest['profile']}, seed {manifest['seed']})")
