@@ -79,8 +79,8 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, **threshold
     """Catalogue columns (dict of arrays) for spectra (n, n_pixels) on the wavelengths ``wave`` (Å),
     which must be the ensemble's grid (ValueError otherwise).
 
-    NaN flux is not an error here: such pixels count as bad and get no information. For an
-    ensemble with photometry, ``phot_table`` holds the catalogue rows (parallax, magnitudes)
+    NaN flux is not an error here: such pixels count as bad and get no information; a spectrum
+    without any usable pixel gets NaN labels (and its flags). For an ensemble with photometry, ``phot_table`` holds the catalogue rows (parallax, magnitudes)
     of the same spectra.
     """
     t = _thresholds(thresholds)
@@ -91,6 +91,8 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, **threshold
     flux[bad], error[bad] = 1.0, np.inf
     x = ensemble.inputs(flux, error, phot_table)
     mean, spread = ensemble.predict(x)
+    empty = bad.all(axis=1)  # no usable pixel: the network would read a flat continuum
+    mean[empty], spread[empty] = np.nan, np.nan
     k = ensemble.calibration_factors
     snr = spectrum_snr(flux, error)
     cols = {}

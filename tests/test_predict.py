@@ -112,6 +112,12 @@ def test_flags_on_crafted_spectra(cube, ensemble):
     assert cols["flag"][1] & bits["low_snr"] and abs(cols["snr"][1] - 5) < 0.01
     assert not cols["flag"][2] & (bits["bad_pixels"] | bits["low_snr"])
     assert np.isfinite(cols["teff"]).all()
+    no_pixels = flux.copy()
+    no_pixels[3] = np.nan                                   # no usable pixel at all
+    empty = predict.predict_spectra(ens, no_pixels, error, wave=wave)
+    assert np.isnan([empty[f"{n}{s}"][3] for n in LABELS4 for s in ("", "_err", "_spread")]).all()
+    assert empty["flag"][3] & bits["bad_pixels"] and empty["flag"][3] & bits["low_snr"]
+    assert np.isfinite(empty["teff"][:3]).all()
 
     narrow = Ensemble(ens.members, LabelScaler(ens.scaler.minimum, ens.scaler.scale), LABELS4,
                       grid=ens.grid, metadata=dict(ens.metadata), calibration=ens.calibration,
