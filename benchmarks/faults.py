@@ -240,10 +240,11 @@ def wrong_parameters(ctx, work):
                     str(runner.NOTEBOOKS_DIR / "03_architecture.py")], check=True, capture_output=True)
     raw = subprocess.run([sys.executable, "-m", "papermill", str(ipynb), str(work / "out.ipynb"), "-k", "python3",
                           "--cwd", str(runner.NOTEBOOKS_DIR), "-p", "dropuot", "0.3"], capture_output=True, text=True)
-    return "both stop, naming the parameter", \
-        f"runner: {typed[typed.find('dropout must'):][:40]} | papermill exit {raw.returncode}: "
-        f"{(raw.stderr + raw.stdout)[(raw.stderr + raw.stdout).find('no parameter'):][:45]}", \
-        "dropout must be a number" in typed and raw.returncode != 0 and "did you mean dropout" in raw.stderr + raw.stdout
+    said = raw.stderr + raw.stdout
+    observed = (f"runner: {typed[typed.find('dropout must'):][:40]} | papermill exit {raw.returncode}: "
+                f"{said[said.find('no parameter'):][:45]}")
+    return "both stop, naming the parameter", observed, \
+        "dropout must be a number" in typed and raw.returncode != 0 and "did you mean dropout" in said
 
 
 def cuts_remove_everything(ctx, work):

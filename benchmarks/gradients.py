@@ -16,9 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ravecnn_utils.gradients import label_gradients  # noqa: E402
-from ravecnn_utils.model import paper_cnn, slides_cnn  # noqa: E402
 from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
+from ravecnn_utils.gradients import label_gradients  # noqa: E402
+from ravecnn_utils.labels import CORE_LABELS  # noqa: E402
+from ravecnn_utils.model import paper_cnn, slides_cnn  # noqa: E402
 from common import timed  # noqa: E402  (benchmarks/common.py)
 
 
@@ -42,8 +43,7 @@ def main():
     _, t_paper = timed(label_gradients, paper, x912, batch_size=bs)
 
     members = [slides_cnn(n_pixels=987, name=f"slides_{i}") for i in range(5)]
-    ens = Ensemble(members, LabelScaler([3500, 0, -2.5, -0.2], [3500, 5, 3, 0.6]),
-                   ("teff", "logg", "m_h", "alpha_m"))
+    ens = Ensemble(members, LabelScaler([3500, 0, -2.5, -0.2], [3500, 5, 3, 0.6]), CORE_LABELS)
     _, t_ens_first = timed(label_gradients, ens, x987, batch_size=bs)
     _, t_ens = timed(label_gradients, ens, x987, batch_size=bs)
 

@@ -52,6 +52,8 @@
 # readers, the plots and the simulation, which writes the survey if it is missing.
 
 # %%
+from pathlib import Path
+
 import numpy as np
 import matplotlib.pyplot as plt
 import seaborn as sns
@@ -78,7 +80,7 @@ survey_dir = "../data/sim/full"  # the simulated survey (written here if absent)
 sim_profile = "full"             # profile of the simulated survey ("smoke" or "full")
 seed = 2020                      # seed of the simulated survey
 rave_dir = None                  # real data: folder with spectra/ and the RAVE table file(s); None: survey_dir
-rave_catalogue = ["ravedr6_catalogue.fits"]  # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
+rave_catalogue = None                        # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id; None: the simulated survey catalogue
 allstar_path = None              # real data: APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
 allstar_release = None           # real data: dr16 or dr17 (an allStar extract without the release marker column); None: from the columns
 n_real_fits = 46                 # real spectra whose labels are fitted with the forward model
@@ -112,7 +114,7 @@ print(f"This run uses: {source}")
 
 # %%
 Table({
-    "file": ["spectra/RAVE_<rave_obs_id>.fits", ", ".join(np.atleast_1d(rave_catalogue)),
+    "file": ["spectra/RAVE_<rave_obs_id>.fits", ", ".join(Path(f).name for f in catalogue.meta["source"]),
              allstar_path.name, "benchmark_highres.fits"],
     "rows": [len(catalogue), len(catalogue), len(allstar),
              0 if data["benchmark"] is None else len(data["benchmark"])],

@@ -55,7 +55,7 @@ from astropy.table import Table
 
 from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, survey, trainingset
 from ravecnn_utils.book.parameters import check_parameters
-from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.labels import CORE_LABELS, LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 
 sns.set_theme(context="notebook", style="ticks")
@@ -71,7 +71,7 @@ data_source = "sim"                         # "sim" (simulated survey) or "real"
 survey_dir = "../data/sim/full"             # the simulated survey (notebook 01); used when data_source is sim
 rave_dir = None                             # folder with spectra/RAVE_<rave_obs_id>.fits and the catalogue(s);
                                             #   None: survey_dir
-rave_catalogue = ["ravedr6_catalogue.fits"] # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
+rave_catalogue = None                       # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id; None: the simulated survey catalogue
 allstar_path = None                         # APOGEE allStar file (DR16 or DR17); None: the one in survey_dir
 allstar_release = None                      # real data: dr16 or dr17 (an allStar extract without the release marker column); None: from the columns
 products_dir = "../data/products"           # where the spectra cube and the training set go
@@ -217,7 +217,7 @@ crossmatch.split_counts(kept)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
-for ax, name in zip(axes, ("teff", "logg", "m_h", "alpha_m")):
+for ax, name in zip(axes, CORE_LABELS):
     values = np.ma.filled(kept[name].astype(float), np.nan)
     bins = np.linspace(np.nanmin(values), np.nanmax(values), 30)
     for part in crossmatch.PARTS:

@@ -84,7 +84,7 @@ sns.set_theme(context="notebook", style="ticks")
 products_dir = "../data/products"           # training_set.fits, spectra_cube.fits, models/ (notebooks 02, 04)
 survey_dir = "../data/sim/full"             # the simulated survey: truth.fits, benchmark_highres.fits
 rave_dir = None                             # folder with the RAVE catalogue(s); None: survey_dir
-rave_catalogue = ["ravedr6_catalogue.fits"] # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
+rave_catalogue = None                       # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id; None: the simulated survey catalogue
 benchmark_path = None                       # high-resolution labels (id_2mass, teff, logg, m_h, …);
                                             #   None: benchmark_highres.fits in survey_dir, if there
 networks = ["slides", "paper_photometry"]   # ensembles of notebook 04 to validate

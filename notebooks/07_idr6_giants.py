@@ -78,7 +78,7 @@ sns.set_theme(context="notebook", style="ticks")
 products_dir = "../data/products"           # spectra_cube.fits and models/ (notebooks 02, 04); the catalogue goes here
 survey_dir = "../data/sim/full"             # the simulated survey (truth.fits for the population check)
 rave_dir = None                             # folder with the RAVE catalogue(s); None: survey_dir
-rave_catalogue = ["ravedr6_catalogue.fits"] # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id
+rave_catalogue = None                       # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id; None: the simulated survey catalogue
 network = "paper_photometry"                # ensemble of notebook 04 that parametrises the survey
 chunk = 20000                               # spectra per chunk (memory ∝ chunk, not the survey)
 snr_min = 80                                # giants: spectrum SNR above this (the slides' cut)

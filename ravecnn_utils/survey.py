@@ -51,14 +51,16 @@ def resolve_sources(data_source, survey_dir, rave_dir=None, allstar_path=None):
     return rave_dir, Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]
 
 
-def read_catalogue(rave_dir, rave_catalogue=(FILES["catalogue"],)):
+def read_catalogue(rave_dir, rave_catalogue=None):
     """The RAVE catalogue of a survey folder: the table file(s) ``rave_catalogue`` (one name or a
-    list of names, in ``rave_dir``) read and joined on rave_obs_id by ``rave.read_rave_catalogue``."""
+    list of names, in ``rave_dir``; None: the simulated survey's ``FILES["catalogue"]``) read and
+    joined on rave_obs_id by ``rave.read_rave_catalogue``."""
+    rave_catalogue = FILES["catalogue"] if rave_catalogue is None else rave_catalogue
     names = [rave_catalogue] if isinstance(rave_catalogue, (str, Path)) else list(rave_catalogue)
     return read_rave_catalogue([Path(rave_dir) / name for name in names])
 
 
-def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=None, allstar_release=None):
+def load_survey(rave_dir, rave_catalogue=None, allstar_path=None, allstar_release=None):
     """The survey's tables, read with the same readers for simulated and real files.
 
     Parameters
@@ -66,8 +68,8 @@ def load_survey(rave_dir, rave_catalogue=(FILES["catalogue"],), allstar_path=Non
     rave_dir : str or Path
         Folder with ``spectra/`` and the RAVE catalogue file(s) (a simulated survey folder, or
         the real files laid out as in the book's *Run on the real data* page).
-    rave_catalogue : str or list
-        RAVE DR6 table file(s) in ``rave_dir``, joined on rave_obs_id.
+    rave_catalogue : str, list or None
+        RAVE DR6 table file(s) in ``rave_dir``, joined on rave_obs_id (``read_catalogue``).
     allstar_path : str or Path, optional
         APOGEE allStar file (DR16 or DR17); default: the simulated one in ``rave_dir``.
     allstar_release : "dr16", "dr17" or None

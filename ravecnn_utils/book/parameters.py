@@ -166,7 +166,7 @@ def _peers():
 RULES = {
     "data_source": one_of("sim", "real"), "sim_profile": one_of("smoke", "full"), "repeats": one_of("keep", "best"),
     "survey_dir": text, "products_dir": text, "rave_dir": optional(text), "allstar_path": optional(text),
-    "benchmark_path": optional(text), "rave_catalogue": text_list,
+    "benchmark_path": optional(text), "rave_catalogue": optional(text_list),
     "allstar_release": optional(one_of("dr16", "dr17")),
     "seed": non_negative_int, "split_seed": non_negative_int,
     "n_real_fits": non_negative_int, "n_real": non_negative_int,
