@@ -3,9 +3,13 @@ into one FITS catalogue.
 
 Memory is bounded by ``chunk`` (spectra read from the memory-mapped cube per step), not by the
 survey. Every finished chunk is saved in ``<catalogue>.parts/`` so an interrupted run resumes
-where it stopped; the catalogue is written to a temporary file and renamed, so it either exists
-complete or not at all. ``predict_cube_dask`` runs the same chunks as Dask tasks (one ensemble
-loaded per worker process) for users with a cluster.
+where it stopped — but only when every input that changes the answer is the same
+(``run_inputs``: the cube, the catalogue rows, the ensemble's weights, the thresholds …);
+otherwise the saved chunks are discarded with a line saying which input changed. The catalogue
+is written to a temporary file and renamed, so it either exists complete or not at all, and a
+lock keeps a second run from writing it at the same time. The cube must be on the ensemble's
+grid. ``predict_cube_dask`` runs the missing chunks as Dask tasks (one ensemble loaded per worker
+process) for users with a cluster, with the same saved chunks and rules.
 
 The catalogue: ``rave_obs_id``; per label ``<label>`` (ensemble mean), ``<label>_err``
 (calibrated uncertainty) and ``<label>_spread`` (raw spread of the members), in K or dex;
