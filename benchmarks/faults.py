@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
 from astropy.table import Table  # noqa: E402
 
-from ravecnn_utils import crossmatch, cube, files, predict, survey, train, trainingset  # noqa: E402
+from ravecnn_utils import crossmatch, cube, files, predict, splits, survey, train, trainingset  # noqa: E402
 from ravecnn_utils.book import notebooks as runner  # noqa: E402
 from ravecnn_utils.ensemble import Ensemble  # noqa: E402
 from ravecnn_utils.rave import read_rave_spectrum  # noqa: E402
@@ -45,8 +45,8 @@ def setup(workdir):
     apogee, _ = crossmatch.deduplicate_apogee(data["allstar"])
     matched = crossmatch.join_matches(catalogue, apogee, crossmatch.match(catalogue, apogee))
     kept, _ = crossmatch.apply_cuts(matched)
-    kept["split"] = crossmatch.split(kept)
-    kept["stratum"] = crossmatch.stratum(kept)
+    kept["split"] = splits.split(kept)
+    kept["stratum"] = splits.stratum(kept)
     wave, flux, error, ids = cube.read_spectra_cube(cube_path)
     rows = files.row_index(ids["rave_obs_id"], kept["rave_obs_id"], cube_path)
     table = trainingset.training_table(kept)

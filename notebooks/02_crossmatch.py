@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, survey, trainingset
+from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, splits, survey, trainingset
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import CORE_LABELS, LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
@@ -206,10 +206,10 @@ print(f"cube: {flux.shape[0]} spectra × {flux.shape[1]} pixels, {wave[0]:.2f}�
 # hot stars (Teff > 6200 K) — are in every part.
 
 # %%
-kept["split"] = crossmatch.split(kept, fractions=split_fractions, seed=split_seed)
-kept["stratum"] = crossmatch.stratum(kept)
+kept["split"] = splits.split(kept, fractions=split_fractions, seed=split_seed)
+kept["stratum"] = splits.stratum(kept)
 index = files.row_index(cube_ids["rave_obs_id"], kept["rave_obs_id"], cube_path)  # cube row of each kept spectrum
-crossmatch.split_counts(kept)
+splits.split_counts(kept)
 
 # %% [markdown]
 # The distributions of Teff, log g, [M/H] and [α/M] in the three parts, to compare their
@@ -220,7 +220,7 @@ fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
 for ax, name in zip(axes, CORE_LABELS):
     values = np.ma.filled(kept[name].astype(float), np.nan)
     bins = np.linspace(np.nanmin(values), np.nanmax(values), 30)
-    for part in crossmatch.PARTS:
+    for part in splits.PARTS:
         sel = kept["split"] == part
         ax.hist(values[sel], bins=bins, density=True, histtype="step", lw=1.5, label=part)
     ax.set_xlabel(axis_label(name))
@@ -300,7 +300,7 @@ provenance = trainingset.provenance(kept, cutflow, allstar, source, data_source,
 trainingset.write_training_set(training_path, trainingset.training_table(kept), flux[index], error[index], wave,
                                provenance)
 print(f"wrote {training_path}: {len(kept)} spectra "
-      + ", ".join(f"{p} {int(np.sum(kept['split'] == p))}" for p in crossmatch.PARTS))
+      + ", ".join(f"{p} {int(np.sum(kept['split'] == p))}" for p in splits.PARTS))
 
 # %% [markdown]
 # ## Summary

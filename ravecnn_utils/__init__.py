@@ -9,8 +9,8 @@ Three areas, one concern per module.
   ``survey`` (a survey folder: its file names, manifest and truth; where the notebooks' data
   come from), ``cube`` (the common wavelength grid, resampling, the spectra cube), ``files``
   (atomic writing, table values as plain numpy);
-* the training data: ``crossmatch`` (match, quality cuts, split), ``trainingset`` (the
-  training-set file), ``photometry`` (absolute magnitudes, the second input);
+* the training data: ``crossmatch`` (match, quality cuts), ``splits`` (training, validation,
+  test), ``trainingset`` (the training-set file), ``photometry`` (absolute magnitudes, the second input);
 * the network: ``labels`` (names, units, the core four), ``model`` (architectures, the book's
   networks, masked loss), ``inputs`` (the input contract), ``scaling`` (min–max scaling of
   labels and photometry), ``ensemble`` (the saved artefact: scalers, calibration, training

@@ -1,4 +1,4 @@
-"""RAVE × APOGEE cross-match, quality cuts and the train / validation / test split.
+"""RAVE × APOGEE cross-match and quality cuts (the training / validation / test split: ``splits``).
 
 The notebook runs one call per step::
 
@@ -6,7 +6,8 @@ The notebook runs one call per step::
     pairs = match(rave, apogee, radius_arcsec=1.0)     # one row per matched RAVE observation
     joined = join_matches(rave, apogee, pairs)         # RAVE columns + lower-case APOGEE columns
     kept, cutflow = apply_cuts(joined)                 # quality cuts, with the cut flow
-    part = split(kept)                                 # "train" / "validation" / "test" per row
+
+then ``splits.split(kept)`` shares the stars out into training, validation and test sets.
 
 The APOGEE flag bits are those of ``apogee`` (``STARFLAG_BAD_BITS``, ``ASPCAP_STAR_BAD_BIT``,
 ``EXTRATARG_DUPLICATE_BIT``); bits are tested on int64 with numpy bitwise operations.
@@ -22,9 +23,8 @@ from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table
 
 from .apogee import APOGEE_COLUMNS, ASPCAP_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT, STARFLAG_BAD_BITS
+from .files import as_float, require_columns
 from .labels import LABELS, UNITS
-
-PARTS = ("train", "validation", "test")
 
 CUTS = dict(
     apogee_snr_min=70,
@@ -44,18 +44,10 @@ removes the row, any other label over its limit is masked. ``repeats``: ``"keep"
 RAVE observation of a star, or ``"best"`` only its highest-SNR one (``snr_med_sparv``).
 """
 
-STRATA = ("metal_poor", "dwarf", "hot", "main")
-"""Strata of :func:`stratum`, in order of precedence."""
-
 _PREFIX = re.compile(r"^(?:2MASS\s*J|2MASS\s*|2M|J)(?=\d)", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------ helpers
-def _float(column):
-    """Float array of a (masked) column, NaN where masked."""
-    return np.ma.filled(np.ma.asarray(column).astype(float), np.nan)
-
-
 def _bits_set(column, bits):
     """True where any of ``bits`` is set (masked flags count as 0)."""
     values = np.ma.filled(np.ma.asarray(column), 0).astype(np.int64)
@@ -67,22 +59,16 @@ def _bits_set(column, bits):
 
 def _degrees(column):
     """Column of angles as a float array in degrees (degrees assumed when it has no unit)."""
-    values = _float(column)
+    values = as_float(column)
     unit = getattr(column, "unit", None)
     return values if unit is None else (values * u.Unit(unit)).to_value(u.deg)
 
 
-def _masked_float(column):
+def _maskedas_float(column):
     """Float MaskedColumn masked where the input is masked or not finite (name, unit kept)."""
-    values = _float(column)
+    values = as_float(column)
     return MaskedColumn(values, mask=~np.isfinite(values), name=column.name,
                         unit=getattr(column, "unit", None), description=getattr(column, "description", None))
-
-
-def _require(table, columns, what):
-    missing = [c for c in columns if c not in table.colnames]
-    if missing:
-        raise ValueError(f"{what}: table lacks column(s) {', '.join(missing)}")
 
 
 def _usable_positions(ra, dec, survey, columns, table, id_column):
@@ -141,11 +127,11 @@ def deduplicate_apogee(allstar):
     Returns ``(table, n_removed)``; the kept rows stay in their original order and
     ``table.meta["deduplicate"]`` holds the number removed by each step.
     """
-    _require(allstar, ("APOGEE_ID", "SNR", "EXTRATARG"), "deduplicate_apogee")
+    require_columns(allstar, ("APOGEE_ID", "SNR", "EXTRATARG"), "deduplicate_apogee")
     duplicate = _bits_set(allstar["EXTRATARG"], (EXTRATARG_DUPLICATE_BIT,))
     table = allstar[~duplicate]
     keys = np.array([str(x).strip() for x in np.ma.filled(np.ma.asarray(table["APOGEE_ID"]), "")])
-    keep = _best_per_group(keys, _float(table["SNR"]))
+    keep = _best_per_group(keys, as_float(table["SNR"]))
     out = table[keep]
     out.meta = dict(allstar.meta)
     n_extratarg, n_snr = int(duplicate.sum()), int((~keep).sum())
@@ -168,8 +154,8 @@ def match(rave, apogee, radius_arcsec=1.0):
     (repeat observations). The APOGEE table must hold one row per star
     (:func:`deduplicate_apogee`). Raises ValueError if nothing matches.
     """
-    _require(rave, ("ra_input", "dec_input"), "match (RAVE)")
-    _require(apogee, ("APOGEE_ID", "RA", "DEC"), "match (APOGEE)")
+    require_columns(rave, ("ra_input", "dec_input"), "match (RAVE)")
+    require_columns(apogee, ("APOGEE_ID", "RA", "DEC"), "match (APOGEE)")
     if radius_arcsec is None or not radius_arcsec > 0:
         raise ValueError(f"radius_arcsec must be > 0, got {radius_arcsec!r}")
     apogee_ids = normalise_2mass(apogee["APOGEE_ID"])
@@ -227,7 +213,7 @@ def join_matches(rave, apogee, pairs):
     MaskedColumns masked where missing (masked or not finite). An APOGEE column whose
     lower-case name is already a RAVE column gets the prefix ``apogee_`` (e.g. ``field``).
     """
-    _require(pairs, ("rave_index", "apogee_index", "method", "separation_arcsec"), "join_matches (pairs)")
+    require_columns(pairs, ("rave_index", "apogee_index", "method", "separation_arcsec"), "join_matches (pairs)")
     rename = {}
     for label, col in APOGEE_COLUMNS.items():
         rename[col], rename[f"{col}_ERR"], rename[f"{col}_FLAG"] = label, f"{label}_err", f"{label}_flag"
@@ -239,7 +225,7 @@ def join_matches(rave, apogee, pairs):
             new = f"apogee_{new}"
         column = ap[name]
         if name in rename and not name.endswith("_FLAG"):
-            column = _masked_float(column)
+            column = _maskedas_float(column)
         out[new] = column
         if new == "apogee_id":
             out[new] = np.array([str(x).strip() for x in np.ma.filled(np.ma.asarray(column), "")])
@@ -310,13 +296,13 @@ def apply_cuts(table, cuts=None):
               *(f"{n}_err" for n in with_limit), *with_limit]
     if c["repeats"] == "best":
         needed.append("apogee_id")
-    _require(table, dict.fromkeys(needed), "apply_cuts")
+    require_columns(table, dict.fromkeys(needed), "apply_cuts")
 
     out = Table(table, copy=True)
     for name in LABELS:
         for col in (name, f"{name}_err"):
             if col in out.colnames:
-                out[col] = _masked_float(out[col])
+                out[col] = _maskedas_float(out[col])
     rows = []
 
     def step(cut, parameter, bad, masked_values=0):
@@ -335,7 +321,7 @@ def apply_cuts(table, cuts=None):
          _bits_set(out["aspcapflag"], (bit,) if bit is not None else ()))
     for cut, col, key in (("apogee snr", "snr", "apogee_snr_min"), ("rave snr", "snr_med_sparv", "rave_snr_min")):
         limit = c[key]
-        bad = np.zeros(len(out), bool) if limit is None else ~(_float(out[col]) >= limit)
+        bad = np.zeros(len(out), bool) if limit is None else ~(as_float(out[col]) >= limit)
         step(cut, f">= {limit:g}" if limit is not None else "none", bad)
     bad = np.zeros(len(out), bool)
     for name in required:
@@ -344,18 +330,18 @@ def apply_cuts(table, cuts=None):
     req_limited = [n for n in required if n in c["label_error_max"]]
     bad = np.zeros(len(out), bool)
     for name in req_limited:
-        bad |= ~(_float(out[f"{name}_err"]) <= c["label_error_max"][name])
+        bad |= ~(as_float(out[f"{name}_err"]) <= c["label_error_max"][name])
     step("required label errors", _limits(req_limited, c["label_error_max"]), bad)
     optional = [n for n in with_limit if n not in required]
     n_masked = 0
     for name in optional:
-        over = ~(_float(out[f"{name}_err"]) <= c["label_error_max"][name]) & ~np.ma.getmaskarray(out[name])
+        over = ~(as_float(out[f"{name}_err"]) <= c["label_error_max"][name]) & ~np.ma.getmaskarray(out[name])
         out[name].mask |= over
         n_masked += int(over.sum())
     step("label errors", _limits(optional, c["label_error_max"]), np.zeros(len(out), bool), n_masked)
     if c["repeats"] == "best":
         keys = np.asarray(out["apogee_id"]).astype(str)
-        bad = ~_best_per_group(keys, _float(out["snr_med_sparv"]))
+        bad = ~_best_per_group(keys, as_float(out["snr_med_sparv"]))
     else:
         bad = np.zeros(len(out), bool)
     step("repeats", c["repeats"], bad)
@@ -369,76 +355,3 @@ def apply_cuts(table, cuts=None):
                          + "; ".join(f"{r[0]} -{r[2]} -> {r[3]}" for r in rows))
     out.meta["cuts"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in c.items()}
     return out, cutflow
-
-
-# ------------------------------------------------------------------ split
-def stratum(table):
-    """Stratum of each row: ``metal_poor`` ([M/H] < −1), else ``dwarf`` (log g > 3.8), else
-    ``hot`` (Teff > 6200 K), else ``main``. Missing labels count as not meeting a condition."""
-    _require(table, ("m_h", "logg", "teff"), "stratum")
-    m_h, logg, teff = _float(table["m_h"]), _float(table["logg"]), _float(table["teff"])
-    return np.select([m_h < -1, logg > 3.8, teff > 6200], list(STRATA[:3]), default=STRATA[3]).astype("U10")
-
-
-def _allocate(n, fractions):
-    """Numbers of stars per part: largest remainders of ``n * fractions``; at least one per
-    part when n >= 3 (taken from the largest part)."""
-    exact = n * np.asarray(fractions, float)
-    counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
-        counts[i] += 1
-    if n >= 3:
-        for i in range(len(counts)):
-            if counts[i] == 0:
-                counts[i] += 1
-                counts[np.argmax(counts)] -= 1
-    return counts
-
-
-def split(table, fractions=(0.8, 0.1, 0.1), seed=42, group="apogee_id"):
-    """Assign each row to ``"train"``, ``"validation"`` or ``"test"``.
-
-    Stars (rows sharing ``group``; ``group=None``: every row its own star) are shuffled with
-    ``numpy.random.default_rng(seed)`` within each :func:`stratum` and shared out in the
-    given ``fractions`` (of stars, not rows); every stratum with >= 3 stars gets at least one
-    star in each part, and all rows of a star land in the same part. Deterministic for a
-    seed and independent of row order. Only labels rows: nothing here looks at the test part.
-    """
-    fractions = tuple(fractions)
-    f = np.asarray(fractions, float)
-    if f.shape != (3,) or not np.all(np.isfinite(f)) or np.any(f <= 0) or abs(f.sum() - 1) > 1e-9:
-        raise ValueError(f"fractions must be three positive numbers (train, validation, test) summing to 1, "
-                         f"got {fractions}")
-    n = len(table)
-    if group is None:
-        keys = np.arange(n).astype(str)
-    else:
-        _require(table, (group,), "split")
-        if np.ma.getmaskarray(table[group]).any():
-            raise ValueError(f"split: column {group!r} has masked values")
-        keys = np.array([str(x).strip() for x in np.asarray(table[group])])
-    strata = stratum(table)
-    stars, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    star_stratum = strata[first]  # the stratum of a star's first row
-    star_part = np.empty(len(stars), dtype="U10")
-    rng = np.random.default_rng(seed)
-    for name in STRATA:
-        members = np.flatnonzero(star_stratum == name)
-        if members.size == 0:
-            continue
-        members = rng.permutation(members)
-        counts = _allocate(members.size, f)
-        star_part[members] = np.repeat(PARTS, counts)
-    return star_part[inverse.ravel()]
-
-
-def split_counts(table):
-    """Rows per part (train / validation / test) and :func:`stratum`, with an ``all`` column.
-
-    ``table`` needs the columns ``split`` and ``stratum``.
-    """
-    _require(table, ("split", "stratum"), "split_counts")
-    part, strat = np.asarray(table["split"]).astype(str), np.asarray(table["stratum"]).astype(str)
-    rows = [(p, *(int(np.sum((part == p) & (strat == s))) for s in STRATA), int(np.sum(part == p)))
-            for p in PARTS]
-    return Table(rows=rows, names=("part", *STRATA, "all"))

@@ -131,3 +131,15 @@ def where(path):
     in a notebook that is ``notebooks/``)."""
     path = Path(path)
     return str(path) if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
+
+
+def as_float(column):
+    """Float array of a (masked) column, NaN where masked."""
+    return np.ma.filled(np.ma.asarray(column).astype(float), np.nan)
+
+
+def require_columns(table, columns, what):
+    """ValueError naming ``what`` and the columns of ``columns`` that ``table`` lacks."""
+    missing = [c for c in columns if c not in table.colnames]
+    if missing:
+        raise ValueError(f"{what}: table lacks column(s) {', '.join(missing)}")

@@ -21,12 +21,12 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from .crossmatch import PARTS
 from .files import atomic_path, where
 from .labels import LABELS
 from .photometry import COLUMNS as PHOTOMETRY_COLUMNS
+from .splits import PARTS
 
-SPLITS = PARTS  # train, validation, test (crossmatch.split writes them)
+SPLITS = PARTS  # train, validation, test (splits.split writes them)
 
 TABLE_COLUMNS = ("rave_obs_id", "apogee_id", "split", "stratum", "snr_med_sparv", "method", "separation_arcsec",
                  *LABELS, *(f"{name}_err" for name in LABELS))

@@ -9,6 +9,7 @@ from astropy import units as u
 from astropy.table import MaskedColumn, Table
 
 from ravecnn_utils import crossmatch as cm
+from ravecnn_utils import splits
 from ravecnn_utils.apogee import APOGEE_COLUMNS
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation.catalogues import twomass_id
@@ -238,46 +239,46 @@ def _stars_table(n_rows=1000, seed=1):
 def test_stratum():
     t = Table({"m_h": MaskedColumn([-1.5, 0.0, 0.0, 0.0, -2.0, 0.0], mask=[0, 0, 0, 0, 0, 1]),
                "logg": [2.0, 4.5, 2.0, 2.0, 4.5, 2.0], "teff": [4500, 5500, 6500, 4800, 6500, 4800]})
-    assert cm.stratum(t).tolist() == ["metal_poor", "dwarf", "hot", "main", "metal_poor", "main"]
+    assert splits.stratum(t).tolist() == ["metal_poor", "dwarf", "hot", "main", "metal_poor", "main"]
 
 
 def test_split_deterministic_grouped_stratified():
     t = _stars_table()
-    part = cm.split(t)
-    assert part.shape == (len(t),) and set(part) == set(cm.PARTS)
-    assert np.array_equal(part, cm.split(t, seed=42))
-    assert not np.array_equal(part, cm.split(t, seed=7))
+    part = splits.split(t)
+    assert part.shape == (len(t),) and set(part) == set(splits.PARTS)
+    assert np.array_equal(part, splits.split(t, seed=42))
+    assert not np.array_equal(part, splits.split(t, seed=7))
     # all rows of a star in one part
     for star in np.unique(t["apogee_id"]):
         assert len(set(part[t["apogee_id"] == star])) == 1
     # every stratum (the metal-poor one has exactly 3 stars) in every part
-    strata = cm.stratum(t)
+    strata = splits.stratum(t)
     for name in np.unique(strata):
-        assert set(part[strata == name]) == set(cm.PARTS), name
+        assert set(part[strata == name]) == set(splits.PARTS), name
     assert len(np.unique(t["apogee_id"][strata == "metal_poor"])) == 3
     # fractions of rows within 3 %
-    for name, f in zip(cm.PARTS, (0.8, 0.1, 0.1)):
+    for name, f in zip(splits.PARTS, (0.8, 0.1, 0.1)):
         assert abs(np.mean(part == name) - f) < 0.03, name
-    other = cm.split(t, fractions=(0.6, 0.2, 0.2), seed=3)
-    for name, f in zip(cm.PARTS, (0.6, 0.2, 0.2)):
+    other = splits.split(t, fractions=(0.6, 0.2, 0.2), seed=3)
+    for name, f in zip(splits.PARTS, (0.6, 0.2, 0.2)):
         assert abs(np.mean(other == name) - f) < 0.03, name
     # independent of row order
     perm = np.random.default_rng(0).permutation(len(t))
-    assert np.array_equal(cm.split(t[perm]), part[perm])
+    assert np.array_equal(splits.split(t[perm]), part[perm])
 
 
 def test_split_without_groups_and_small_strata():
     t = Table({"apogee_id": ["a", "b"], "teff": [4800.0, 4800.0], "logg": [2.5, 2.5], "m_h": [0.0, 0.0]})
-    assert cm.split(t).tolist() == ["train", "train"]  # too few stars for three parts
+    assert splits.split(t).tolist() == ["train", "train"]  # too few stars for three parts
     t = _stars_table()
-    part = cm.split(t, group=None)
+    part = splits.split(t, group=None)
     assert abs(np.mean(part == "train") - 0.8) < 0.01
 
 
 @pytest.mark.parametrize("fractions", [(0.8, 0.1, 0.2), (0.9, 0.1), (1.0, 0.0, 0.0), (0.8, -0.1, 0.3)])
 def test_split_bad_fractions(fractions):
     with pytest.raises(ValueError, match=r"fractions.*" + re.escape(str(tuple(fractions)))):
-        cm.split(_stars_table(), fractions=fractions)
+        splits.split(_stars_table(), fractions=fractions)
 
 
 # ------------------------------------------------------------------ the simulated survey
@@ -317,8 +318,8 @@ def test_smoke_survey_end_to_end(smoke_survey):
     assert np.all(np.diff(flow["remaining"]) <= 0)
     assert len(np.unique(kept["apogee_id"])) > 0.5 * n_cross
     assert np.all(kept["snr"] >= 70) and not np.any(kept["teff"].mask)
-    part = cm.split(kept)
-    assert set(part) == set(cm.PARTS)
+    part = splits.split(kept)
+    assert set(part) == set(splits.PARTS)
     for star in np.unique(kept["apogee_id"]):
         assert len(set(part[kept["apogee_id"] == star])) == 1
 
@@ -327,7 +328,7 @@ def test_split_counts_table():
     """split_counts tallies rows per part and stratum, with a total column."""
     from astropy.table import Table
 
-    from ravecnn_utils.crossmatch import STRATA, split_counts
+    from ravecnn_utils.splits import STRATA, split_counts
 
     t = Table({"split": ["train", "train", "test", "validation"], "stratum": ["dwarf", "main", "main", "hot"]})
     counts = split_counts(t)
