@@ -214,7 +214,7 @@ def check_parameters(namespace, notebook, notebooks_dir=NOTEBOOKS_DIR):
     first wrong one, or the names papermill injected that the notebook does not declare.
 
     A single string where ``LIST_OR_TEXT`` expects a list is turned into a list of one in place.
-    Returns the checked parameters as a dict.
+    Returns None (so that the notebook cell shows nothing).
     """
     path = Path(notebooks_dir) / f"{notebook}.py"
     declared = {name: default for name, default, _ in parameters_table(path)}
@@ -226,7 +226,6 @@ def check_parameters(namespace, notebook, notebooks_dir=NOTEBOOKS_DIR):
                  else name for name in unknown]
         raise ParameterError(f"notebook {notebook} has no parameter(s) {', '.join(hints)}; its parameters are "
                              f"{', '.join(declared)}")
-    checked = {}
     for name, written in declared.items():
         if name not in namespace:
             raise ParameterError(f"notebook {notebook}: parameter {name} is not defined")
@@ -241,5 +240,3 @@ def check_parameters(namespace, notebook, notebooks_dir=NOTEBOOKS_DIR):
             expected = rule(value)
             if expected:
                 raise ParameterError(f"notebook {notebook}: {name} must be {expected}, got {value!r}")
-        checked[name] = value
-    return checked
