@@ -17,6 +17,7 @@ import difflib
 from numbers import Integral, Real
 from pathlib import Path
 
+from ..labels import LABELS
 from .notebooks import NOTEBOOKS_DIR, parameters_cell, read_notebook
 
 PLAIN = (str, int, float, bool, list, tuple, dict, type(None))
@@ -142,24 +143,21 @@ def split_fractions(v):
 
 
 def error_limits(v):
-    from ..labels import LABELS
-
     ok = isinstance(v, dict) and set(v) <= set(LABELS) and all(_is_number(x) and x > 0 for x in v.values())
     return None if ok else f"a dict label -> largest error (K, dex) with labels among {list(LABELS)}"
 
 
 def _labels():
-    from ..labels import LABELS
     return LABELS
 
 
 def _networks():
-    from ..model import NETWORKS
+    from ..model import NETWORKS  # Keras: imported only for the notebooks that name networks
     return NETWORKS
 
 
 def _peers():
-    from ..baselines import BASELINES
+    from ..baselines import BASELINES  # scikit-learn: imported only for the notebook that names peers
     return BASELINES
 
 
