@@ -324,9 +324,8 @@ for ax, name in zip(axes[0], ensembles):
     for label in ensembles[name].labels:
         j = LABELS.index(label)
         total = np.hypot(sigma[name][:, j], np.nan_to_num(apogee_err[:, j]))
-        width, inside = metrics.zscore_summary(pred[name][:, j] - apogee[:, j], total)
-        rows.append((name, label, width, inside))
         z = metrics.zscores(pred[name][:, j] - apogee[:, j], total)
+        rows.append((name, label, *metrics.z_summary(z)))
         ax.hist(z[np.isfinite(z)], bins=zgrid[::8], histtype="step", density=True, label=LATEX[label])
     ax.plot(zgrid, np.exp(-zgrid**2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
     ax.set_xlabel("z")
@@ -386,8 +385,8 @@ spectra_only = [name for name, ens in ensembles.items() if not ens.takes_photome
 if spectra_only and n_real > 0:
     ens = ensembles[spectra_only[0]]
     domain = validation.domain_shift(ens, realism.read_real_spectra()[:n_real], wave)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, label in zip(axes, ("teff", "logg", "m_h")):
+    fig, axes = plt.subplots(1, len(validation.DOMAIN_LABELS), figsize=(13, 4))
+    for ax, label in zip(axes, validation.DOMAIN_LABELS):
         ax.scatter(domain[f"{label} fit"], domain[f"{label} network"], s=14, label="network vs forward-model fit")
         if f"{label} literature" in domain.colnames:
             has = np.isfinite(domain[f"{label} literature"])

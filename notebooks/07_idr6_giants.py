@@ -60,7 +60,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import discs, plots, predict, survey
+from ravecnn_utils import discs, files, plots, predict, survey
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, axis_label
@@ -221,8 +221,7 @@ else:
 # the giants and for every unflagged spectrum.
 
 # %%
-obs_row = dict(zip(rave["rave_obs_id"], range(len(rave))))
-rows = np.array([obs_row[r] for r in g["rave_obs_id"]])
+rows = files.row_index(rave["rave_obs_id"], g["rave_obs_id"], "RAVE catalogue")  # the giants' catalogue rows
 fig = plt.figure(figsize=(10, 5))
 ax = plots.sky_map(fig, rave["ra_input"][rows], rave["dec_input"][rows], c=np.asarray(g["m_h"]), cmap="viridis",
                    vmin=-1.5, vmax=0.5, s=2)

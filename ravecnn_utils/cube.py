@@ -16,7 +16,7 @@ from astropy.table import Table
 from tqdm import tqdm
 
 from .files import atomic_path, native, strings, where
-from .rave import rave_obs_id_from_path, read_rave_spectrum
+from .rave import rave_obs_id_from_path, read_rave_spectrum, spectrum_wavelengths
 
 COMMON_GRID = dict(start=8410.0, stop=8795.0, step=0.39)
 """The common wavelength grid (Å, air): start + step·i for i = 0 … n−1, n = ⌊(stop − start)/step⌋
@@ -309,11 +309,12 @@ def read_spectra_cube(path, grid=None, rows=None):
 
 
 def _header_wave(header, path):
-    """Wavelengths (Å) of a cube's grid from its primary header (CRVAL1, CDELT1, NPIX, CRPIX1)."""
+    """Wavelengths (Å, air) of a cube's grid from its primary header (NPIX and the linear WCS that
+    ``rave.spectrum_wavelengths`` reads)."""
     keys = [k for k in ("CRVAL1", "CDELT1", "NPIX") if k not in header]
     if keys:
         raise ValueError(f"{path}: the primary header lacks the grid keyword(s) {keys}")
-    return header["CRVAL1"] + (np.arange(int(header["NPIX"])) + 1 - header.get("CRPIX1", 1.0)) * header["CDELT1"]
+    return spectrum_wavelengths(header, int(header["NPIX"]), path)
 
 
 def read_spectra_cube_grid(path):

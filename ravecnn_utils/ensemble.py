@@ -19,12 +19,16 @@ from .inference import DEFAULT_BATCH, compile_model
 from .inputs import make_inputs
 from .labels import UNITS
 from .metrics import bias_and_scatter
-from .photometry import absolute_magnitudes
 from .files import where
+from .photometry import absolute_magnitudes
 from .scaling import LabelScaler, as_float_array, plain
 
 ENSEMBLE_FILE = "ensemble.json"
 """Name of the description file inside a saved ensemble folder."""
+
+DESCRIPTION_ENTRIES = ("format", "package_version", "labels", "units", "grid", "scaler", "calibration",
+                       "photometry_scaler", "validation_spread", "members")
+"""The entries of ``ensemble.json`` that ``describe`` writes itself; the others are the metadata."""
 
 
 def _grid_tuple(grid):
@@ -321,9 +325,7 @@ class Ensemble:
             if member_outputs(members[-1]) != len(d["labels"]):
                 raise ValueError(f"{member} predicts {member_outputs(members[-1])} labels, {path} lists "
                                  f"{len(d['labels'])} ({d['labels']})")
-        core = {"format", "package_version", "labels", "units", "grid", "scaler", "calibration",
-                "photometry_scaler", "validation_spread", "members"}
-        metadata = {k: v for k, v in d.items() if k not in core}
+        metadata = {k: v for k, v in d.items() if k not in DESCRIPTION_ENTRIES}
         metadata["saved_with_version"] = d["package_version"]
 
         def numbers(entry):  # JSON null (NaN when saved) back to NaN

@@ -119,12 +119,15 @@ def zscores(residuals, sigma):
 
 
 def zscore_summary(residuals, sigma):
-    """Calibration of predicted uncertainties: z = residual / σ (``zscores``).
+    """Calibration of predicted uncertainties: z = residual / σ (``zscores``), summarised by
+    ``z_summary``."""
+    return z_summary(zscores(residuals, sigma))
 
-    Returns (robust σ of z, fraction of |z| < 1). A calibrated σ gives ≈ (1, 0.683);
-    σ too small gives a z scatter above 1.
-    """
-    z = zscores(residuals, sigma)
+
+def z_summary(z):
+    """(robust σ of z, fraction of |z| < 1) over the finite z. Calibrated uncertainties give
+    ≈ (1, 0.683); σ too small gives a z scatter above 1."""
+    z = np.asarray(z, float)
     z = z[np.isfinite(z)]
     if z.size == 0:
         return np.nan, np.nan

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .cube import read_cube_ids, read_spectra_cube, read_spectra_cube_grid
 from .ensemble import Ensemble
-from .files import atomic_path, exclusive_lock
+from .files import exclusive_lock, row_index, write_table
 from .labels import LATEX, UNITS
 from .photometry import COLUMNS as PHOTOMETRY_COLUMNS
 
@@ -117,11 +117,7 @@ def _photometry_rows(ensemble, catalogue, ids):
         return None
     if catalogue is None:
         raise ValueError("this ensemble takes photometry: pass the RAVE catalogue (parallax, magnitudes)")
-    index = {str(k).strip(): i for i, k in enumerate(catalogue["rave_obs_id"])}
-    missing = [i for i in ids if i not in index]
-    if missing:
-        raise KeyError(f"{len(missing)} spectra of the cube are not in the catalogue, e.g. {missing[:3]}")
-    return catalogue[[index[i] for i in ids]]
+    return catalogue[row_index(catalogue["rave_obs_id"], ids, "spectra of the cube not in the catalogue")]
 
 
 def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
@@ -155,18 +151,9 @@ def _describe(table, ensemble, cube_path, thresholds):
         "NETWORK": str(ensemble.metadata.get("network", ensemble.members[0].name)),
         "MEMBERS": len(ensemble), "TRAINSET": str(ensemble.metadata.get("training_set_hash", ""))[:16],
         **{f"FLAG{bit}": name for name, bit in FLAGS.items()},
-        **{k.upper()[:8]: v for k, v in (DEFAULTS | thresholds).items()},
+        **{k.upper()[:8]: v for k, v in thresholds.items()},
     })
     return table
-
-
-def _write_atomically(table, out_path):
-    """Write ``table`` to a temporary file beside ``out_path``, then rename it into place."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_path) as tmp:
-        table.write(tmp, format="fits", overwrite=True)
-    return out_path
 
 
 def _digest(*parts):
@@ -226,8 +213,9 @@ def _save_part(parts, k, cols):
 
 
 def _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress=True):
-    """The catalogue of a cube, resumable: ``compute(todo)`` yields (k, columns) for the missing chunks
-    ``todo`` (a list of (k, (start, stop, photometry rows))); each is saved as it arrives."""
+    """The catalogue of a cube, resumable: ``compute(todo, thresholds)`` yields (k, columns) for the
+    missing chunks ``todo`` (a list of (k, (start, stop, photometry rows))) with the checked
+    ``thresholds``; each is saved as it arrives."""
     out_path = Path(out_path)
     thresholds = _thresholds(thresholds)
     ensemble.require_grid(read_spectra_cube_grid(cube_path), f"the spectra cube {cube_path}")
@@ -236,14 +224,14 @@ def _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, p
         parts = out_path.with_name(out_path.name + ".parts")
         _prepare_parts(parts, run_inputs(ensemble, cube_path, chunks, chunk, thresholds))
         todo = [(k, c) for k, c in enumerate(chunks) if not (parts / f"part_{k:05d}.npz").is_file()]
-        for k, cols in tqdm(compute(todo), total=len(todo), desc=f"predict {out_path.name}", unit="chunk",
+        for k, cols in tqdm(compute(todo, thresholds), total=len(todo), desc=f"predict {out_path.name}", unit="chunk",
                             disable=not progress):
             _save_part(parts, k, cols)
         tables = []
         for k in range(len(chunks)):
             with np.load(parts / f"part_{k:05d}.npz") as data:
                 tables.append(Table({name: data[name] for name in data.files}))
-        _write_atomically(_describe(vstack(tables), ensemble, cube_path, thresholds), out_path)
+        write_table(_describe(vstack(tables), ensemble, cube_path, thresholds), out_path, overwrite=True)
         shutil.rmtree(parts)
     return out_path
 
@@ -257,9 +245,9 @@ def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, pr
     second run writing the same catalogue at the same time is refused (``files.LockedError``).
     ``thresholds`` override ``DEFAULTS``.
     """
-    def compute(todo):
+    def compute(todo, checked):
         for k, (start, stop, phot) in todo:
-            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, thresholds)
+            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked)
 
     return _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress)
 
@@ -286,8 +274,8 @@ def predict_cube_dask(ensemble_dir, cube_path, out_path, catalogue=None, chunk=2
     folder, cube = str(Path(ensemble_dir).resolve()), str(Path(cube_path).resolve())
     ensemble = _load_ensemble(folder)
 
-    def compute(todo):
-        tasks = [dask.delayed(_dask_task)(folder, cube, k, start, stop, phot, _thresholds(thresholds))
+    def compute(todo, checked):
+        tasks = [dask.delayed(_dask_task)(folder, cube, k, start, stop, phot, checked)
                  for k, (start, stop, phot) in todo]
         if client is None:
             yield from dask.compute(*tasks)

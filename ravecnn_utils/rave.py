@@ -74,7 +74,7 @@ def spectrum_wavelengths(header, n, path):
     """
     missing = [k for k in ("CRVAL1", "CDELT1") if k not in header]
     if missing:
-        raise ValueError(f"{path}: SPECTRUM header lacks the wavelength keyword(s) {missing}")
+        raise ValueError(f"{path}: the header lacks the wavelength keyword(s) {missing}")
     ctype = str(header.get("CTYPE1", "")).strip().upper()
     if ctype not in AIR_TYPES + VACUUM_TYPES:
         raise ValueError(f"{path}: CTYPE1 = {ctype!r} is not a linear wavelength axis (AWAV in air or WAVE in "

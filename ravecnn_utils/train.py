@@ -82,6 +82,11 @@ def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
 
 
 
+def n_dropped(n_models, drop_worst):
+    """Members that ``drop_worst`` (a fraction, rounded down) drops from an ensemble of ``n_models``."""
+    return int(math.floor(drop_worst * n_models + 1e-9))
+
+
 def train_ensemble(build, x_train, y_train, x_val, y_val, n_models=5, seeds=None, drop_worst=0.0,
                    labels=None, grid=None, metadata=None, progress=True, **fit_kwargs):
     """Train ``n_models`` networks from different seeds; keep all but the worst ``drop_worst``.
@@ -100,7 +105,7 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, n_models=5, seeds=None
     seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != n_models:
         raise ValueError(f"{len(seeds)} seeds for {n_models} models")
-    n_drop = int(math.floor(drop_worst * n_models + 1e-9))
+    n_drop = n_dropped(n_models, drop_worst)
     if not 0 <= n_drop < n_models:
         raise ValueError(f"drop_worst={drop_worst} would drop {n_drop} of {n_models} members")
     scaler = LabelScaler().fit(y_train)
@@ -145,7 +150,7 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
     (``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``).
     """
     spec = network_spec(name, slides_labels, paper_labels)
-    kept = n_models - int(math.floor(kwargs.get("drop_worst", 0.0) * n_models + 1e-9))
+    kept = n_models - n_dropped(n_models, kwargs.get("drop_worst", 0.0))
     if kept < 2:
         raise ValueError(f"n_models={n_models} with drop_worst={kwargs.get('drop_worst', 0.0)} keeps {kept} member(s); "
                          "an ensemble needs at least 2: its uncertainties are the spread of its members")

@@ -189,6 +189,14 @@ LIST_OR_TEXT = {"rave_catalogue"}
 """List parameters for which one string means a list of that one string."""
 
 
+def _literal(written):
+    """The value of a default as written in a parameters cell (None if it is not a literal)."""
+    try:
+        return ast.literal_eval(written)
+    except (ValueError, SyntaxError):
+        return None
+
+
 def _by_default(default):
     """The rule implied by a default value: its type (an int where a float is the default is fine)."""
     if isinstance(default, bool):
@@ -230,11 +238,7 @@ def check_parameters(namespace, notebook, notebooks_dir=NOTEBOOKS_DIR):
         value = namespace[name]
         if name in LIST_OR_TEXT and isinstance(value, str):
             value = namespace[name] = [value]
-        try:
-            default = ast.literal_eval(written)
-        except (ValueError, SyntaxError):
-            default = None
-        for rule in (_by_default(default) if name not in RULES else (lambda v: None), RULES.get(name, lambda v: None)):
-            expected = rule(value)
-            if expected:
-                raise ParameterError(f"notebook {notebook}: {name} must be {expected}, got {value!r}")
+        rule = RULES.get(name) or _by_default(_literal(written))
+        expected = rule(value)
+        if expected:
+            raise ParameterError(f"notebook {notebook}: {name} must be {expected}, got {value!r}")
