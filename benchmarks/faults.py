@@ -5,7 +5,8 @@
 Simulates the smoke survey, cross-matches it and trains two tiny ensembles (2 members, 1 epoch)
 through the library, then injects one fault per scenario — an interrupted run resumed after an
 input changed, a cube on another grid, two writers of one catalogue, a writer killed with
-SIGKILL, a damaged ensemble folder, crafted spectrum headers, wrong and misspelled notebook
+SIGKILL, a damaged ensemble folder, a renamed label, a spectrum file renamed to another
+observation, crafted spectrum headers, wrong and misspelled notebook
 parameters (through the project's runner and through raw papermill) … — and prints one row per
 scenario: scenario, expected, observed, ok. The last line is ``faults_ok=<n>/<total>``.
 """
@@ -261,9 +262,37 @@ def no_usable_pixel(ctx, work):
     return "NaN labels and the bad-pixel flag", f"teff {cols['teff'][1]}, flag {cols['flag'][1]}", bool(ok)
 
 
+def renamed_label(ctx, work):
+    import json
+
+    folder = ctx["ensembles"]["slides"].save(work / "models" / "slides")
+    path = folder / "ensemble.json"
+    d = json.loads(path.read_text())
+    d["labels"] = ["Teff" if n == "teff" else n for n in d["labels"]]
+    for entry in ("calibration", "validation_spread"):
+        d[entry]["Teff"] = d[entry].pop("teff")
+    path.write_text(json.dumps(d))
+    message = error_of(Ensemble.load, folder)
+    return "the file, the entry and the name", message[message.find("ensemble.json"):][:90], \
+        "entry 'labels': unknown label name(s) ['Teff']" in message and "did you mean 'teff'" in message
+
+
+def renamed_spectrum_file(ctx, work):
+    sources = sorted((ctx["sim"] / "spectra").glob("RAVE_*.fits"))[:2]
+    night = work / "spectra" / sources[0].name[5:13]  # the archive's layout: a folder per night
+    night.mkdir(parents=True)
+    shutil.copy(sources[0], night / sources[0].name)
+    found = survey.spectrum_path(work, sources[0].name[5:-5]) == night / sources[0].name
+    swapped = work / sources[1].name
+    shutil.copy(sources[0], swapped)  # another observation's content under this name
+    message = error_of(read_rave_spectrum, swapped)
+    return "per-night folder found; a swapped file refused", f"found={found}; {message[-70:]}", \
+        found and "its header ROI" in message
+
+
 SCENARIOS = [resume_after_catalogue_change, resume_with_same_inputs, cube_on_another_grid, two_writers,
              killed_writer, changed_spectrum_during_cube_resume, one_member, damaged_ensemble, crafted_headers,
-             wrong_parameters, cuts_remove_everything, no_usable_pixel]
+             wrong_parameters, cuts_remove_everything, no_usable_pixel, renamed_label, renamed_spectrum_file]
 
 
 def main():

@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .inference import DEFAULT_BATCH, compile_model
 from .inputs import make_inputs
-from .labels import UNITS
+from .labels import UNITS, require_known
 from .metrics import bias_and_scatter
 from .files import where
 from .photometry import absolute_magnitudes
@@ -82,6 +82,7 @@ def read_description(path):
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels) \
             or len(set(labels)) != len(labels):
         raise ValueError(f"{path}: entry 'labels' must be a list of distinct label names, got {labels!r}")
+    require_known(labels, f"{path}: entry 'labels'")
     grid = d["grid"]
     if grid is not None:
         if not isinstance(grid, dict) or set(grid) != {"start", "step", "n_pixels"}:
@@ -141,6 +142,7 @@ class Ensemble:
         self.members = list(members)
         self.scaler = scaler
         self.labels = tuple(labels)
+        require_known(self.labels, "Ensemble")
         self.grid = _grid_tuple(grid)
         self.metadata = dict(metadata or {})
         self.calibration = None if calibration is None else dict(calibration)

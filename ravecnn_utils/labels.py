@@ -4,6 +4,8 @@ Order follows Guiglion et al. (2020): Teff, log g, [M/H], [Fe/H], [α/M],
 [Si/Fe], [Al/Fe], [Mg/Fe], [Ni/Fe].
 """
 
+import difflib
+
 LABELS = ("teff", "logg", "m_h", "fe_h", "alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
 """Canonical label names, used as column names in every table the package writes."""
 
@@ -43,3 +45,14 @@ GUIGLION2020_COLUMNS = {
 def axis_label(name):
     """Figure axis label with unit, e.g. ``'$T_\\mathrm{eff}$ [K]'``."""
     return f"{LATEX[name]} [{UNITS[name]}]"
+
+
+def require_known(names, what):
+    """ValueError naming ``what`` unless every label name in ``names`` is one of ``LABELS``
+    (a renamed label, e.g. ``'Teff'``, is refused here, not later as a bare KeyError)."""
+    unknown = [n for n in names if n not in LABELS]
+    if unknown:
+        hints = {n: difflib.get_close_matches(str(n).lower(), LABELS, n=1) for n in unknown}
+        hint = "; ".join(f"{n!r}: did you mean {h[0]!r}?" for n, h in hints.items() if h)
+        raise ValueError(f"{what}: unknown label name(s) {unknown}; the labels are {list(LABELS)}"
+                         + (f" ({hint})" if hint else ""))

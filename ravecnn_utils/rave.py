@@ -2,7 +2,9 @@
 
 RAVE DR6 spectra come one FITS file per observation, ``RAVE_<rave_obs_id>.fits``,
 with image extensions ``SPECTRUM`` (continuum-normalised flux) and ``ERROR``
-(relative error, σ/flux) on a linear wavelength axis: λ = CRVAL1 + (i + 1 − CRPIX1)·CDELT1 (Å, air).
+(relative error, σ/flux) on a linear wavelength axis: λ = CRVAL1 + (i + 1 − CRPIX1)·CDELT1 (Å, air,
+the star's rest frame); the primary header's ``ROI`` holds the observation id. Where each of
+these beliefs comes from is tabulated in data/README.md.
 The catalogue comes as several tables of the DR6 TAP service (``dr6_obsdata``, ``dr6_sparv``,
 ``dr6_madera``, …; FITS, CSV or VOTable), joined here on ``rave_obs_id``.
 """
@@ -24,6 +26,8 @@ PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h":
 
 SPECTRUM_EXT = "SPECTRUM"
 ERROR_EXT = "ERROR"
+OBS_ID_KEY = "ROI"
+"""Primary-header keyword of a DR6 spectrum file that holds its ``rave_obs_id`` (data/README.md)."""
 
 
 def spectrum_filename(rave_obs_id):
@@ -34,7 +38,7 @@ def spectrum_filename(rave_obs_id):
 def write_rave_spectrum(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simulated=True):
     """Write one spectrum in the RAVE DR6 layout (float32 ``SPECTRUM`` and ``ERROR`` images)."""
     primary = fits.PrimaryHDU()
-    primary.header["OBS_ID"] = (rave_obs_id, "RAVE observation id")
+    primary.header[OBS_ID_KEY] = (rave_obs_id, "RAVE observation id")
     primary.header["SIMULATE"] = (bool(simulated), "simulated by ravecnn_utils.simulation")
     hdus = [primary]
     for name, data in ((SPECTRUM_EXT, flux), (ERROR_EXT, rel_error)):
@@ -118,6 +122,7 @@ def read_rave_spectrum(path):
                     if ext not in names:
                         raise ValueError(f"{path}: no {ext} extension (found {names}; "
                                          "an incomplete or truncated file?)")
+                _check_obs_id(hdul[0].header, path)
                 header = hdul[SPECTRUM_EXT].header
                 flux = np.asarray(hdul[SPECTRUM_EXT].data, float)
                 rel_error = np.asarray(hdul[ERROR_EXT].data, float)
@@ -128,6 +133,16 @@ def read_rave_spectrum(path):
     if flux.shape != rel_error.shape:
         raise ValueError(f"{path}: SPECTRUM {flux.shape} and ERROR {rel_error.shape} differ in shape")
     return spectrum_wavelengths(header, flux.size, path), flux, rel_error
+
+
+def _check_obs_id(primary, path):
+    """Refuse a file whose primary header ``ROI`` names another observation than its file name
+    ``RAVE_<rave_obs_id>.fits`` (a renamed or mixed-up file would label the wrong star)."""
+    name_id = rave_obs_id_from_path(path)
+    header_id = str(primary.get(OBS_ID_KEY, "")).strip()
+    if header_id and Path(path).name.startswith("RAVE_") and header_id != name_id:
+        raise ValueError(f"{path}: the file name says observation {name_id!r} but its header "
+                         f"{OBS_ID_KEY} = {header_id!r}; rename the file or fix its header")
 
 
 def rave_obs_id_from_path(path):

@@ -103,8 +103,13 @@ def load_survey(rave_dir, rave_catalogue=None, allstar_path=None, allstar_releas
 
 
 def spectrum_path(survey_dir, rave_obs_id):
-    """Path of one observation's spectrum file in a survey folder."""
-    return Path(survey_dir) / FILES["spectra"] / spectrum_filename(rave_obs_id)
+    """Path of one observation's spectrum file in a survey folder: ``spectra/RAVE_<id>.fits``, or
+    ``spectra/<YYYYMMDD>/RAVE_<id>.fits`` (one folder per night, as the RAVE archive serves them)
+    when only that exists."""
+    folder = Path(survey_dir) / FILES["spectra"]
+    flat = folder / spectrum_filename(rave_obs_id)
+    by_night = folder / str(rave_obs_id)[:8] / spectrum_filename(rave_obs_id)
+    return by_night if not flat.exists() and by_night.exists() else flat
 
 
 def describe(manifest):

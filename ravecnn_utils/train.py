@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .ensemble import Ensemble
 from .inputs import make_inputs
+from .labels import require_known
 from .model import build, masked_mse, network_spec
 from .photometry import FEATURES, absolute_magnitudes
 from .scaling import LabelScaler
@@ -87,8 +88,8 @@ def n_dropped(n_models, drop_worst):
     return int(math.floor(drop_worst * n_models + 1e-9))
 
 
-def train_ensemble(build, x_train, y_train, x_val, y_val, n_models=5, seeds=None, drop_worst=0.0,
-                   labels=None, grid=None, metadata=None, progress=True, **fit_kwargs):
+def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, seeds=None, drop_worst=0.0,
+                   grid=None, metadata=None, progress=True, **fit_kwargs):
     """Train ``n_models`` networks from different seeds; keep all but the worst ``drop_worst``.
 
     Parameters
@@ -98,10 +99,12 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, n_models=5, seeds=None
     seeds : sequence of int, default 0 … n_models − 1
     drop_worst : float
         Fraction of members with the highest best val_loss to discard (rounded down; e.g. 0.2).
-    labels : sequence of str, default ``label0`` …; grid : (start Å, step Å, n_pixels) or wave array
+    labels : sequence of str, names of ``labels.LABELS``; grid : (start Å, step Å, n_pixels) or wave array
     metadata : dict, e.g. training_set_hash, photometry (columns); stored with the ensemble.
     **fit_kwargs : epochs, batch_size, learning_rate, patience, verbose (see ``fit_model``).
     """
+    labels = tuple(labels)
+    require_known(labels, "train_ensemble(labels=...)")
     seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != n_models:
         raise ValueError(f"{len(seeds)} seeds for {n_models} models")
@@ -109,7 +112,6 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, n_models=5, seeds=None
     if not 0 <= n_drop < n_models:
         raise ValueError(f"drop_worst={drop_worst} would drop {n_drop} of {n_models} members")
     scaler = LabelScaler().fit(y_train)
-    labels = tuple(labels) if labels is not None else tuple(f"label{j}" for j in range(scaler.minimum.size))
     if len(labels) != scaler.minimum.size:
         raise ValueError(f"{len(labels)} label names for {scaler.minimum.size} label columns")
     ys_train, ys_val = scaler.transform(y_train), scaler.transform(y_val)

@@ -36,11 +36,25 @@ def test_spectrum_round_trip(tmp_path):
     assert wave[0] == pytest.approx(8410.0371, abs=1e-9)
     assert wave[-1] == pytest.approx(8410.0371 + 986 * 0.39012, abs=1e-9)
     with fits.open(path) as hdul:
-        assert hdul[0].header["OBS_ID"] == "20121229_2354m25_110"
+        assert hdul[0].header["ROI"] == "20121229_2354m25_110"
         assert hdul[0].header["SIMULATE"] is True
         assert hdul["SPECTRUM"].data.dtype.itemsize == 4
         assert hdul["SPECTRUM"].header["CTYPE1"] == "AWAV"
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_file_renamed_to_another_observation_is_refused(tmp_path):
+    """The primary header's ROI (as in the DR6 files) must agree with the file name; a file
+    without ROI (an older simulated survey) is read by its name."""
+    flux, err = _spectrum(20)
+    path = tmp_path / rave.spectrum_filename("20121229_2354m25_110")
+    rave.write_rave_spectrum(path, flux, err, 8410.0, 0.39, "20040403_1042m11_024")
+    with pytest.raises(ValueError, match=r"RAVE_20121229_2354m25_110\.fits: the file name says .*"
+                                         r"'20121229_2354m25_110'.* ROI = '20040403_1042m11_024'"):
+        rave.read_rave_spectrum(path)
+    with fits.open(path, mode="update") as hdul:
+        del hdul[0].header["ROI"]
+    assert rave.read_rave_spectrum(path)[1].size == 20
 
 
 def test_real_flag_is_written(tmp_path):

@@ -329,6 +329,33 @@ def test_a_renamed_label_list_that_no_longer_fits_the_members_is_refused(saved):
         Ensemble.load(saved)
 
 
+def _rename_teff(d):
+    d["labels"] = ["Teff" if n == "teff" else n for n in d["labels"]]
+    for entry in ("calibration", "validation_spread"):
+        if d.get(entry):
+            d[entry]["Teff"] = d[entry].pop("teff")
+
+
+def test_a_renamed_label_is_named_with_a_suggestion(saved):
+    """A label renamed consistently through ensemble.json (labels, calibration, spreads) used to load
+    and then fail as a bare KeyError: 'Teff' when the catalogue's columns were described."""
+    _edit_description(saved, _rename_teff)
+    with pytest.raises(ValueError, match=r"ensemble\.json: entry 'labels': unknown label name\(s\) \['Teff'\].*"
+                                         r"did you mean 'teff'"):
+        Ensemble.load(saved)
+
+
+def test_training_with_an_unknown_label_is_refused_before_any_training():
+    from ravecnn_utils import train
+
+    def build():
+        raise AssertionError("no network may be built for an unknown label")
+
+    x, y = np.zeros((4, 10), np.float32), np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"train_ensemble\(labels=...\): unknown label name\(s\) \['TEFF'\]"):
+        train.train_ensemble(build, x, y, x, y, labels=("TEFF", "logg"), n_models=2)
+
+
 def test_a_damaged_member_is_named(saved):
     member = saved / "member_01.keras"
     member.write_bytes(member.read_bytes()[:500])

@@ -98,7 +98,7 @@ def test_spectrum_files_format_and_wcs_jitter(smoke_survey):
     for path in paths:
         with fits.open(path) as hdul:
             assert hdul[0].header["SIMULATE"] is True
-            assert hdul[0].header["OBS_ID"] == path.stem.removeprefix("RAVE_")
+            assert hdul[0].header["ROI"] == path.stem.removeprefix("RAVE_")
             for ext in ("SPECTRUM", "ERROR"):
                 hdu = hdul[ext]
                 assert isinstance(hdu, fits.ImageHDU)
@@ -160,9 +160,9 @@ def test_ca_line_at_its_wavelength_in_high_snr_spectra(smoke_survey, tables):
 def test_rave_catalogue_columns_and_ids(tables):
     cat = tables["catalogue"]
     for col in ("rave_obs_id", "obsdate", "field", "fibre", "ra_input", "dec_input", "id_2mass",
-                "hrv_sparv", "ehrv_sparv", "snr_med_sparv",
-                "teff_cal_madera", "teff_cal_error_madera", "logg_cal_madera", "logg_cal_error_madera",
-                "m_h_cal_madera", "m_h_cal_error_madera", "parallax", "parallax_error",
+                "hrv_sparv", "hrv_error_sparv", "snr_med_sparv",
+                "teff_cal_madera", "teff_error_madera", "logg_cal_madera", "logg_error_madera",
+                "m_h_cal_madera", "m_h_error_madera", "parallax", "parallax_error",
                 "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
                 "jmag_2mass", "hmag_2mass", "kmag_2mass", "w1mpro", "w2mpro", "av50"):
         assert col in cat.colnames, col
@@ -186,7 +186,7 @@ def test_rave_pipeline_labels_scatter_around_truth(tables):
     np.testing.assert_array_equal(cat["rave_obs_id"], obs["rave_obs_id"])
     for name in ("teff", "logg", "m_h"):
         z = ((np.asarray(cat[f"{name}_cal_madera"]) - np.asarray(stars[name])[idx])
-             / np.asarray(cat[f"{name}_cal_error_madera"]))
+             / np.asarray(cat[f"{name}_error_madera"]))
         assert 0.7 < np.std(z) < 1.4, name
         assert abs(np.mean(z)) < 0.3, name
 

@@ -88,6 +88,19 @@ def test_spectrum_path(smoke_survey, loaded):
     assert path.is_file() and path.name == f"RAVE_{obs_id}.fits"
 
 
+def test_spectrum_path_in_the_archive_layout(tmp_path):
+    """The RAVE archive serves spectra one folder per night (spectra/<YYYYMMDD>/RAVE_<id>.fits)."""
+    obs_id = "20100313_0823m14_113"
+    night = tmp_path / "spectra" / "20100313"
+    night.mkdir(parents=True)
+    (night / f"RAVE_{obs_id}.fits").touch()
+    assert survey.spectrum_path(tmp_path, obs_id) == night / f"RAVE_{obs_id}.fits"
+    (tmp_path / "spectra" / f"RAVE_{obs_id}.fits").touch()  # both: the flat file wins
+    assert survey.spectrum_path(tmp_path, obs_id) == tmp_path / "spectra" / f"RAVE_{obs_id}.fits"
+    missing = survey.spectrum_path(tmp_path, "20040403_1042m11_024")
+    assert missing == tmp_path / "spectra" / "RAVE_20040403_1042m11_024.fits" and not missing.exists()
+
+
 def test_gallery_selection_boxes(loaded):
     stars, obs = loaded["truth_stars"], loaded["truth_obs"]
     picks = survey.gallery_selection(stars, obs)
