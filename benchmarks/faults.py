@@ -146,9 +146,9 @@ def killed_writer(ctx, work):
             os.kill(os.getpid(), signal.SIGKILL)
     """)
     subprocess.run([sys.executable, "-c", code], check=False)
-    left = list(work.glob(".part-*-table.fits"))
+    left = list(work.glob(f"{files.PART_PREFIX}*-table.fits"))
     files.write_table(Table({"a": [1]}), target)
-    after = list(work.glob(".part-*-table.fits"))
+    after = list(work.glob(f"{files.PART_PREFIX}*-table.fits"))
     return "leftover removed by the next write", f"{len(left)} leftover(s) before, {len(after)} after", \
         len(left) == 1 and not after
 
@@ -243,7 +243,7 @@ def wrong_parameters(ctx, work):
                           "--cwd", str(runner.NOTEBOOKS_DIR), "-p", "dropuot", "0.3"], capture_output=True, text=True)
     said = raw.stderr + raw.stdout
     observed = (f"runner: {typed[typed.find('dropout must'):][:40]} | papermill exit {raw.returncode}: "
-                f"{said[said.find('no parameter'):][:45]}")
+                f"{said[max(said.find('did you mean') - 30, 0):][:50]}")
     return "both stop, naming the parameter", observed, \
         "dropout must be a number" in typed and raw.returncode != 0 and "did you mean dropout" in said
 

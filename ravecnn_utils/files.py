@@ -6,13 +6,26 @@ the target, then renames it, so a file either exists complete or not at all.
 
 import fcntl
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 PART_PREFIX = ".part-"
-"""Temporary files of ``atomic_path`` are ``.part-<pid>-<name>`` beside their target."""
+"""Temporary files of ``atomic_path`` are ``.part-<pid>@<host>-<name>`` beside their target."""
+
+HOST = socket.gethostname().replace("-", "_") or "localhost"
+"""This machine's name as it appears in part-file names (``-`` replaced, so the name parses)."""
+
+_SCANNED = set()
+"""(process id, folder) pairs whose leftovers ``atomic_path`` has already removed."""
+
+
+def part_path(path, pid=None):
+    """The temporary file ``atomic_path`` writes for ``path`` in process ``pid`` (default: this one)."""
+    path = Path(path)
+    return path.with_name(f"{PART_PREFIX}{os.getpid() if pid is None else pid}@{HOST}-{path.name}")
 
 
 def _process_alive(pid):
@@ -26,16 +39,20 @@ def _process_alive(pid):
     return True
 
 
-def remove_stale_parts(path):
-    """Delete the ``.part-<pid>-<name>`` files beside ``path`` that processes no longer running
-    on this machine left behind (a writer killed with SIGKILL cannot clean up); returns them."""
-    path = Path(path)
+def remove_stale_parts(folder):
+    """Delete the part files in ``folder`` that processes of this machine no longer running left
+    behind (a writer killed with SIGKILL cannot clean up); returns them. Parts written on another
+    machine (a shared disk of a cluster) are never touched: their process cannot be asked."""
     removed = []
-    for part in path.parent.glob(f"{PART_PREFIX}*-{path.name}"):
-        pid = part.name[len(PART_PREFIX):-len(path.name) - 1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            part.unlink(missing_ok=True)
-            removed.append(part)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(PART_PREFIX):
+                continue
+            pid, _, rest = entry.name[len(PART_PREFIX):].partition("@")
+            host = rest.partition("-")[0]
+            if host == HOST and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
     return removed
 
 
@@ -43,12 +60,15 @@ def remove_stale_parts(path):
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    Leftovers of earlier writers of the same file that were killed are removed first.
+    The first write of a process into a folder removes the leftovers of killed writers there
+    (``remove_stale_parts``: one scan of the folder, so writing many files stays linear in time).
     """
     path = Path(path)
-    remove_stale_parts(path)
-    # keep the real name at the end, so that writers inferring the format from it still work
-    tmp = path.with_name(f"{PART_PREFIX}{os.getpid()}-{path.name}")
+    folder = path.parent.resolve()
+    if (os.getpid(), folder) not in _SCANNED and folder.is_dir():
+        remove_stale_parts(folder)
+        _SCANNED.add((os.getpid(), folder))
+    tmp = part_path(path)  # the real name stays at the end, for writers that infer the format from it
     try:
         yield tmp
         os.replace(tmp, path)

@@ -148,14 +148,28 @@ def test_a_second_writer_of_the_same_catalogue_is_refused(ensemble, tmp_path):
 
 
 def test_atomic_writes_remove_what_killed_writers_left(tmp_path):
-    """A `.part-<pid>-<name>` of a dead process is removed by the next write of that file; one of a
-    live process (another writer at work) is kept."""
+    """The part file of a dead process of this machine is removed by the next write into its
+    folder; one of a live process (another writer at work) and one written on another machine
+    (a cluster's shared disk, where this machine cannot ask whether its writer lives) are kept."""
     target = tmp_path / "cat.fits"
-    dead, alive = tmp_path / f".part-{2**22 + 12345}-cat.fits", tmp_path / f".part-{os.getppid()}-cat.fits"
-    for path in (dead, alive):
+    dead, alive = files.part_path(target, pid=2**22 + 12345), files.part_path(target, pid=os.getppid())
+    elsewhere = tmp_path / f"{files.PART_PREFIX}{2**22 + 12345}@another_node-cat.fits"
+    for path in (dead, alive, elsewhere):
         path.write_bytes(b"half a file")
     files.write_table(Table({"a": [1, 2]}), target)
-    assert not dead.exists() and alive.exists() and len(Table.read(target)) == 2
+    assert not dead.exists() and alive.exists() and elsewhere.exists() and len(Table.read(target)) == 2
+
+
+def test_atomic_writes_scan_a_folder_once_per_process(tmp_path, monkeypatch):
+    """Writing many files into one folder lists that folder once, not once per file (the full
+    simulation's 63,840 spectra took quadratic time when every write listed the folder)."""
+    scans = []
+    real = files.remove_stale_parts
+    monkeypatch.setattr(files, "remove_stale_parts", lambda folder: scans.append(folder) or real(folder))
+    for i in range(20):
+        with files.atomic_path(tmp_path / f"f{i}.txt") as tmp:
+            tmp.write_text(str(i))
+    assert scans == [tmp_path.resolve()] and len(list(tmp_path.iterdir())) == 20
 
 
 def test_cube_resume_rereads_a_spectrum_that_changed(tmp_path, monkeypatch):
