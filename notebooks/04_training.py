@@ -81,6 +81,7 @@ patience = 10                          # early stopping: epochs without validati
 batch_size = 64                         # spectra per gradient step (Adam)
 learning_rate = 1e-3                   # Adam
 seed = 42                              # member k uses seed + k
+processes = 2                          # members trained at once, one process each (1: one after another)
 
 # %% [markdown]
 # Every parameter is checked before anything runs: a wrong type, a value out of range or a
@@ -108,7 +109,9 @@ print(f"{len(table)} spectra × {wave.size} pixels; train {parts['train'].sum()}
 # ## 2. Train
 #
 # Train and calibrate the ensemble of each network (`train.train_network`; member k uses the
-# seed `seed + k`) and save it to `models/<network>/`.
+# seed `seed + k`) and save it to `models/<network>/`. With `processes = 2` two members train
+# at once, each in a process of its own: the networks are small, so one member alone barely
+# uses a second core.
 
 # %%
 ensembles = {}
@@ -116,7 +119,7 @@ for name in networks:
     ensembles[name] = train.train_network(
         name, flux, error, table, wave, n_models=n_models, seed=seed, slides_labels=slides_labels,
         paper_labels=paper_labels, drop_worst=drop_worst, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, patience=patience)
+        learning_rate=learning_rate, patience=patience, processes=processes)
     ensembles[name].save(products / PRODUCT_FILES["models"] / name)
     print(f"{name}: {ensembles[name]}")
 

@@ -9,7 +9,14 @@ The test set is never passed to anything here: it is for the final numbers only.
 """
 
 import math
+import multiprocessing
+import os
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -88,8 +95,79 @@ def n_dropped(n_models, drop_worst):
     return int(math.floor(drop_worst * n_models + 1e-9))
 
 
+def _save_arrays(folder, **arrays):
+    """Write each array (or dict of arrays, e.g. spectrum + photometry inputs) as .npy files in ``folder``."""
+    for name, value in arrays.items():
+        for key, array in (value.items() if isinstance(value, dict) else [(None, value)]):
+            np.save(Path(folder) / (f"{name}.{key}.npy" if key else f"{name}.npy"), np.asarray(array))
+
+
+def _load_arrays(folder, name):
+    """The array (or dict of arrays) ``_save_arrays`` wrote as ``name``, memory-mapped."""
+    files = sorted(Path(folder).glob(f"{name}.*npy"))
+    if len(files) == 1 and files[0].name == f"{name}.npy":
+        return np.load(files[0], mmap_mode="r")
+    return {f.name[len(name) + 1:-4]: np.load(f, mmap_mode="r") for f in files}
+
+
+def _init_trainer(threads):
+    """Worker start: TensorFlow gets ``threads`` threads, before its first operation."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _fit_member(task):
+    """Worker of ``train_ensemble(processes > 1)``: fit one member, return its weights and history."""
+    build, folder, seed, fit_kwargs = task
+    x_train, y_train, x_val, y_val = (_load_arrays(folder, name) for name in ("x_train", "y_train", "x_val", "y_val"))
+    model, history, info = fit_model(build, x_train, y_train, x_val, y_val, seed=seed, **fit_kwargs)
+    return model.get_weights(), history, info
+
+
+def _fit_members(build, seeds, arrays, processes, progress, fit_kwargs):
+    """(model, history, info) of each seed, in seed order: in this process, or ``processes`` members
+    at a time, each in a fresh process of its own with ``cpu_count // processes`` threads."""
+    bar = tqdm(total=len(seeds), desc="ensemble members", disable=not progress)
+    if processes <= 1:
+        out = []
+        for seed in seeds:
+            out.append(fit_model(build, *arrays, seed=seed, **fit_kwargs))
+            bar.update()
+        bar.close()
+        return out
+    workers = min(processes, len(seeds))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ravecnn-train-") as folder:
+        _save_arrays(folder, **dict(zip(("x_train", "y_train", "x_val", "y_val"), arrays)))
+        # spawn, as TensorFlow does not survive fork; a worker that dies breaks the pool loudly
+        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_trainer, (threads,))
+        try:
+            for result in pool.map(_fit_member, [(build, folder, s, fit_kwargs) for s in seeds]):
+                results.append(result)
+                bar.update()
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                "the processes that train the members died before they finished; if this runs from a "
+                "script, its top-level code must sit under `if __name__ == \"__main__\":` (each worker "
+                "imports the script); or train with processes=1") from err
+        finally:  # an interrupt stops the members at once, not when they finish
+            for process in getattr(pool, "_processes", {}).values():  # (no public API before 3.14)
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+    bar.close()
+    out = []
+    for seed, (weights, history, info) in zip(seeds, results):
+        set_seed(seed)
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(fit_kwargs.get("learning_rate", 1e-3)), loss=masked_mse)
+        model.set_weights(weights)
+        out.append((model, history, info))
+    return out
+
+
 def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, seeds=None, drop_worst=0.0,
-                   grid=None, metadata=None, progress=True, **fit_kwargs):
+                   grid=None, metadata=None, progress=True, processes=1, **fit_kwargs):
     """Train ``n_models`` networks from different seeds; keep all but the worst ``drop_worst``.
 
     Parameters
@@ -101,6 +179,16 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, se
         Fraction of members with the highest best val_loss to discard (rounded down; e.g. 0.2).
     labels : sequence of str, names of ``labels.LABELS``; grid : (start Å, step Å, n_pixels) or wave array
     metadata : dict, e.g. training_set_hash, photometry (columns); stored with the ensemble.
+    processes : int
+        Members trained at once, each in a process of its own (``build`` must then be picklable,
+        e.g. a ``functools.partial`` of ``model.build``). The networks are small, so one member
+        barely uses a second core: two processes on two cores train about twice as fast
+        (``benchmarks/training.py``). A member then runs on fewer threads, which splits its float
+        sums differently: its weights equal the serial ones to round-off at first, and over many
+        epochs the members drift apart as any two runs on different machines would (same seeds,
+        same recipe; with as many threads per process as the serial path they are bit-identical,
+        but two processes then share the cores and gain only about 1.5×). A script that uses this
+        must keep its top-level code under ``if __name__ == "__main__":``.
     **fit_kwargs : epochs, batch_size, learning_rate, patience, verbose (see ``fit_model``).
     """
     labels = tuple(labels)
@@ -116,10 +204,9 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, se
         raise ValueError(f"{len(labels)} label names for {scaler.minimum.size} label columns")
     ys_train, ys_val = scaler.transform(y_train), scaler.transform(y_val)
 
-    runs = []
-    for seed in tqdm(seeds, desc="ensemble members", disable=not progress):
-        model, history, info = fit_model(build, x_train, ys_train, x_val, ys_val, seed=seed, **fit_kwargs)
-        runs.append({"model": model, "seed": seed, "history": history, **info})
+    fits = _fit_members(build, seeds, (x_train, ys_train, x_val, ys_val), processes, progress, fit_kwargs)
+    runs = [{"model": model, "seed": seed, "history": history, **info}
+            for seed, (model, history, info) in zip(seeds, fits)]
 
     # rank by best val_loss (NaN = worst); stable, so ties keep the seed order
     score = [r["best_val_loss"] if math.isfinite(r["best_val_loss"]) else math.inf for r in runs]
@@ -149,7 +236,7 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
     ``train`` rows are fitted and its ``validation`` rows steer early stopping and the
     calibration. The photometry scaler is fitted on the training rows and kept by the ensemble.
     Members use the seeds ``seed``, ``seed + 1`` …; ``kwargs`` go to ``train_ensemble``
-    (``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``).
+    (``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``, ``processes``).
     """
     spec = network_spec(name, slides_labels, paper_labels)
     kept = n_models - n_dropped(n_models, kwargs.get("drop_worst", 0.0))
@@ -172,7 +259,7 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
 
     x_val, y_val = inputs(parts["validation"]), labels(parts["validation"])
     ensemble = train_ensemble(
-        lambda: build(spec["architecture"], len(grid), spec["labels"], photometry=spec["photometry"]),
+        partial(build, spec["architecture"], len(grid), spec["labels"], photometry=spec["photometry"]),
         inputs(parts["train"]), labels(parts["train"]), x_val, y_val, n_models=n_models,
         seeds=[seed + k for k in range(n_models)], labels=spec["labels"], grid=grid, metadata=meta,
         progress=progress, **kwargs)

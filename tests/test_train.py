@@ -312,3 +312,44 @@ def test_make_inputs_scales_photometry_and_fills_missing():
     assert inputs.make_inputs(flux).shape == (3, 10, 1)
     with pytest.raises(ValueError, match="scaler"):
         inputs.make_inputs(flux, None, phot)
+
+
+def test_members_trained_in_parallel_processes_match_the_serial_ones(data):
+    """processes=2 fits each member in a fresh process (one thread each): the same seeds give the
+    same initial weights, so the members and their validation losses agree with the serial fit to
+    float round-off; the ensemble is ordered by seed and usable as the serial one."""
+    from functools import partial
+
+    x_train, y_train, x_val, y_val = data
+    build_slides = partial(cnn.build, "slides", N_PIX, LABELS)
+    kwargs = dict(n_models=2, seeds=[11, 12], labels=LABELS, grid=GRID, progress=False, **FIT)
+    serial = train.train_ensemble(build_slides, x_train, y_train, x_val, y_val, **kwargs)
+    parallel = train.train_ensemble(build_slides, x_train, y_train, x_val, y_val, processes=2, **kwargs)
+    assert parallel.metadata["seeds"] == [11, 12] and len(parallel) == 2
+    np.testing.assert_allclose(parallel.metadata["best_val_losses"], serial.metadata["best_val_losses"], rtol=1e-3)
+    for a, b in zip(serial.members, parallel.members):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(wb, wa, rtol=1e-3, atol=1e-5)
+    mean_s, _ = serial.predict(x_val)
+    mean_p, _ = parallel.predict(x_val)
+    np.testing.assert_allclose(mean_p, mean_s, rtol=1e-3, atol=1e-3)
+
+
+def test_parallel_training_from_an_unguarded_script_fails_with_advice(tmp_path):
+    """Each worker imports the calling script: without `if __name__ == "__main__":` the workers die
+    at start-up; that must end in an error that says so, not in a pool that waits for ever."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from functools import partial\n"
+        "from ravecnn_utils import model, train\n"
+        "x, y = np.ones((8, 80, 1), np.float32), np.ones((8, 2))\n"
+        "train.train_ensemble(partial(model.build, 'slides', 80, ('teff', 'logg')), x, y, x, y,\n"
+        "                     labels=('teff', 'logg'), n_models=2, processes=2, progress=False, epochs=1)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode != 0
+    assert 'must sit under `if __name__ == "__main__":`' in run.stderr
