@@ -243,7 +243,7 @@ def wrong_parameters(ctx, work):
                           "--cwd", str(runner.NOTEBOOKS_DIR), "-p", "dropuot", "0.3"], capture_output=True, text=True)
     said = raw.stderr + raw.stdout
     observed = (f"runner: {typed[typed.find('dropout must'):][:40]} | papermill exit {raw.returncode}: "
-                f"{said[max(said.find('did you mean') - 30, 0):][:50]}")
+                f"{said[max(said.rfind('did you mean') - 30, 0):][:50]}")
     return "both stop, naming the parameter", observed, \
         "dropout must be a number" in typed and raw.returncode != 0 and "did you mean dropout" in said
 
