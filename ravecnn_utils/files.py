@@ -64,7 +64,7 @@ def atomic_path(path):
     (``remove_stale_parts``: one scan of the folder, so writing many files stays linear in time).
     """
     path = Path(path)
-    folder = path.parent.resolve()
+    folder = path.parent.absolute()
     if (os.getpid(), folder) not in _SCANNED and folder.is_dir():
         remove_stale_parts(folder)
         _SCANNED.add((os.getpid(), folder))

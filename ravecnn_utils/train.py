@@ -31,6 +31,10 @@ from .photometry import FEATURES, absolute_magnitudes
 from .scaling import LabelScaler
 from .trainingset import label_array
 
+LEARNING_RATE = 1e-3
+"""Adam's learning rate unless told otherwise (Keras' default)."""
+
+
 def set_seed(seed):
     """Seed Python, NumPy and TensorFlow, and make TensorFlow ops deterministic (process-wide)."""
     keras.utils.set_random_seed(int(seed))
@@ -52,8 +56,16 @@ def _epoch_timer():
     return EpochTimer()
 
 
+def _new_model(build, seed, learning_rate):
+    """``build()`` after seeding with ``seed``, compiled with Adam and the masked MSE."""
+    set_seed(seed)
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_mse)
+    return model
+
+
 def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
-              learning_rate=1e-3, patience=10, seed=0, verbose=0):
+              learning_rate=LEARNING_RATE, patience=10, seed=0, verbose=0):
     """Train one network with Adam and the masked MSE, early stopping on the validation set.
 
     Parameters
@@ -71,9 +83,7 @@ def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
     model, history (dict of lists, e.g. loss / val_loss per epoch),
     info (best_epoch (1-based), best_val_loss, epochs_run, seconds_per_epoch (median s)).
     """
-    set_seed(seed)
-    model = build()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_mse)
+    model = _new_model(build, seed, learning_rate)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                          restore_best_weights=True)
     timer = _epoch_timer()
@@ -158,9 +168,7 @@ def _fit_members(build, seeds, arrays, processes, progress, fit_kwargs):
     bar.close()
     out = []
     for seed, (weights, history, info) in zip(seeds, results):
-        set_seed(seed)
-        model = build()
-        model.compile(optimizer=keras.optimizers.Adam(fit_kwargs.get("learning_rate", 1e-3)), loss=masked_mse)
+        model = _new_model(build, seed, fit_kwargs.get("learning_rate", LEARNING_RATE))
         model.set_weights(weights)
         out.append((model, history, info))
     return out
