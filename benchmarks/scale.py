@@ -77,15 +77,14 @@ def child(stage, job):
         from ravecnn_utils.predict import predict_cube
 
         ens = Ensemble.load(job["ensemble"])
-        table, seconds = timed(predict_cube, ens, cube_path, products / f"catalogue_x{len(ens)}.fits",
-                               progress=False)
-        n = len(table)
+        _, seconds = timed(predict_cube, ens, cube_path, products / f"catalogue_x{len(ens)}.fits", progress=False)
+        n = job["spectra"]
     elif stage == "notebook 07":
         from ravecnn_utils.book.notebooks import run_all
 
         params = {"products_dir": str(products.resolve()), "survey_dir": str(survey_dir.resolve()),
                   "network": job["network"]}
-        _, seconds = timed(run_all, "full", products.parent / "executed", only=["07_idr6_giants"],
+        _, seconds = timed(run_all, job["book_profile"], products.parent / "executed", only=["07_idr6_giants"],
                            overrides=params, progress_bar=False)
         n = job["spectra"]
     else:
@@ -100,7 +99,7 @@ def run_child(stage, job):
     if done.returncode:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise SystemExit(f"stage {stage!r} of profile {job.get('profile')!r} failed "
-                         f"(exit {done.returncode}):\n{tail}")
+                         f"(exit {done.returncode}; --keep keeps its files):\n{tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -114,6 +113,8 @@ def parse_args(argv=None):
     parser.add_argument("--products", type=Path, default=DATA_DIR / "products",
                         help="products of a `make book` whose models/<network> notebook 07 uses (default data/products)")
     parser.add_argument("--network", default="paper_photometry", help="the trained ensemble for notebook 07")
+    parser.add_argument("--book-profile", default="full",
+                        help="notebook 07's parameters from this profile of notebooks/profiles.yml (default full)")
     parser.add_argument("--members", type=int, default=10, help="untrained members for the predict stage")
     parser.add_argument("--processes", type=int, default=2, help="processes for simulate and cube")
     parser.add_argument("--keep", action="store_true", help="keep each survey, cube and catalogue")
@@ -150,7 +151,8 @@ def main(argv=None):
             base = args.workdir / profile
             shutil.rmtree(base, ignore_errors=True)  # every stage starts from nothing
             job = {"profile": profile, "survey": str(base / "survey"), "products": str(base / "products"),
-                   "ensemble": str(ensemble), "processes": args.processes, "network": args.network}
+                   "ensemble": str(ensemble), "processes": args.processes, "network": args.network,
+                   "book_profile": args.book_profile}
             try:
                 for stage in stages:
                     bar.set_postfix_str(f"{profile}: {stage}")

@@ -2,7 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from .costs import by_stage, stage_fits
 from .labels import axis_label
@@ -134,6 +134,8 @@ def scaling(results, axes=None):
         ax.tick_params(labelsize=10)
         ax.grid(True, which="major", alpha=0.3)
         plain_log_ticks(ax)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))  # 0.5, 2, 1,000: no ".0"
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
     ax_time.legend(fontsize=9)
     ax_rss.legend(fontsize=9)
     return axes
