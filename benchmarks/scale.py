@@ -111,7 +111,7 @@ def parse_args(argv=None):
                         help="where the surveys, cubes and catalogues go (default data/scale, git-ignored)")
     parser.add_argument("--out", type=Path, help="the results file (default <workdir>/scale.json)")
     parser.add_argument("--products", type=Path, default=DATA_DIR / "products",
-                        help="products of a `make book` whose models/<network> notebook 07 uses (default data/products)")
+                        help="a `make book`'s products: notebook 07 uses models/<network> (default data/products)")
     parser.add_argument("--network", default="paper_photometry", help="the trained ensemble for notebook 07")
     parser.add_argument("--book-profile", default="full",
                         help="notebook 07's parameters from this profile of notebooks/profiles.yml (default full)")

@@ -86,7 +86,7 @@ logg_max = 3.5                              # giants: predicted log g below this
 teff_max = 5500                             # giants: predicted Teff below this (K)
 use_dask = False                            # True: run the chunks on a local Dask cluster
 dask_workers = 2                            # workers of that cluster
-scale_results = None                        # scale.json of benchmarks/scale.py for section 6; None: section 6 says how to make it
+scale_results = None                        # scale.json of benchmarks/scale.py for section 6 (None: how to make it)
 
 # %% [markdown]
 # Every parameter is checked before anything runs: a wrong type, a value out of range or a
