@@ -60,7 +60,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table
 
-from ravecnn_utils import discs, files, plots, predict, survey
+from ravecnn_utils import costs, discs, files, plots, predict, survey
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, axis_label
@@ -86,6 +86,7 @@ logg_max = 3.5                              # giants: predicted log g below this
 teff_max = 5500                             # giants: predicted Teff below this (K)
 use_dask = False                            # True: run the chunks on a local Dask cluster
 dask_workers = 2                            # workers of that cluster
+scale_results = None                        # scale.json of benchmarks/scale.py for section 6 (None: how to make it)
 
 # %% [markdown]
 # Every parameter is checked before anything runs: a wrong type, a value out of range or a
@@ -242,6 +243,31 @@ plots.caption(fig, f"Label distributions of the {network} catalogue; {source}.")
 plt.show()
 
 # %% [markdown]
+# ## 6. The whole survey: how the cost grows
+#
+# Does the path of this book — simulate, read every spectrum file into the cube, predict,
+# this notebook — stay linear up to RAVE's 518,387 spectra? `benchmarks/scale.py` runs each
+# stage in a fresh process at 9,999, 63,840 and 518,387 spectra and records its wall time and
+# peak memory in `scale.json`; the parameter `scale_results` points to that file (the `rave`
+# profile sets it). Left: time against size, log–log, with a dotted slope-1 guide per stage
+# (a stage on its guide costs the same per spectrum at every size). Right: the peak memory of
+# the stage's largest process, which a chunked stage keeps flat.
+
+# %%
+if scale_results is None:
+    print("No scaling results given. Make them with (about 10 min and 11 GB of disk on 2 cores):\n"
+          "    python benchmarks/scale.py --products data/products\n"
+          "then rerun this notebook with -p scale_results ../data/scale/scale.json")
+else:
+    scale = costs.read_results(scale_results)
+    print(costs.table(scale))
+    print(costs.summary_line(scale))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    plots.scaling(scale, axes)
+    plots.caption(fig, costs.caption(scale))
+    plt.show()
+
+# %% [markdown]
 # ## Summary
 #
 # * The whole survey went through the ensemble in the time printed in section 1; the
@@ -252,6 +278,8 @@ plt.show()
 #   in the network's plane is read from those two panels, not assumed: the tables there count
 #   how many giants the network puts on the side of the boundary their true labels are on, and
 #   how many true thick-disc giants it moves to the thin side.
+# * Section 6, when `scale_results` is given, shows how the time and memory of each stage grow
+#   from 10k to 518k spectra, as measured on the machine its caption names.
 #
 # ## What's next
 #

@@ -19,7 +19,8 @@ Three areas, one concern per module.
 * the judgement: ``metrics``, ``crlb`` (Fisher information, Cramér–Rao bound), ``baselines``
   (the peers: ``base``, ``regression``, ``cannon``), ``validation`` (notebook 06's tables),
   ``discs`` (the thin/thick boundary), ``predict`` (the whole survey into a catalogue),
-  ``plots``; ``paths`` (the committed data files).
+  ``costs`` (how each stage's time and memory grow with the survey: ``benchmarks/scale.py``'s
+  ``scale.json``), ``plots``; ``paths`` (the committed data files).
 
 **simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``,
 ``catalogues``, ``simulate`` (``python -m ravecnn_utils.simulation``), ``realism``. The analysis

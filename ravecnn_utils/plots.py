@@ -2,8 +2,9 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
+from .costs import by_stage, stage_fits
 from .labels import axis_label
 
 LANDMARKS = {
@@ -101,3 +102,40 @@ def plain_log_ticks(ax, axis="both"):
         a.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         a.set_major_formatter(ScalarFormatter())
         a.set_minor_formatter(NullFormatter())
+
+
+def scaling(results, axes=None):
+    """Cost against survey size from ``benchmarks/scale.py``'s results (``costs.read_results``).
+
+    Left: wall time of each stage against the number of spectra, log–log, with a dotted slope-1
+    (linear) guide through each stage's smallest run and the fitted slope in the legend. Right:
+    each stage's peak resident memory (MB) against size. ``axes``: two axes (made if None).
+    Returns the axes.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    ax_time, ax_rss = axes
+    fits = stage_fits(results)
+    for k, (name, (n, t, rss)) in enumerate(by_stage(results).items()):
+        colour = f"C{k}"
+        slope = fits[name]["slope"]
+        label = name if np.isnan(slope) else f"{name} (slope {slope:.2f})"
+        ax_time.plot(n, t, "o-", color=colour, lw=1.5, ms=6, label=label)
+        guide = np.array([n[0], n[-1] if n[-1] > n[0] else 10 * n[0]])
+        ax_time.plot(guide, t[0] * guide / guide[0], ":", color=colour, lw=1.2)
+        ax_rss.plot(n, rss, "o-", color=colour, lw=1.5, ms=6, label=name)
+    ax_time.plot([], [], "k:", lw=1.2, label="slope 1 (linear), through the smallest run")
+    for ax, ylabel, title in ((ax_time, "wall time [s]", "time"), (ax_rss, "peak RSS [MB]", "memory")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("spectra in the survey", fontsize=12)
+        ax.set_ylabel(ylabel, fontsize=12)
+        ax.set_title(f"{title} of each stage against survey size", fontsize=12)
+        ax.tick_params(labelsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        plain_log_ticks(ax)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))  # 0.5, 2, 1,000: no ".0"
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+    ax_time.legend(fontsize=9)
+    ax_rss.legend(fontsize=9)
+    return axes

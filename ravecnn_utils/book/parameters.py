@@ -181,7 +181,7 @@ RULES = {
     "snr_edges": increasing_numbers,
     "slides_labels": optional(names_from(_labels)), "paper_labels": optional(names_from(_labels)),
     "networks": names_from(_networks), "network": name_from(_networks), "main_network": name_from(_networks),
-    "peers": names_from(_peers),
+    "peers": names_from(_peers), "scale_results": optional(text),
 }
 """Ranges, allowed values and types beyond the defaults', by parameter name (any notebook)."""
 

@@ -55,9 +55,12 @@ from .linelist import read_linelist
 PROFILES = {
     "smoke": dict(n_field=300, n_crossmatch=150, n_apogee_only=60, n_benchmark=40),
     "full": dict(n_field=52_000, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200),
+    "scale_10k": dict(n_field=8_148, n_crossmatch=781, n_apogee_only=469, n_benchmark=31),
 }
 """Survey sizes: field stars (RAVE only), cross-match stars (RAVE and APOGEE),
-APOGEE-only stars (northern sky), and the high-resolution benchmark sample."""
+APOGEE-only stars (northern sky), and the high-resolution benchmark sample.
+``scale_10k`` (9,999 observations, about ``full``/6.4) exists for the scaling benchmark
+(``benchmarks/scale.py``), as its smallest size."""
 
 DEFAULT_SEED = 2020
 REPEAT_FRACTION = 0.10
