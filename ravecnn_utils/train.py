@@ -138,15 +138,16 @@ def _fit_members(jobs, processes, progress):
     """Fit the members of every job (a dict with ``build``, ``arrays`` = (x_train, y_train, x_val,
     y_val), ``seeds`` and ``fit_kwargs``): for each job, its (model, history, info) in seed order.
 
-    With ``processes`` > 1 all the jobs' members share one pool of ``processes`` fresh processes,
-    ``cpu_count // processes`` threads each (two ensembles of 5 members on 2 processes: 5 rounds).
+    With ``processes`` > 1 all the jobs' members share one pool of ``processes`` processes, spawned
+    for this call, ``cpu_count // processes`` threads each; a process takes the next member when it
+    is done (two ensembles of 5 members on 2 processes: 5 rounds). Each member is seeded afresh.
     """
-    tasks = [(job, seed) for job in jobs for seed in job["seeds"]]
+    tasks = [(k, seed) for k, job in enumerate(jobs) for seed in job["seeds"]]  # job by job, seed by seed
     bar = tqdm(total=len(tasks), desc="ensemble members", disable=not progress)
     if processes <= 1:
         fits = []
-        for job, seed in tasks:
-            fits.append(fit_model(job["build"], *job["arrays"], seed=seed, **job["fit_kwargs"]))
+        for k, seed in tasks:
+            fits.append(fit_model(jobs[k]["build"], *jobs[k]["arrays"], seed=seed, **jobs[k]["fit_kwargs"]))
             bar.update()
         bar.close()
         return _per_job(jobs, fits)
@@ -160,9 +161,9 @@ def _fit_members(jobs, processes, progress):
             _save_arrays(sub, **dict(zip(("x_train", "y_train", "x_val", "y_val"), job["arrays"])))
         # spawn, as TensorFlow does not survive fork; a worker that dies breaks the pool loudly
         pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_trainer, (threads,))
-        try:  # map gives the results in the order of the tasks: job by job, seed by seed
-            for result in pool.map(_fit_member, [(job["build"], str(folders[k]), seed, job["fit_kwargs"])
-                                                 for k, job in enumerate(jobs) for seed in job["seeds"]]):
+        try:  # map gives the results in the order of the tasks
+            for result in pool.map(_fit_member, [(jobs[k]["build"], str(folders[k]), seed, jobs[k]["fit_kwargs"])
+                                                 for k, seed in tasks]):
                 results.append(result)
                 bar.update()
         except BrokenProcessPool as err:
@@ -176,8 +177,8 @@ def _fit_members(jobs, processes, progress):
             pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
     fits = []
-    for (job, seed), (weights, history, info) in zip(tasks, results):
-        model = _new_model(job["build"], seed, job["fit_kwargs"].get("learning_rate", LEARNING_RATE))
+    for (k, seed), (weights, history, info) in zip(tasks, results):
+        model = _new_model(jobs[k]["build"], seed, jobs[k]["fit_kwargs"].get("learning_rate", LEARNING_RATE))
         model.set_weights(weights)
         fits.append((model, history, info))
     return _per_job(jobs, fits)
