@@ -1,6 +1,7 @@
 """Benchmark: how fast is the survey parametrised, and in how much memory?
 
-    python benchmarks/inference.py [--sizes 50000 518387] [--members 10] [--workdir DIR] [--keep]
+    python benchmarks/inference.py [--sizes 50000 518387] [--members 10] [--dask-workers 2]
+                                   [--workdir DIR] [--keep]
 
 1. One slides network (speed does not depend on the weights) on 50,000 spectra in memory, at
    our grid's 987 px and at the talk's 723 px: Keras' ``model.predict`` against our two engines
@@ -10,10 +11,14 @@
    goes through ``predict.predict_cube`` with that one network, in a fresh process: wall time
    (reading, flags and writing the catalogue included) and the process's peak memory.
 3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks.
+4. The same run with ``predict.predict_cube_dask`` on a ``distributed.LocalCluster`` of
+   ``--dask-workers`` worker processes (one task at a time each; its kernel uses the cores the
+   worker may use), in a fresh process, cluster start included: its time against step 3's, the
+   overhead in %, and whether the two catalogues are identical.
 
-The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> peak_rss_mb=<n>`` (one 987-px
-network, in-memory rates of step 1 with the default engine; peak memory of step 2 on the
-largest cube). Needs ≈ 4.1 GB of disk
+The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> peak_rss_mb=<n>
+dask_overhead_pct=<x>`` (one 987-px network, in-memory rates of step 1 with the default engine;
+peak memory of step 2 on the largest cube; step 4's overhead). Needs ≈ 4.1 GB of disk
 in ``--workdir`` for the full-size cube (deleted at the end unless ``--keep``).
 """
 
@@ -101,29 +106,50 @@ def time_per_layer(model, x, batch_size=2048):
     return out
 
 
-def child(cube, ensemble_dir, out):
-    """Run predict_cube in this (fresh) process; print JSON with the time and peak memory."""
-    from ravecnn_utils.predict import predict_cube
+def child(cube, ensemble_dir, out, dask_workers="0"):
+    """Run predict_cube in this (fresh) process, or with ``dask_workers`` > 0 predict_cube_dask on a
+    LocalCluster of that many workers (its start timed too); print JSON with the time and peak
+    memory (of this process; not the Dask workers')."""
+    from ravecnn_utils.predict import predict_cube, predict_cube_dask
 
-    ens = Ensemble.load(ensemble_dir)
-    _, seconds = timed(predict_cube, ens, cube, out, progress=False)
+    def dask_run():
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=int(dask_workers), threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            predict_cube_dask(ensemble_dir, cube, out, client=client, progress=False)
+
+    if int(dask_workers):
+        _, seconds = timed(dask_run)
+    else:
+        _, seconds = timed(lambda: predict_cube(Ensemble.load(ensemble_dir), cube, out, progress=False))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "members": len(ens)}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
 
 
-def run_child(cube, ensemble_dir, out):
-    result = subprocess.run([sys.executable, __file__, "--child", str(cube), str(ensemble_dir), str(out)],
-                            check=True, capture_output=True, text=True)
+def run_child(cube, ensemble_dir, out, dask_workers=0):
+    result = subprocess.run([sys.executable, __file__, "--child", str(cube), str(ensemble_dir), str(out),
+                             str(dask_workers)], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def same_catalogue(a, b):
+    """Whether the FITS catalogues ``a`` and ``b`` have the same columns and values (NaN = NaN)."""
+    from astropy.table import Table
+
+    ta, tb = Table.read(a), Table.read(b)
+    return ta.colnames == tb.colnames and all(
+        np.array_equal(ta[c], tb[c], equal_nan=ta[c].dtype.kind == "f") for c in ta.colnames)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, RAVE_DR6_SPECTRA])
     parser.add_argument("--members", type=int, default=10, help="ensemble size for the whole-survey run")
+    parser.add_argument("--dask-workers", type=int, default=2, help="workers of step 4's Dask LocalCluster")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ravecnn_inference_bench"))
     parser.add_argument("--keep", action="store_true", help="keep the synthetic cubes")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
@@ -181,13 +207,27 @@ def main():
     # 3. the largest cube through the ensemble
     n = max(args.sizes)
     ens_dir = toy_ensemble(args.workdir / "models" / f"x{args.members}", args.members, n_pix)
-    r = run_child(cubes[n], ens_dir, args.workdir / "catalogue_ensemble.fits")
+    serial_out = args.workdir / "catalogue_ensemble.fits"
+    r = run_child(cubes[n], ens_dir, serial_out)
     print(f"\n3. {n:,} spectra through a {args.members}-member ensemble: {r['seconds']:.0f} s "
           f"({r['seconds'] / 60:.1f} min, {n * args.members / r['seconds']:,.0f} spectra × members / s), "
           f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+
+    # 4. the same run on a Dask LocalCluster
+    dask_out = args.workdir / "catalogue_dask.fits"
+    d = run_child(cubes[n], ens_dir, dask_out, args.dask_workers)
+    overhead = 100 * (d["seconds"] / r["seconds"] - 1)
+    print(f"\n4. the same run, predict_cube_dask on a LocalCluster of {args.dask_workers} workers (fresh process, "
+          "cluster start included)")
+    print(f"   {'path':<40}{'seconds':>9}")
+    print(f"   {'predict_cube (step 3)':<40}{r['seconds']:>9.1f}")
+    print(f"   {'predict_cube_dask, LocalCluster':<40}{d['seconds']:>9.1f}")
+    print(f"   overhead {overhead:+.1f} %; catalogues identical: "
+          f"{'yes' if same_catalogue(serial_out, dask_out) else 'NO'}")
     if not args.keep:
         shutil.rmtree(args.workdir)
-    print(f"spectra_per_s_ours={rate_ours:.0f} spectra_per_s_keras={rate_keras:.0f} peak_rss_mb={peak:.0f}")
+    print(f"spectra_per_s_ours={rate_ours:.0f} spectra_per_s_keras={rate_keras:.0f} peak_rss_mb={peak:.0f} "
+          f"dask_overhead_pct={overhead:.1f}")
 
 
 if __name__ == "__main__":

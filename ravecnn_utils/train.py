@@ -127,33 +127,43 @@ def _init_trainer(threads):
 
 
 def _fit_member(task):
-    """Worker of ``train_ensemble(processes > 1)``: fit one member, return its weights and history."""
+    """Worker of ``_fit_members``: fit one member, return its weights and history."""
     build, folder, seed, fit_kwargs = task
     x_train, y_train, x_val, y_val = (_load_arrays(folder, name) for name in ("x_train", "y_train", "x_val", "y_val"))
     model, history, info = fit_model(build, x_train, y_train, x_val, y_val, seed=seed, **fit_kwargs)
     return model.get_weights(), history, info
 
 
-def _fit_members(build, seeds, arrays, processes, progress, fit_kwargs):
-    """(model, history, info) of each seed, in seed order: in this process, or ``processes`` members
-    at a time, each in a fresh process of its own with ``cpu_count // processes`` threads."""
-    bar = tqdm(total=len(seeds), desc="ensemble members", disable=not progress)
+def _fit_members(jobs, processes, progress):
+    """Fit the members of every job (a dict with ``build``, ``arrays`` = (x_train, y_train, x_val,
+    y_val), ``seeds`` and ``fit_kwargs``): for each job, its (model, history, info) in seed order.
+
+    With ``processes`` > 1 all the jobs' members share one pool of ``processes`` processes, spawned
+    for this call, ``cpu_count // processes`` threads each; a process takes the next member when it
+    is done (two ensembles of 5 members on 2 processes: 5 rounds). Each member is seeded afresh.
+    """
+    tasks = [(k, seed) for k, job in enumerate(jobs) for seed in job["seeds"]]  # job by job, seed by seed
+    bar = tqdm(total=len(tasks), desc="ensemble members", disable=not progress)
     if processes <= 1:
-        out = []
-        for seed in seeds:
-            out.append(fit_model(build, *arrays, seed=seed, **fit_kwargs))
+        fits = []
+        for k, seed in tasks:
+            fits.append(fit_model(jobs[k]["build"], *jobs[k]["arrays"], seed=seed, **jobs[k]["fit_kwargs"]))
             bar.update()
         bar.close()
-        return out
-    workers = min(processes, len(seeds))
+        return _per_job(jobs, fits)
+    workers = min(processes, len(tasks))
     threads = max(1, (os.cpu_count() or 1) // workers)
     results = []
     with tempfile.TemporaryDirectory(prefix="ravecnn-train-") as folder:
-        _save_arrays(folder, **dict(zip(("x_train", "y_train", "x_val", "y_val"), arrays)))
+        folders = [Path(folder) / f"job{k}" for k in range(len(jobs))]
+        for job, sub in zip(jobs, folders):
+            sub.mkdir()
+            _save_arrays(sub, **dict(zip(("x_train", "y_train", "x_val", "y_val"), job["arrays"])))
         # spawn, as TensorFlow does not survive fork; a worker that dies breaks the pool loudly
         pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_trainer, (threads,))
-        try:
-            for result in pool.map(_fit_member, [(build, folder, s, fit_kwargs) for s in seeds]):
+        try:  # map gives the results in the order of the tasks
+            for result in pool.map(_fit_member, [(jobs[k]["build"], str(folders[k]), seed, jobs[k]["fit_kwargs"])
+                                                 for k, seed in tasks]):
                 results.append(result)
                 bar.update()
         except BrokenProcessPool as err:
@@ -166,12 +176,62 @@ def _fit_members(build, seeds, arrays, processes, progress, fit_kwargs):
                 process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
-    out = []
-    for seed, (weights, history, info) in zip(seeds, results):
-        model = _new_model(build, seed, fit_kwargs.get("learning_rate", LEARNING_RATE))
+    fits = []
+    for (k, seed), (weights, history, info) in zip(tasks, results):
+        model = _new_model(jobs[k]["build"], seed, jobs[k]["fit_kwargs"].get("learning_rate", LEARNING_RATE))
         model.set_weights(weights)
-        out.append((model, history, info))
+        fits.append((model, history, info))
+    return _per_job(jobs, fits)
+
+
+def _per_job(jobs, fits):
+    """``fits`` (all the jobs' members, job by job) split into one list per job."""
+    out, start = [], 0
+    for job in jobs:
+        out.append(fits[start:start + len(job["seeds"])])
+        start += len(job["seeds"])
     return out
+
+
+def _ensemble_job(build, x_train, y_train, x_val, y_val, labels, n_models, seeds, drop_worst, fit_kwargs):
+    """Check ``train_ensemble``'s arguments and fit its label scaler: the job ``_fit_members`` trains
+    (``arrays`` hold the scaled labels) and ``_finish_ensemble`` turns into an Ensemble."""
+    labels = tuple(labels)
+    require_known(labels, "train_ensemble(labels=...)")
+    seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != n_models:
+        raise ValueError(f"{len(seeds)} seeds for {n_models} models")
+    n_drop = n_dropped(n_models, drop_worst)
+    if not 0 <= n_drop < n_models:
+        raise ValueError(f"drop_worst={drop_worst} would drop {n_drop} of {n_models} members")
+    scaler = LabelScaler().fit(y_train)
+    if len(labels) != scaler.minimum.size:
+        raise ValueError(f"{len(labels)} label names for {scaler.minimum.size} label columns")
+    arrays = (x_train, scaler.transform(y_train), x_val, scaler.transform(y_val))
+    return {"build": build, "arrays": arrays, "seeds": seeds, "fit_kwargs": fit_kwargs, "labels": labels,
+            "scaler": scaler, "n_drop": n_drop}
+
+
+def _finish_ensemble(job, fits, grid, metadata):
+    """The Ensemble of a job's members (``fits`` in seed order), the worst ``n_drop`` dropped."""
+    runs = [{"model": model, "seed": seed, "history": history, **info}
+            for seed, (model, history, info) in zip(job["seeds"], fits)]
+    # rank by best val_loss (NaN = worst); stable, so ties keep the seed order
+    score = [r["best_val_loss"] if math.isfinite(r["best_val_loss"]) else math.inf for r in runs]
+    dropped = set(sorted(range(len(runs)), key=lambda i: score[i], reverse=True)[:job["n_drop"]])
+    kept = [r for i, r in enumerate(runs) if i not in dropped]
+    meta = {
+        "architecture": kept[0]["model"].name,
+        "seeds": [r["seed"] for r in kept],
+        "histories": [{"loss": r["history"]["loss"], "val_loss": r["history"]["val_loss"]} for r in kept],
+        "best_epochs": [r["best_epoch"] for r in kept],
+        "best_val_losses": [r["best_val_loss"] for r in kept],
+        "seconds_per_epoch": [r["seconds_per_epoch"] for r in kept],
+        "dropped": [{"seed": runs[i]["seed"], "best_val_loss": runs[i]["best_val_loss"]} for i in sorted(dropped)],
+        "fit": {k: v for k, v in job["fit_kwargs"].items() if k != "verbose"},
+        "n_train": int(len(job["arrays"][1])), "n_validation": int(len(job["arrays"][3])),
+    } | dict(metadata or {})
+    return Ensemble([r["model"] for r in kept], job["scaler"], job["labels"], grid, meta)
 
 
 def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, seeds=None, drop_worst=0.0,
@@ -199,39 +259,9 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, se
         must keep its top-level code under ``if __name__ == "__main__":``.
     **fit_kwargs : epochs, batch_size, learning_rate, patience, verbose (see ``fit_model``).
     """
-    labels = tuple(labels)
-    require_known(labels, "train_ensemble(labels=...)")
-    seeds = list(range(n_models)) if seeds is None else [int(s) for s in seeds]
-    if len(seeds) != n_models:
-        raise ValueError(f"{len(seeds)} seeds for {n_models} models")
-    n_drop = n_dropped(n_models, drop_worst)
-    if not 0 <= n_drop < n_models:
-        raise ValueError(f"drop_worst={drop_worst} would drop {n_drop} of {n_models} members")
-    scaler = LabelScaler().fit(y_train)
-    if len(labels) != scaler.minimum.size:
-        raise ValueError(f"{len(labels)} label names for {scaler.minimum.size} label columns")
-    ys_train, ys_val = scaler.transform(y_train), scaler.transform(y_val)
-
-    fits = _fit_members(build, seeds, (x_train, ys_train, x_val, ys_val), processes, progress, fit_kwargs)
-    runs = [{"model": model, "seed": seed, "history": history, **info}
-            for seed, (model, history, info) in zip(seeds, fits)]
-
-    # rank by best val_loss (NaN = worst); stable, so ties keep the seed order
-    score = [r["best_val_loss"] if math.isfinite(r["best_val_loss"]) else math.inf for r in runs]
-    dropped = set(sorted(range(n_models), key=lambda i: score[i], reverse=True)[:n_drop])
-    kept = [r for i, r in enumerate(runs) if i not in dropped]
-    meta = {
-        "architecture": kept[0]["model"].name,
-        "seeds": [r["seed"] for r in kept],
-        "histories": [{"loss": r["history"]["loss"], "val_loss": r["history"]["val_loss"]} for r in kept],
-        "best_epochs": [r["best_epoch"] for r in kept],
-        "best_val_losses": [r["best_val_loss"] for r in kept],
-        "seconds_per_epoch": [r["seconds_per_epoch"] for r in kept],
-        "dropped": [{"seed": runs[i]["seed"], "best_val_loss": runs[i]["best_val_loss"]} for i in sorted(dropped)],
-        "fit": {k: v for k, v in fit_kwargs.items() if k != "verbose"},
-        "n_train": int(len(ys_train)), "n_validation": int(len(ys_val)),
-    } | dict(metadata or {})
-    return Ensemble([r["model"] for r in kept], scaler, labels, grid, meta)
+    job = _ensemble_job(build, x_train, y_train, x_val, y_val, labels, n_models, seeds, drop_worst, fit_kwargs)
+    [fits] = _fit_members([job], processes, progress)
+    return _finish_ensemble(job, fits, grid, metadata)
 
 
 def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_labels=None,
@@ -246,10 +276,19 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
     Members use the seeds ``seed``, ``seed + 1`` …; ``kwargs`` go to ``train_ensemble``
     (``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``, ``processes``).
     """
+    return train_networks([name], flux, error, table, grid, n_models, seed, slides_labels, paper_labels,
+                          progress, **kwargs)[name]
+
+
+def _network_job(name, flux, error, table, grid, n_models, seed, slides_labels, paper_labels, kwargs):
+    """The ensemble job of the network ``name`` (see ``_ensemble_job``), with its validation inputs
+    and labels (for the calibration), photometry scaler and metadata."""
     spec = network_spec(name, slides_labels, paper_labels)
-    kept = n_models - n_dropped(n_models, kwargs.get("drop_worst", 0.0))
+    kwargs = dict(kwargs)
+    drop_worst = kwargs.pop("drop_worst", 0.0)
+    kept = n_models - n_dropped(n_models, drop_worst)
     if kept < 2:
-        raise ValueError(f"n_models={n_models} with drop_worst={kwargs.get('drop_worst', 0.0)} keeps {kept} member(s); "
+        raise ValueError(f"n_models={n_models} with drop_worst={drop_worst} keeps {kept} member(s); "
                          "an ensemble needs at least 2: its uncertainties are the spread of its members")
     parts = {part: np.asarray(table["split"]) == part for part in ("train", "validation")}
     phot = phot_scaler = None
@@ -266,11 +305,32 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
         return label_array(table, spec["labels"], rows)
 
     x_val, y_val = inputs(parts["validation"]), labels(parts["validation"])
-    ensemble = train_ensemble(
+    job = _ensemble_job(
         partial(build, spec["architecture"], len(grid), spec["labels"], photometry=spec["photometry"]),
-        inputs(parts["train"]), labels(parts["train"]), x_val, y_val, n_models=n_models,
-        seeds=[seed + k for k in range(n_models)], labels=spec["labels"], grid=grid, metadata=meta,
-        progress=progress, **kwargs)
-    ensemble.photometry_scaler = phot_scaler
-    ensemble.calibrate(x_val, y_val)
-    return ensemble
+        inputs(parts["train"]), labels(parts["train"]), x_val, y_val, spec["labels"], n_models,
+        [seed + k for k in range(n_models)], drop_worst, kwargs)
+    return job | {"x_val": x_val, "y_val": y_val, "photometry_scaler": phot_scaler, "metadata": meta}
+
+
+def train_networks(names, flux, error, table, grid, n_models=5, seed=0, slides_labels=None,
+                   paper_labels=None, progress=True, processes=1, **kwargs):
+    """Train and calibrate the ensembles of the networks ``names``: {name: Ensemble}, in that order.
+
+    As ``train_network`` for each name (same arguments, seeds and results), but with ``processes``
+    > 1 the members of all the networks share one pool of workers: two networks of 5 members on
+    2 processes train in 5 rounds, not 3 + 3. Every network's arguments are checked before any
+    training. ``kwargs``: ``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``,
+    ``verbose``.
+    """
+    names = list(names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"train_networks(names={names}): a network is named twice")
+    jobs = [_network_job(name, flux, error, table, grid, n_models, seed, slides_labels, paper_labels, kwargs)
+            for name in names]
+    ensembles = {}
+    for name, job, fits in zip(names, jobs, _fit_members(jobs, processes, progress)):
+        ensemble = _finish_ensemble(job, fits, grid, job["metadata"])
+        ensemble.photometry_scaler = job["photometry_scaler"]
+        ensemble.calibrate(job["x_val"], job["y_val"])
+        ensembles[name] = ensemble
+    return ensembles

@@ -353,3 +353,43 @@ def test_parallel_training_from_an_unguarded_script_fails_with_advice(tmp_path):
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode != 0
     assert 'must sit under `if __name__ == "__main__":`' in run.stderr
+
+
+def test_networks_trained_in_one_pool_equal_those_trained_one_network_at_a_time(toy_training_set, monkeypatch):
+    """train_networks puts both networks' members (2 + 2) into one pool of 2 processes; each member
+    comes back to its own network in seed order, weight for weight equal to train_network's."""
+    wave, flux, error, table = toy_training_set
+    pools = []
+
+    class CountingPool(train.ProcessPoolExecutor):
+        def map(self, fn, tasks, **kwargs):
+            tasks = list(tasks)
+            pools.append([task[2] for task in tasks])  # the seeds, in the order they are handed out
+            return super().map(fn, tasks, **kwargs)
+
+    monkeypatch.setattr(train, "ProcessPoolExecutor", CountingPool)
+    kwargs = dict(n_models=2, seed=5, progress=False, processes=2, epochs=2, batch_size=16, patience=2)
+    pooled = train.train_networks(["paper_photometry", "slides"], flux, error, table, wave, **kwargs)
+    assert pools == [[5, 6, 5, 6]]  # one pool for both networks
+    assert list(pooled) == ["paper_photometry", "slides"]
+    for name, ens in pooled.items():
+        alone = train.train_network(name, flux, error, table, wave, **kwargs)
+        assert ens.metadata["network"] == name and ens.metadata["seeds"] == alone.metadata["seeds"] == [5, 6]
+        assert ens.members[0].name == alone.members[0].name
+        for a, b in zip(alone.members, ens.members):
+            for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+                np.testing.assert_array_equal(wb, wa)
+        assert ens.metadata["histories"] == alone.metadata["histories"]
+        assert ens.calibration == alone.calibration
+        assert (ens.photometry_scaler is None) == (name == "slides")
+    assert len(pools) == 3
+
+
+def test_train_networks_checks_every_network_before_training(toy_training_set, monkeypatch):
+    """A bad second network (unknown name, or named twice) stops before the first one trains."""
+    wave, flux, error, table = toy_training_set
+    monkeypatch.setattr(train, "fit_model", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(ValueError, match="paper_cnn_9"):
+        train.train_networks(["slides", "paper_cnn_9"], flux, error, table, wave, n_models=2, progress=False)
+    with pytest.raises(ValueError, match="named twice"):
+        train.train_networks(["slides", "slides"], flux, error, table, wave, n_models=2, progress=False)
