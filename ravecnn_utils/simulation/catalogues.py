@@ -175,8 +175,10 @@ def benchmark_table(stars, n, rng):
     return table
 
 
-def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
-    """The truth: STARS (every label, population, distance…) and OBSERVATIONS (per spectrum)."""
+def truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher):
+    """The truth: STARS (every label, population, distance…), OBSERVATIONS (per spectrum) and
+    FISHER (the Fisher matrix and Cramér–Rao bound of the observations ``with_fisher``, bool over
+    ``obs``; ``fisher`` holds their matrices in that order)."""
     star_cols = ["id_2mass", "kind", "population", "stage", "age", *LABELS, "ra", "dec", "glon", "glat",
                  "distance", "a_v", "hrv"] + [c for c in stars.colnames if c.startswith("mag_")]
     truth_obs = Table({
@@ -184,15 +186,18 @@ def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
         "snr": obs["snr"], "rv_residual": obs["rv_residual"] * u.km / u.s,
         "crval1": obs["crval1"] * u.AA, "cdelt1": obs["cdelt1"] * u.AA,
         "n_bad_pixels": n_bad, "n_cosmic_rays": n_cosmic,
-        "fisher": fisher, "crlb": cramer_rao_bound(fisher),
     })
-    return stars[star_cols], truth_obs
+    truth_fisher = Table({"rave_obs_id": obs["rave_obs_id"][np.asarray(with_fisher, bool)],
+                          "fisher": fisher, "crlb": cramer_rao_bound(fisher)})
+    return stars[star_cols], truth_obs, truth_fisher
 
 
-def write_truth(stars, obs, path):
-    hdus = [fits.PrimaryHDU(), fits.table_to_hdu(stars), fits.table_to_hdu(obs)]
-    hdus[1].name, hdus[2].name = "STARS", "OBSERVATIONS"
+def write_truth(stars, obs, fisher, path):
+    """``truth.fits``: the tables of ``truth_tables`` as HDUs STARS, OBSERVATIONS and FISHER."""
+    hdus = [fits.PrimaryHDU()]
+    for table, name in ((stars, "STARS"), (obs, "OBSERVATIONS"), (fisher, "FISHER")):
+        hdus.append(fits.table_to_hdu(table))
+        hdus[-1].name = name
     hdus[0].header["SIMULATE"] = True
     hdus[0].header["LABELS"] = ",".join(LABELS)
     fits.HDUList(hdus).writeto(path)
-
