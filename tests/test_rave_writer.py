@@ -1,6 +1,8 @@
 """The spectrum writer: ``rave.write_rave_spectrum`` assembles each file from cached headers and
 must write exactly the bytes of ``write_rave_spectrum_with_astropy`` (``HDUList.writeto``)."""
 
+import io
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -61,3 +63,23 @@ def test_images_of_other_shapes_go_through_astropy(tmp_path):
     rave.write_rave_spectrum(tmp_path / "a.fits", flux, flux, 8410.0, 0.39, "x")
     rave.write_rave_spectrum_with_astropy(tmp_path / "b.fits", flux, flux, 8410.0, 0.39, "x")
     assert (tmp_path / "a.fits").read_bytes() == (tmp_path / "b.fits").read_bytes()
+
+
+def test_header_templates_find_every_header_past_any_data():
+    """``fitsbytes.header_templates`` steps over 2-D image and table data to the next header, and
+    a file assembled from its templates equals ``writeto``'s bytes."""
+    from astropy.table import Table
+
+    from ravecnn_utils import fitsbytes
+
+    image = np.arange(7 * 130, dtype=">i2").reshape(7, 130)
+    table = fits.table_to_hdu(Table({"a": np.arange(1000.0), "b": ["x" * 9] * 1000}))
+    hdul = fits.HDUList([fits.PrimaryHDU(image), table, fits.ImageHDU(np.ones(3, np.float32), name="LAST")])
+    templates = fitsbytes.header_templates(hdul)
+    assert len(templates) == 3 and "XTENSION" in templates[1] and "TFORM2" in templates[1]
+    assert templates[2]["EXTNAME"].startswith("EXTNAME = 'LAST    '")
+    single = fits.HDUList([fits.PrimaryHDU(image)])
+    assembled = fitsbytes.header_bytes(fitsbytes.header_templates(single)[0], {}) + fitsbytes.data_bytes(image, ">i2")
+    buffer = io.BytesIO()
+    single.writeto(buffer)
+    assert assembled == buffer.getvalue()

@@ -41,7 +41,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from tqdm import tqdm
 
-from .. import __version__, apogee, discs, files, rave
+from .. import __version__, apogee, discs, files, fitsbytes, rave
 from ..crlb import fisher_information
 from ..files import write_table
 from ..labels import LABELS
@@ -293,7 +293,7 @@ def fingerprint(linelist_path=LINELIST_FILE):
         digest.update((here / f"{module}.py").read_bytes())
     for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
                  rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
-                 rave._templates, rave._header_bytes, fisher_information, discs.boundary_alpha_m, discs.chemical_population):
+                 rave._templates, fitsbytes, fisher_information, discs.boundary_alpha_m, discs.chemical_population):
         digest.update(inspect.getsource(used).encode())
     digest.update(repr((apogee.APOGEE_COLUMNS, apogee.STARFLAG_BAD_BITS, apogee.ASPCAP_STAR_BAD_BIT,
                         apogee.EXTRATARG_DUPLICATE_BIT, discs.ALPHA_BOUNDARY, discs.HALO_M_H_MAX,
