@@ -22,7 +22,7 @@ Three areas, one concern per module.
   ``discs`` (the thin/thick boundary), ``predict`` (the whole survey into a catalogue),
   ``plots``; ``paths`` (the committed data files).
 
-**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``,
+**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``, ``spectra``,
 ``catalogues``, ``simulate`` (``python -m ravecnn_utils.simulation``), ``realism``. The analysis
 imports it only where it compares with the forward model on purpose (``tests/test_layout.py``).
 

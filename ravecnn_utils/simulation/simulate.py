@@ -51,8 +51,9 @@ from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
 from .catalogues import (SurveyError, allstar_table, benchmark_table, rave_catalogue, rave_obs_ids, truth_tables,
                          twomass_id, write_truth)
-from .forward import ForwardModel, resample
+from .forward import ForwardModel
 from .linelist import read_linelist
+from .spectra import RAVE_GRID, observe
 
 PROFILES = {
     "smoke": dict(n_field=300, n_crossmatch=150, n_apogee_only=60, n_benchmark=40),
@@ -79,10 +80,6 @@ def n_observations(sizes):
     """RAVE observations of a profile's ``sizes``: one per RAVE star, plus the repeats."""
     repeats = n_repeats(sizes)
     return sizes["n_field"] + sizes["n_crossmatch"] + repeats + repeats // 5
-
-RAVE_GRID = dict(crval1=8409.5, cdelt1=0.39, npix=990)
-"""Nominal RAVE DR6 wavelength axis (Å); each file's CRVAL1 (±0.2 Å) and CDELT1 jitter around it,
-always covering the common grid 8410–8795 Å of ``cube.COMMON_GRID``."""
 
 SNR_MEDIAN = 40.0
 SNR_RANGE = (5.0, 250.0)
@@ -176,40 +173,6 @@ def draw_observations(stars, rng, repeats=None):
 
 
 # ------------------------------------------------------------------ spectra
-def observe(model, labels, obs, rng, fisher_rows=None):
-    """Noisy RAVE spectra of a chunk of observations and the Fisher matrices of some of them.
-
-    ``fisher_rows``: indices of the observations whose Fisher matrix is wanted (default all;
-    the Jacobian costs about 10× the flux, and the random draws do not depend on it).
-    Returns flux, relative error (σ/expected flux), Fisher matrices (len(fisher_rows), 9, 9),
-    and the number of bad pixels and cosmic rays per spectrum.
-    """
-    n, npix = len(labels), RAVE_GRID["npix"]
-    rows = np.arange(n) if fisher_rows is None else np.asarray(fisher_rows, int)
-    wave = obs["crval1"][:, None] + np.arange(npix)[None, :] * obs["cdelt1"][:, None]
-    tau = model.optical_depth(labels)
-    flux = resample(model.flux(labels, tau), model.wavelengths, wave, obs["rv_residual"])
-    x = np.linspace(-1, 1, npix)
-    cont = 1 + rng.normal(0, 0.01, (n, 1)) * x + rng.normal(0, 0.01, (n, 1)) * (1.5 * x**2 - 0.5)
-    expected = flux * cont
-    sigma = np.sqrt(np.clip(expected, 0.05, None)) / obs["snr"][:, None]
-    fisher = np.empty((0, len(LABELS), len(LABELS)))
-    if rows.size:
-        jac = resample(model.jacobian(labels[rows], tau[rows]), model.wavelengths, wave[rows],
-                       obs["rv_residual"][rows])
-        fisher = fisher_information(jac * cont[rows, None, :], sigma[rows])
-    observed = expected + rng.normal(size=expected.shape) * sigma
-    rel_error = sigma / expected
-    n_bad = rng.poisson(0.5, n)
-    n_cosmic = rng.binomial(2, 0.03, n)
-    for i in np.flatnonzero(n_bad + n_cosmic):
-        bad = rng.integers(0, npix, n_bad[i])
-        observed[i, bad], rel_error[i, bad] = 0.0, 10.0
-        hit = rng.integers(0, npix - 1, n_cosmic[i])
-        observed[i, hit] += rng.uniform(0.3, 1.0, n_cosmic[i])
-    return observed, rel_error, fisher, n_bad, n_cosmic
-
-
 def _simulate_chunk(args):
     """Worker: simulate and write the spectra of one chunk (own random stream)."""
     labels, obs, spectra_dir, linelist_path, seed_seq = args
@@ -289,7 +252,7 @@ def fingerprint(linelist_path=LINELIST_FILE):
     """
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for module in ("simulate", "catalogues", "forward", "galaxy", "linelist"):
+    for module in ("simulate", "spectra", "catalogues", "forward", "galaxy", "linelist"):
         digest.update((here / f"{module}.py").read_bytes())
     for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
                  rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
