@@ -67,7 +67,9 @@ def rave_obs_ids(ra, dec, rng):
 def rave_catalogue(stars, obs, rng):
     """RAVE DR6-like catalogue, one row per observation (columns of dr6_obsdata, dr6_sparv,
     dr6_madera and the Gaia/2MASS/WISE cross-matches)."""
-    s = stars[obs["star_index"]]
+    s = {name: stars[name][obs["star_index"]] for name in  # only the columns used: 518k rows are big
+         ("ra", "dec", "id_2mass", "hrv", "teff", "logg", "m_h", "distance", "a_v",
+          *(f"mag_{band}" for band in ("G", "BP", "RP", "J", "H", "K", "W1", "W2")))}
     n = len(obs)
     snr = np.asarray(obs["snr"])
     e_teff = np.hypot(90, 3000 / snr)
@@ -189,7 +191,7 @@ def truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher):
     })
     truth_fisher = Table({"rave_obs_id": obs["rave_obs_id"][np.asarray(with_fisher, bool)],
                           "fisher": fisher, "crlb": cramer_rao_bound(fisher)})
-    return stars[star_cols], truth_obs, truth_fisher
+    return Table([stars[c] for c in star_cols], meta=stars.meta, copy=False), truth_obs, truth_fisher
 
 
 def write_truth(stars, obs, fisher, path):

@@ -33,6 +33,7 @@ import multiprocessing
 import shutil
 import signal
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -207,11 +208,29 @@ def fisher_observations(stars, obs):
     return np.asarray(stars["kind"])[obs["star_index"]] == "crossmatch"
 
 
+@contextmanager
+def worker_pool(processes):
+    """``processes`` worker processes (None for one process), forked when this is entered: enter it
+    before the survey's tables exist, so that each worker holds only its chunk (a forked worker
+    maps all of its parent's memory)."""
+    if processes <= 1:
+        yield None
+        return
+    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_sigterm)
+    try:
+        yield pool
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True,
-                  with_fisher=None):
+                  with_fisher=None, pool=None):
     """Simulate every observation's spectrum into ``spectra_dir``; returns the Fisher matrices of
     the observations ``with_fisher`` (bool over ``obs``; default ``fisher_observations``), and
-    the bad-pixel and cosmic-ray counts of all (arrays in the order of ``obs``)."""
+    the bad-pixel and cosmic-ray counts of all (arrays in the order of ``obs``). ``pool``: the
+    ``worker_pool`` to use (default: one of ``processes`` made here)."""
     labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
     cols = {k: np.asarray(obs[k]) for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
     cols["fisher"] = fisher_observations(stars, obs) if with_fisher is None else np.asarray(with_fisher, bool)
@@ -223,15 +242,10 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
     bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
     results = []
     if processes > 1 and len(tasks) > 1:
-        pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_sigterm)
-        try:
-            for task, res in zip(tasks, pool.imap(_simulate_chunk, tasks)):
+        with nullcontext(pool) if pool is not None else worker_pool(processes) as workers:
+            for task, res in zip(tasks, workers.imap(_simulate_chunk, tasks)):
                 results.append(res)
                 bar.update(len(task[1]["snr"]))
-            pool.close()
-        finally:
-            pool.terminate()
-            pool.join()
     else:
         for task in tasks:
             results.append(_simulate_chunk(task))
@@ -297,11 +311,12 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
     (tmp / FILES["spectra"]).mkdir(parents=True)
     try:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-        stars = draw_stars(sizes, rng)
-        obs = draw_observations(stars, rng, n_repeats(sizes))
-        with_fisher = fisher_observations(stars, obs)
-        fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
-                                                processes, progress, with_fisher)
+        with worker_pool(processes) as pool:
+            stars = draw_stars(sizes, rng)
+            obs = draw_observations(stars, rng, n_repeats(sizes))
+            with_fisher = fisher_observations(stars, obs)
+            fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
+                                                    processes, progress, with_fisher, pool)
         write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
