@@ -77,7 +77,7 @@ sns.set_theme(context="notebook", style="ticks")
 # Quick run: the smoke values are in notebooks/profiles.yml; run with: python -m ravecnn_utils.book --profile smoke --only 01_data
 data_source = "sim"              # "sim" (simulated survey) or "real" (RAVE DR6 + APOGEE files)
 survey_dir = "../data/sim/full"  # the simulated survey (written here if absent)
-sim_profile = "full"             # profile of the simulated survey ("smoke" or "full")
+sim_profile = "full"             # profile of the simulated survey ("smoke", "full" or "rave")
 seed = 2020                      # seed of the simulated survey
 rave_dir = None                  # real data: folder with spectra/ and the RAVE table file(s); None: survey_dir
 rave_catalogue = None                        # RAVE DR6 table file(s) in rave_dir, joined on rave_obs_id; None: the simulated survey catalogue

@@ -176,8 +176,9 @@ plt.show()
 # %% [markdown]
 # ## 3. The Cramér–Rao bound: how close to the best possible?
 #
-# For every simulated observation, `truth.fits` holds the Fisher information of its nine labels
-# (from the forward model's Jacobian and the observation's noise). Its inverse gives the
+# For every observation of a cross-match star (the test set's stars), `truth.fits` holds the
+# Fisher information of its nine labels (from the forward model's Jacobian and the observation's
+# noise). Its inverse gives the
 # Cramér–Rao bound σ_min of each label with **all nine labels unknown**; inverting the 4 × 4
 # block of Teff, log g, [M/H], [α/M] gives the bound when the five abundances are **known**.
 # Per SNR bin we compare the network's scatter against the truth with the RMS of the bounds

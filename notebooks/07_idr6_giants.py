@@ -254,10 +254,12 @@ plt.show()
 # the stage's largest process, which a chunked stage keeps flat.
 
 # %%
-if scale_results is None:
-    print("No scaling results given. Make them with (about 10 min and 11 GB of disk on 2 cores):\n"
+if scale_results is None or not Path(scale_results).exists():
+    print(f"No scaling results ({'scale_results not given' if scale_results is None else scale_results + ' does not exist'}). "
+          "Make them from the repository with\n"
           "    python benchmarks/scale.py --products data/products\n"
-          "then rerun this notebook with -p scale_results ../data/scale/scale.json")
+          "(about 10 min and 11 GB of disk on 2 cores), then rerun this notebook with "
+          "-p scale_results ../data/scale/scale.json")
 else:
     scale = costs.read_results(scale_results)
     print(costs.table(scale))

@@ -8,7 +8,8 @@ Three areas, one concern per module.
   pipeline columns), ``apogee`` (allStar DR16/DR17: label columns, flag bits, reader),
   ``survey`` (a survey folder: its file names, manifest and truth; where the notebooks' data
   come from), ``cube`` (the common wavelength grid, resampling, the spectra cube), ``files``
-  (atomic writing, table values as plain numpy);
+  (atomic writing, table values as plain numpy), ``fitsbytes`` (FITS files assembled from headers
+  astropy wrote once);
 * the training data: ``crossmatch`` (match, quality cuts), ``splits`` (training, validation,
   test), ``trainingset`` (the training-set file), ``photometry`` (absolute magnitudes, the second input);
 * the network: ``labels`` (names, units, the core four), ``model`` (architectures, the book's
@@ -22,7 +23,7 @@ Three areas, one concern per module.
   ``costs`` (how each stage's time and memory grow with the survey: ``benchmarks/scale.py``'s
   ``scale.json``), ``plots``; ``paths`` (the committed data files).
 
-**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``,
+**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``, ``spectra``,
 ``catalogues``, ``simulate`` (``python -m ravecnn_utils.simulation``), ``realism``. The analysis
 imports it only where it compares with the forward model on purpose (``tests/test_layout.py``).
 

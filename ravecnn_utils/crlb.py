@@ -1,8 +1,8 @@
 """The Cramér–Rao bound: the Fisher information of a spectrum and the smallest label scatter it allows.
 
 For a spectrum with per-pixel noise σ and Jacobian J = ∂flux/∂label, no unbiased estimator can
-reach a scatter below √diag(F⁻¹) with F = Jᵀ diag(σ⁻²) J. The simulation stores F for every
-observation (``truth.fits``); validation compares the networks with the bound.
+reach a scatter below √diag(F⁻¹) with F = Jᵀ diag(σ⁻²) J. The simulation stores F for the
+cross-match stars' observations (``truth.fits[FISHER]``); validation compares the networks with the bound.
 """
 
 import numpy as np

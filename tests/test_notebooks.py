@@ -51,7 +51,7 @@ def test_notebook_is_stored_as_jupyterlab_saves_it(path):
     assert kernelspec == {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
 
 
-@pytest.mark.parametrize("profile", ["smoke", "full"])
+@pytest.mark.parametrize("profile", ["smoke", "full", "rave"])
 def test_profiles_list_every_notebook(profile):
     listed = set(nbrun.load_profile(profile))
     assert listed == {p.stem for p in NOTEBOOKS}

@@ -94,3 +94,22 @@ def test_papermill_reads_every_parameter_of_the_cell(path, tmp_path, caplog):
     found = papermill.inspect_notebook(str(ipynb))
     assert list(found) == [name for name, _, _ in parameters_table(path)]
     assert "Unable to parse" not in caplog.text
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full", "rave"])
+def test_every_profiles_parameters_pass_the_checks(profile):
+    """Each book profile's parameters (notebooks/profiles.yml) pass every notebook's checks, and a
+    profile that names a simulated survey profile (sim_profile) reads that survey's folder
+    (data/sim/<sim_profile>) in every notebook that takes survey_dir."""
+    from ravecnn_utils.simulation.simulate import PROFILES
+
+    params = nbrun.load_profile(profile)
+    for stem, values in params.items():
+        namespace = defaults(stem) | values
+        assert check_parameters(namespace, stem) is None, stem
+    sim_profile = defaults("01_data")["sim_profile"] if "sim_profile" not in params["01_data"] \
+        else params["01_data"]["sim_profile"]
+    assert sim_profile in PROFILES
+    for stem in params:
+        survey_dir = (defaults(stem) | params[stem]).get("survey_dir")
+        assert survey_dir is None or survey_dir == f"../data/sim/{sim_profile}", stem

@@ -43,6 +43,7 @@ def tables(smoke_survey):
         "benchmark": Table.read(smoke_survey / FILES["benchmark"], hdu=1),
         "stars": Table.read(truth, hdu="STARS"),
         "obs": Table.read(truth, hdu="OBSERVATIONS"),
+        "fisher": Table.read(truth, hdu="FISHER"),
     }
 
 
@@ -278,8 +279,20 @@ def test_truth_stars(tables):
         assert np.all(np.isfinite(np.asarray(stars[name], float))), name
 
 
+def test_fisher_of_the_crossmatch_stars_observations_only(tables):
+    """truth.fits[FISHER] holds one row per observation of a cross-match star, in the order of
+    OBSERVATIONS; OBSERVATIONS itself has no Fisher matrices."""
+    stars, obs, bounds = tables["stars"], tables["obs"], tables["fisher"]
+    kind = dict(zip(np.asarray(stars["id_2mass"]).astype(str), np.asarray(stars["kind"]).astype(str)))
+    crossmatch = [o for o, s in zip(np.asarray(obs["rave_obs_id"]).astype(str), np.asarray(obs["id_2mass"]).astype(str))
+                  if kind[s] == "crossmatch"]
+    assert 0 < len(crossmatch) < len(obs)
+    assert np.asarray(bounds["rave_obs_id"]).astype(str).tolist() == crossmatch
+    assert "fisher" not in obs.colnames and "crlb" not in obs.colnames
+
+
 def test_truth_fisher_and_crlb(tables):
-    obs = tables["obs"]
+    obs = tables["fisher"]
     fisher = np.asarray(obs["fisher"], float)
     assert fisher.shape == (len(obs), 9, 9)
     scale = np.abs(fisher).max(axis=(1, 2), keepdims=True)
@@ -515,3 +528,55 @@ def test_fingerprint_follows_the_writers_not_the_readers(monkeypatch):
     assert base != with_changed_writer != with_changed_reader
     monkeypatch.setattr(simulate.inspect, "getsource", lambda obj: "same")
     assert simulate.fingerprint() == with_changed_reader
+
+
+# ------------------------------------------------------------------ Fisher matrices of some observations
+def test_observe_with_fewer_fisher_rows_gives_the_same_spectra():
+    """``observe`` with ``fisher_rows`` draws the same random numbers, so the spectra and counts are
+    bit-identical; the Fisher matrices of those rows equal the all-rows ones (to rounding: the
+    matrix product of fewer rows may sum in another order)."""
+    rng = np.random.default_rng(3)
+    stars = simulate.draw_stars(dict(n_field=20, n_crossmatch=0, n_apogee_only=0), rng)
+    obs = simulate.draw_observations(stars, rng)
+    labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
+    cols = {k: np.asarray(obs[k]) for k in ("snr", "rv_residual", "crval1", "cdelt1")}
+    model = simulate._cached_model(str(simulate.LINELIST_FILE))
+    every = simulate.observe(model, labels, cols, np.random.default_rng(9))
+    some = simulate.observe(model, labels, cols, np.random.default_rng(9), [4, 0, 7])
+    for a, b in zip(every[:2] + every[3:], some[:2] + some[3:]):
+        assert np.array_equal(a, b)
+    assert some[2].shape == (3, 9, 9) and every[2].shape == (len(obs), 9, 9)
+    np.testing.assert_allclose(some[2], every[2][[4, 0, 7]], rtol=1e-12,
+                               atol=1e-12 * np.abs(every[2][[4, 0, 7]]).max())
+    none = simulate.observe(model, labels, cols, np.random.default_rng(9), [])
+    assert none[2].shape == (0, 9, 9) and np.array_equal(none[0], every[0])
+
+
+# ------------------------------------------------------------------ profiles
+def test_profile_sizes():
+    """Each profile's star and observation counts, without simulating it: ``rave`` is RAVE DR6
+    (451,783 stars, 518,387 observations) with ``full``'s cross-match sample."""
+    rave_stars = {name: p["n_field"] + p["n_crossmatch"] for name, p in simulate.PROFILES.items()}
+    assert rave_stars["rave"] == 451_783 and simulate.n_observations(simulate.PROFILES["rave"]) == 518_387
+    for key in ("n_crossmatch", "n_apogee_only", "n_benchmark"):
+        assert simulate.PROFILES["rave"][key] == simulate.PROFILES["full"][key], key
+    assert simulate.n_observations(simulate.PROFILES["smoke"]) == 504
+    assert simulate.n_observations(simulate.PROFILES["full"]) == 57_000 + 5_700 + 1_140
+    for name, sizes in simulate.PROFILES.items():
+        simulate._validate(name, 0, simulate.LINELIST_FILE)
+        assert 0.10 <= simulate.n_repeats(sizes) / rave_stars[name] <= 0.15, name
+
+
+def test_draw_observations_makes_n_observations(monkeypatch):
+    """``n_repeats`` of a profile sets how many RAVE stars are observed again (a fifth of them a
+    third time), as ``n_observations`` counts: checked on a small profile with its own count."""
+    sizes = dict(n_field=40, n_crossmatch=10, n_apogee_only=5, n_benchmark=0, n_repeats=17)
+    rng = np.random.default_rng(1)
+    stars = simulate.draw_stars(sizes, rng)
+    obs = simulate.draw_observations(stars, rng, simulate.n_repeats(sizes))
+    assert len(obs) == simulate.n_observations(sizes) == 50 + 17 + 3
+    _, counts = np.unique(obs["star_index"], return_counts=True)
+    assert counts.size == 50 and np.sum(counts == 2) == 14 and np.sum(counts == 3) == 3
+    monkeypatch.setitem(simulate.PROFILES, "many", sizes | {"n_repeats": 51})
+    with pytest.raises(SurveyError, match="profile 'many': n_repeats must be <= n_field"):
+        simulate._validate("many", 0, simulate.LINELIST_FILE)

@@ -245,7 +245,12 @@ def test_read_truth_of_smoke_rows_in_any_label_order(smoke_survey):
     np.testing.assert_array_equal(two["labels"][:, 1], full["labels"][:, 0])
     np.testing.assert_array_equal(two["crlb"], full["crlb"][:, [1, 0]])
     np.testing.assert_array_equal(full["population"], stars["population"][star_rows])
-    np.testing.assert_array_equal(full["fisher"], np.asarray(obs["fisher"], float)[pick])
+    bounds = Table.read(smoke_survey / survey.FILES["truth"], hdu="FISHER")
+    bounds.convert_bytestring_to_unicode()
+    row = {o: i for i, o in enumerate(bounds["rave_obs_id"])}
+    for k, i in enumerate(pick):  # a cross-match star's observation has its Fisher matrix, others NaN
+        expected = bounds["fisher"][row[obs["rave_obs_id"][i]]] if obs["rave_obs_id"][i] in row else np.nan
+        np.testing.assert_array_equal(full["fisher"][k], np.broadcast_to(expected, (9, 9)))
     np.testing.assert_array_equal(full["snr"], obs["snr"][pick])
     with pytest.raises(KeyError, match="OBSERVATIONS.*no_such_obs"):
         survey.read_truth(smoke_survey, Table({"rave_obs_id": ["no_such_obs"]}))

@@ -87,15 +87,23 @@ def test_read_truth_of_simulated_observations(smoke_survey):
     stars = Table.read(smoke_survey / FILES["truth"], hdu="STARS")
     obs.convert_bytestring_to_unicode()
     stars.convert_bytestring_to_unicode()
-    pick = obs[[5, 0, 3]]
+    bounds = Table.read(smoke_survey / FILES["truth"], hdu="FISHER")
+    bounds.convert_bytestring_to_unicode()
+    kind = dict(zip(stars["id_2mass"], stars["kind"]))
+    field = [i for i, s in enumerate(obs["id_2mass"]) if kind[s] == "field"][0]
+    crossmatch = [list(obs["rave_obs_id"]).index(o) for o in bounds["rave_obs_id"][[4, 0, 2]]]
+    pick = obs[crossmatch[:2] + [field] + crossmatch[2:]]
     table = Table({"rave_obs_id": pick["rave_obs_id"], "apogee_id": pick["id_2mass"]})
     truth = survey.read_truth(smoke_survey, table)
     star_rows = [list(stars["id_2mass"]).index(s) for s in pick["id_2mass"]]
     np.testing.assert_array_equal(truth["labels"][:, 0], stars["teff"][star_rows])
     np.testing.assert_array_equal(truth["snr"], pick["snr"])
-    np.testing.assert_array_equal(truth["crlb"], pick["crlb"])
+    np.testing.assert_array_equal(truth["crlb"][[0, 1, 3]], bounds["crlb"][[4, 0, 2]])
+    np.testing.assert_array_equal(truth["fisher"][[0, 1, 3]], bounds["fisher"][[4, 0, 2]])
+    assert np.isnan(truth["crlb"][2]).all() and np.isnan(truth["crlb_core"][2]).all()  # a field star: no bound
+    assert np.isnan(truth["fisher"][2]).all() and np.isfinite(truth["labels"][2]).all()
     core = [LABELS.index(n) for n in CORE_LABELS]
-    assert (truth["crlb_core"] <= truth["crlb"][:, core] * (1 + 1e-9)).all()
+    assert (truth["crlb_core"][[0, 1, 3]] <= truth["crlb"][[0, 1, 3]][:, core] * (1 + 1e-9)).all()
     with pytest.raises(FileNotFoundError, match="truth"):
         survey.read_truth(smoke_survey / "nowhere", table)
 

@@ -151,6 +151,11 @@ def _labels():
     return LABELS
 
 
+def _sim_profiles():
+    from ..simulation.simulate import PROFILES  # astropy: imported only for the notebook that simulates
+    return PROFILES
+
+
 def _networks():
     from ..model import NETWORKS  # Keras: imported only for the notebooks that name networks
     return NETWORKS
@@ -162,7 +167,7 @@ def _peers():
 
 
 RULES = {
-    "data_source": one_of("sim", "real"), "sim_profile": one_of("smoke", "full"), "repeats": one_of("keep", "best"),
+    "data_source": one_of("sim", "real"), "sim_profile": name_from(_sim_profiles), "repeats": one_of("keep", "best"),
     "survey_dir": text, "products_dir": text, "rave_dir": optional(text), "allstar_path": optional(text),
     "benchmark_path": optional(text), "rave_catalogue": optional(text_list),
     "allstar_release": optional(one_of("dr16", "dr17")),

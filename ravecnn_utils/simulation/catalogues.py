@@ -67,7 +67,9 @@ def rave_obs_ids(ra, dec, rng):
 def rave_catalogue(stars, obs, rng):
     """RAVE DR6-like catalogue, one row per observation (columns of dr6_obsdata, dr6_sparv,
     dr6_madera and the Gaia/2MASS/WISE cross-matches)."""
-    s = stars[obs["star_index"]]
+    s = {name: stars[name][obs["star_index"]] for name in  # only the columns used: 518k rows are big
+         ("ra", "dec", "id_2mass", "hrv", "teff", "logg", "m_h", "distance", "a_v",
+          *(f"mag_{band}" for band in ("G", "BP", "RP", "J", "H", "K", "W1", "W2")))}
     n = len(obs)
     snr = np.asarray(obs["snr"])
     e_teff = np.hypot(90, 3000 / snr)
@@ -175,8 +177,10 @@ def benchmark_table(stars, n, rng):
     return table
 
 
-def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
-    """The truth: STARS (every label, population, distance…) and OBSERVATIONS (per spectrum)."""
+def truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher):
+    """The truth: STARS (every label, population, distance…), OBSERVATIONS (per spectrum) and
+    FISHER (the Fisher matrix and Cramér–Rao bound of the observations ``with_fisher``, bool over
+    ``obs``; ``fisher`` holds their matrices in that order)."""
     star_cols = ["id_2mass", "kind", "population", "stage", "age", *LABELS, "ra", "dec", "glon", "glat",
                  "distance", "a_v", "hrv"] + [c for c in stars.colnames if c.startswith("mag_")]
     truth_obs = Table({
@@ -184,15 +188,18 @@ def truth_tables(stars, obs, fisher, n_bad, n_cosmic):
         "snr": obs["snr"], "rv_residual": obs["rv_residual"] * u.km / u.s,
         "crval1": obs["crval1"] * u.AA, "cdelt1": obs["cdelt1"] * u.AA,
         "n_bad_pixels": n_bad, "n_cosmic_rays": n_cosmic,
-        "fisher": fisher, "crlb": cramer_rao_bound(fisher),
     })
-    return stars[star_cols], truth_obs
+    truth_fisher = Table({"rave_obs_id": obs["rave_obs_id"][np.asarray(with_fisher, bool)],
+                          "fisher": fisher, "crlb": cramer_rao_bound(fisher)})
+    return Table([stars[c] for c in star_cols], meta=stars.meta, copy=False), truth_obs, truth_fisher
 
 
-def write_truth(stars, obs, path):
-    hdus = [fits.PrimaryHDU(), fits.table_to_hdu(stars), fits.table_to_hdu(obs)]
-    hdus[1].name, hdus[2].name = "STARS", "OBSERVATIONS"
+def write_truth(stars, obs, fisher, path):
+    """``truth.fits``: the tables of ``truth_tables`` as HDUs STARS, OBSERVATIONS and FISHER."""
+    hdus = [fits.PrimaryHDU()]
+    for table, name in ((stars, "STARS"), (obs, "OBSERVATIONS"), (fisher, "FISHER")):
+        hdus.append(fits.table_to_hdu(table))
+        hdus[-1].name = name
     hdus[0].header["SIMULATE"] = True
     hdus[0].header["LABELS"] = ",".join(LABELS)
     fits.HDUList(hdus).writeto(path)
-

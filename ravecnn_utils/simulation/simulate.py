@@ -11,9 +11,11 @@
 ``allStar-dr17-synspec_rev1.fits``     APOGEE DR17 allStar-like table (HDU 1; NaN = missing):
                                        its own selection, ASPCAP-like errors, flags, duplicates
 ``benchmark_highres.fits``             ~200 stars with high-resolution labels
-``truth.fits``                         the true labels (STARS) and, per observation
-                                       (OBSERVATIONS), the true SNR, velocity residual,
-                                       Fisher matrix and Cramér–Rao bound
+``truth.fits``                         the true labels (STARS); per observation
+                                       (OBSERVATIONS) the true SNR, velocity residual, bad
+                                       pixels; the Fisher matrix and Cramér–Rao bound of the
+                                       cross-match stars' observations (FISHER), the only
+                                       ones validation compares with the bound
 ``survey.json``                        profile, seed, sizes, package version
 =====================================  ====================================================
 
@@ -31,6 +33,7 @@ import multiprocessing
 import shutil
 import signal
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from tqdm import tqdm
 
-from .. import __version__, apogee, discs, files, rave
+from .. import __version__, apogee, discs, files, fitsbytes, rave
 from ..crlb import fisher_information
 from ..files import write_table
 from ..labels import LABELS
@@ -49,26 +52,37 @@ from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
 from .catalogues import (SurveyError, allstar_table, benchmark_table, rave_catalogue, rave_obs_ids, truth_tables,
                          twomass_id, write_truth)
-from .forward import ForwardModel, resample
+from .forward import ForwardModel
 from .linelist import read_linelist
+from .spectra import RAVE_GRID, observe
 
 PROFILES = {
     "smoke": dict(n_field=300, n_crossmatch=150, n_apogee_only=60, n_benchmark=40),
     "full": dict(n_field=52_000, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200),
     "scale_10k": dict(n_field=8_148, n_crossmatch=781, n_apogee_only=469, n_benchmark=31),
+    "rave": dict(n_field=446_783, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200, n_repeats=55_504),
 }
 """Survey sizes: field stars (RAVE only), cross-match stars (RAVE and APOGEE),
-APOGEE-only stars (northern sky), and the high-resolution benchmark sample.
-``scale_10k`` (9,999 observations, about ``full``/6.4) exists for the scaling benchmark
-(``benchmarks/scale.py``), as its smallest size."""
+APOGEE-only stars (northern sky), the high-resolution benchmark sample and, optionally, the
+number of RAVE stars observed more than once (``n_repeats``; default ``REPEAT_FRACTION``).
+``rave`` is RAVE DR6's size: 451,783 stars and 518,387 observations (``n_observations``),
+with the cross-match sample of ``full``. ``scale_10k`` (9,999 observations, about ``full``/6.4)
+exists for the scaling benchmark (``benchmarks/scale.py``), as its smallest size."""
 
 DEFAULT_SEED = 2020
 REPEAT_FRACTION = 0.10
 """Fraction of stars observed twice by RAVE (a fifth of those three times)."""
 
-RAVE_GRID = dict(crval1=8409.5, cdelt1=0.39, npix=990)
-"""Nominal RAVE DR6 wavelength axis (Å); each file's CRVAL1 (±0.2 Å) and CDELT1 jitter around it,
-always covering the common grid 8410–8795 Å of ``cube.COMMON_GRID``."""
+
+def n_repeats(sizes):
+    """RAVE stars observed twice or more (a fifth of them three times) in a profile's ``sizes``."""
+    return sizes.get("n_repeats", int(REPEAT_FRACTION * (sizes["n_field"] + sizes["n_crossmatch"])))
+
+
+def n_observations(sizes):
+    """RAVE observations of a profile's ``sizes``: one per RAVE star, plus the repeats."""
+    repeats = n_repeats(sizes)
+    return sizes["n_field"] + sizes["n_crossmatch"] + repeats + repeats // 5
 
 SNR_MEDIAN = 40.0
 SNR_RANGE = (5.0, 250.0)
@@ -84,6 +98,8 @@ def _validate(profile, seed, linelist_path):
             raise SurveyError(f"profile {profile!r}: {key} must be >= 0, got {value}")
     if PROFILES[profile]["n_field"] + PROFILES[profile]["n_crossmatch"] < 1:
         raise SurveyError(f"profile {profile!r}: n_field + n_crossmatch must be >= 1 (RAVE needs stars)")
+    if n_repeats(PROFILES[profile]) > PROFILES[profile]["n_field"] + PROFILES[profile]["n_crossmatch"]:
+        raise SurveyError(f"profile {profile!r}: n_repeats must be <= n_field + n_crossmatch (the RAVE stars)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SurveyError(f"seed must be a non-negative integer, got {seed!r}")
     if not Path(linelist_path).is_file():
@@ -130,10 +146,12 @@ def draw_stars(sizes, rng):
     return stars
 
 
-def draw_observations(stars, rng):
-    """One RAVE observation per southern star, a second for ``REPEAT_FRACTION`` of them."""
+def draw_observations(stars, rng, repeats=None):
+    """One RAVE observation per southern star, a second for ``repeats`` of them (default
+    ``REPEAT_FRACTION``), a third for a fifth of those."""
     rave = np.flatnonzero(stars["kind"] != "apogee_only")
-    repeat = rng.choice(rave, int(REPEAT_FRACTION * rave.size), replace=False)
+    repeats = int(REPEAT_FRACTION * rave.size) if repeats is None else repeats
+    repeat = rng.choice(rave, repeats, replace=False)
     third = repeat[: repeat.size // 5]
     star_index = np.sort(np.concatenate([rave, repeat, third]))
     ra, dec = np.asarray(stars["ra"])[star_index], np.asarray(stars["dec"])[star_index]
@@ -158,39 +176,12 @@ def draw_observations(stars, rng):
 
 
 # ------------------------------------------------------------------ spectra
-def observe(model, labels, obs, rng):
-    """Noisy RAVE spectra of a chunk of observations and their Fisher matrices.
-
-    Returns flux, relative error (σ/expected flux), Fisher matrices (n, 9, 9),
-    and the number of bad pixels and cosmic rays per spectrum.
-    """
-    n, npix = len(labels), RAVE_GRID["npix"]
-    wave = obs["crval1"][:, None] + np.arange(npix)[None, :] * obs["cdelt1"][:, None]
-    flux0, jac0 = model.flux_and_jacobian(labels)
-    flux = resample(flux0, model.wavelengths, wave, obs["rv_residual"])
-    jac = resample(jac0, model.wavelengths, wave, obs["rv_residual"])
-    x = np.linspace(-1, 1, npix)
-    cont = 1 + rng.normal(0, 0.01, (n, 1)) * x + rng.normal(0, 0.01, (n, 1)) * (1.5 * x**2 - 0.5)
-    expected = flux * cont
-    sigma = np.sqrt(np.clip(expected, 0.05, None)) / obs["snr"][:, None]
-    fisher = fisher_information(jac * cont[:, None, :], sigma)
-    observed = expected + rng.normal(size=expected.shape) * sigma
-    rel_error = sigma / expected
-    n_bad = rng.poisson(0.5, n)
-    n_cosmic = rng.binomial(2, 0.03, n)
-    for i in np.flatnonzero(n_bad + n_cosmic):
-        bad = rng.integers(0, npix, n_bad[i])
-        observed[i, bad], rel_error[i, bad] = 0.0, 10.0
-        hit = rng.integers(0, npix - 1, n_cosmic[i])
-        observed[i, hit] += rng.uniform(0.3, 1.0, n_cosmic[i])
-    return observed, rel_error, fisher, n_bad, n_cosmic
-
-
 def _simulate_chunk(args):
     """Worker: simulate and write the spectra of one chunk (own random stream)."""
     labels, obs, spectra_dir, linelist_path, seed_seq = args
     rng = np.random.default_rng(seed_seq)
-    flux, rel_error, fisher, n_bad, n_cosmic = observe(_cached_model(linelist_path), labels, obs, rng)
+    flux, rel_error, fisher, n_bad, n_cosmic = observe(_cached_model(linelist_path), labels, obs, rng,
+                                                       np.flatnonzero(obs["fisher"]))
     for i, obs_id in enumerate(obs["rave_obs_id"]):
         write_rave_spectrum(Path(spectra_dir) / spectrum_filename(obs_id), flux[i], rel_error[i],
                             obs["crval1"][i], obs["cdelt1"][i], obs_id)
@@ -213,11 +204,38 @@ def _cached_model(linelist_path):
     return _MODELS[linelist_path]
 
 
-def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True):
-    """Simulate every observation's spectrum into ``spectra_dir``; returns Fisher matrices,
-    bad-pixel and cosmic-ray counts (arrays in the order of ``obs``)."""
+def fisher_observations(stars, obs):
+    """Which observations (bool, in the order of ``obs``) get a Fisher matrix: the cross-match
+    stars', the only ones validation compares with the Cramér–Rao bound."""
+    return np.asarray(stars["kind"])[obs["star_index"]] == "crossmatch"
+
+
+@contextmanager
+def worker_pool(processes):
+    """``processes`` worker processes (None for one process), forked when this is entered: enter it
+    before the survey's tables exist, so that each worker holds only its chunk (a forked worker
+    maps all of its parent's memory)."""
+    if processes <= 1:
+        yield None
+        return
+    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_sigterm)
+    try:
+        yield pool
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True,
+                  with_fisher=None, pool=None):
+    """Simulate every observation's spectrum into ``spectra_dir``; returns the Fisher matrices of
+    the observations ``with_fisher`` (bool over ``obs``; default ``fisher_observations``), and
+    the bad-pixel and cosmic-ray counts of all (arrays in the order of ``obs``). ``pool``: the
+    ``worker_pool`` to use (default: one of ``processes`` made here)."""
     labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
     cols = {k: np.asarray(obs[k]) for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
+    cols["fisher"] = fisher_observations(stars, obs) if with_fisher is None else np.asarray(with_fisher, bool)
     starts = range(0, len(obs), CHUNK)
     seeds = np.random.SeedSequence([seed, 1]).spawn(len(starts))
     tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir),
@@ -226,15 +244,10 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
     bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
     results = []
     if processes > 1 and len(tasks) > 1:
-        pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_sigterm)
-        try:
-            for task, res in zip(tasks, pool.imap(_simulate_chunk, tasks)):
+        with nullcontext(pool) if pool is not None else worker_pool(processes) as workers:
+            for task, res in zip(tasks, workers.imap(_simulate_chunk, tasks)):
                 results.append(res)
                 bar.update(len(task[1]["snr"]))
-            pool.close()
-        finally:
-            pool.terminate()
-            pool.join()
     else:
         for task in tasks:
             results.append(_simulate_chunk(task))
@@ -255,10 +268,11 @@ def fingerprint(linelist_path=LINELIST_FILE):
     """
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for module in ("simulate", "catalogues", "forward", "galaxy", "linelist"):
+    for module in ("simulate", "spectra", "catalogues", "forward", "galaxy", "linelist"):
         digest.update((here / f"{module}.py").read_bytes())
     for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
-                 fisher_information, discs.boundary_alpha_m, discs.chemical_population):
+                 rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
+                 rave._templates, fitsbytes, fisher_information, discs.boundary_alpha_m, discs.chemical_population):
         digest.update(inspect.getsource(used).encode())
     digest.update(repr((apogee.APOGEE_COLUMNS, apogee.STARFLAG_BAD_BITS, apogee.ASPCAP_STAR_BAD_BIT,
                         apogee.EXTRATARG_DUPLICATE_BIT, discs.ALPHA_BOUNDARY, discs.HALO_M_H_MAX,
@@ -299,15 +313,16 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
     (tmp / FILES["spectra"]).mkdir(parents=True)
     try:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-        stars = draw_stars(sizes, rng)
-        obs = draw_observations(stars, rng)
-        fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
-                                                processes, progress)
+        with worker_pool(processes) as pool:
+            stars = draw_stars(sizes, rng)
+            obs = draw_observations(stars, rng, n_repeats(sizes))
+            with_fisher = fisher_observations(stars, obs)
+            fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
+                                                    processes, progress, with_fisher, pool)
         write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
-        truth_stars, truth_obs = truth_tables(stars, obs, fisher, n_bad, n_cosmic)
-        write_truth(truth_stars, truth_obs, tmp / FILES["truth"])
+        write_truth(*truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher), tmp / FILES["truth"])
         manifest = wanted | {
             "simulated": True, "labels": list(LABELS), "files": FILES, "sizes": sizes,
             "n_observations": len(obs), "n_rave_stars": int(np.sum(stars["kind"] != "apogee_only")),
