@@ -562,9 +562,11 @@ def test_profile_sizes():
         assert simulate.PROFILES["rave"][key] == simulate.PROFILES["full"][key], key
     assert simulate.n_observations(simulate.PROFILES["smoke"]) == 504
     assert simulate.n_observations(simulate.PROFILES["full"]) == 57_000 + 5_700 + 1_140
+    assert simulate.n_observations(simulate.PROFILES["scale_10k"]) == 9_999
     for name, sizes in simulate.PROFILES.items():
         simulate._validate(name, 0, simulate.LINELIST_FILE)
-        assert 0.10 <= simulate.n_repeats(sizes) / rave_stars[name] <= 0.15, name
+        # REPEAT_FRACTION rounds down: 892 repeats of scale_10k's 8,929 stars is 0.0999
+        assert 0.099 <= simulate.n_repeats(sizes) / rave_stars[name] <= 0.15, name
 
 
 def test_draw_observations_makes_n_observations(monkeypatch):
