@@ -80,7 +80,10 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, i
     """
     t = _thresholds(thresholds)
     ensemble.require_grid(wave, "the spectra")
-    flux, error = ((np.require(a, np.float32, "W") if in_place else np.array(a, np.float32)) for a in (flux, error))
+    if in_place:  # np.require copies only what is not float32 or not writeable
+        flux, error = np.require(flux, np.float32, "W"), np.require(error, np.float32, "W")
+    else:
+        flux, error = np.array(flux, np.float32), np.array(error, np.float32)
     bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
     flux[bad], error[bad] = 1.0, np.inf
     x = ensemble.inputs(flux, error, phot_table)
