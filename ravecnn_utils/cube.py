@@ -143,7 +143,7 @@ def _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance):
     failing hours into a run)."""
     seed = grid.tobytes() + repr((edge_tolerance, LAYOUT)).encode()
     sources = hashlib.sha1(seed + repr(max_bad_fraction).encode())
-    paths, parts, absent = [], [], [0, None]
+    paths, parts, absent = [], [], []  # absent: the first missing file and then one None per other
     for p in spectrum_paths:
         p = Path(p)
         try:
@@ -151,7 +151,7 @@ def _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance):
         except OSError:
             stat = None
         if stat is None or not stat_mode.S_ISREG(stat.st_mode):
-            absent = [absent[0] + 1, absent[1] or p]
+            absent.append(None if absent else p)
             continue
         if len(paths) % chunk == 0:
             parts.append(hashlib.sha1(seed))
@@ -159,8 +159,8 @@ def _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance):
         sources.update(line)
         parts[-1].update(line)
         paths.append(os.fsencode(p))
-    if absent[0]:
-        raise FileNotFoundError(f"{absent[0]} RAVE spectrum file(s) not found, e.g. {where(absent[1])}")
+    if absent:
+        raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {where(absent[0])}")
     return np.array(paths, dtype=bytes), sources.hexdigest(), [d.hexdigest()[:12] for d in parts]
 
 
