@@ -67,8 +67,9 @@ def _header(buf, start, keys):
         for i in range(0, BLOCK, CARD):
             image = text[i:i + CARD]
             key = image[:8].rstrip().upper()
-            if key == "END":
-                return (values, special, pos) if not (image[3:].strip() or text[i + CARD:].strip()) else None
+            if key == "END":  # END in capitals, then nothing but blanks to the end of the block
+                ended = image[:3] == "END" and not image[3:].strip() and not text[i + CARD:].strip()
+                return (values, special, pos) if ended else None
             if key in ANYWHERE or key in IN_IMAGES:
                 special.add(key)
             elif key in STRUCTURE or key in keys or key.startswith("NAXIS"):
@@ -79,9 +80,9 @@ def _header(buf, start, keys):
     return None  # no END before the end of the file
 
 
-def _integer(values, key, default=None):
+def _integer(values, key):
     """An integer keyword's value (bool is not one), or None."""
-    value = values.get(key, default)
+    value = values.get(key)
     return value if type(value) is int else None
 
 
