@@ -192,10 +192,11 @@ missing
 
 # %%
 cube_path = products / PRODUCT_FILES["spectra_cube"]
-spectrum_files = [survey.spectrum_path(rave_dir, i) for i in catalogue["rave_obs_id"]]
+spectrum_files = (survey.spectrum_path(rave_dir, i) for i in catalogue["rave_obs_id"])  # one at a time
 cube.build_spectra_cube(spectrum_files, cube_path, chunk=chunk, processes=processes, overwrite=True)
-wave, flux, error, cube_ids = cube.read_spectra_cube(cube_path)
-print(f"cube: {flux.shape[0]} spectra × {flux.shape[1]} pixels, {wave[0]:.2f}–{wave[-1]:.2f} Å; "
+wave = cube.read_spectra_cube_grid(cube_path)
+cube_ids = cube.read_cube_table(cube_path)  # one row per spectrum; the spectra stay on disk
+print(f"cube: {len(cube_ids)} spectra × {wave.size} pixels, {wave[0]:.2f}–{wave[-1]:.2f} Å; "
       f"{int(np.sum(cube_ids['rejected']))} flagged for too many bad pixels")
 
 # %% [markdown]
@@ -291,14 +292,15 @@ apogee_vs_truth
 # %% [markdown]
 # ## 8. Write the training set
 #
-# Write the kept spectra (rows of the cube), their labels and split, and the provenance (cuts,
-# cut flow, split) to `training_set.fits`.
+# Write the kept spectra, their labels and split, and the provenance (cuts, cut flow, split) to
+# `training_set.fits`. Only the kept spectra's rows are read from the cube: the whole survey's
+# spectra would not fit in memory (4 GB for RAVE's 518,387).
 
 # %%
 training_path = products / PRODUCT_FILES["training_set"]
 provenance = trainingset.provenance(kept, cutflow, allstar, source, data_source, split_fractions, split_seed)
-trainingset.write_training_set(training_path, trainingset.training_table(kept), flux[index], error[index], wave,
-                               provenance)
+_, flux, error, _ = cube.read_spectra_cube(cube_path, rows=index)
+trainingset.write_training_set(training_path, trainingset.training_table(kept), flux, error, wave, provenance)
 print(f"wrote {training_path}: {len(kept)} spectra "
       + ", ".join(f"{p} {int(np.sum(kept['split'] == p))}" for p in splits.PARTS))
 

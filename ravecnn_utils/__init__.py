@@ -5,7 +5,7 @@ Three areas, one concern per module.
 **The analysis** (this folder), in the order of the book:
 
 * the surveys' formats, one module each: ``rave`` (RAVE DR6 spectrum files, catalogue tables,
-  pipeline columns), ``apogee`` (allStar DR16/DR17: label columns, flag bits, reader),
+  pipeline columns; ``plainfits``, its fast reader of plain FITS images), ``apogee`` (allStar DR16/DR17: label columns, flag bits, reader),
   ``survey`` (a survey folder: its file names, manifest and truth; where the notebooks' data
   come from), ``cube`` (the common wavelength grid, resampling, the spectra cube), ``files``
   (atomic writing, table values as plain numpy), ``fitsbytes`` (FITS files assembled from headers

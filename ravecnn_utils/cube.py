@@ -1,13 +1,19 @@
 """The spectra cube: every RAVE spectrum resampled onto one wavelength grid, in one FITS file.
 
 ``resample_spectrum`` brings one spectrum onto ``COMMON_GRID``; ``build_spectra_cube`` does it
-for many files (chunked, on several processes, resumable) and ``read_spectra_cube`` /
-``read_cube_ids`` read the result back.
+for many files (chunked, on several processes, resumable); ``read_spectra_cube``,
+``read_cube_table`` and ``read_cube_ids`` read the result back. The cube is standard (big-endian)
+FITS: a primary header with the grid (CRVAL1, CDELT1, NPIX; Å, air) and how it was made; float32
+images ``FLUX`` and ``ERROR`` (n × NPIX; absolute 1σ, inf = no information, FLUX then 1); and the
+table ``IDS``: rave_obs_id, n_bad_pixels, rejected and snr (``spectrum_snr``, computed once here
+so that prediction need not sort every spectrum again; a cube of older code lacks it).
 """
 
 import hashlib
 import multiprocessing
+import os
 import shutil
+import stat as stat_mode
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +90,19 @@ def resample_spectrum(wave, flux, rel_error, grid=None, source=None, edge_tolera
 
 
 
+def spectrum_snr(flux, error):
+    """Median flux / σ over the pixels with information (σ finite and > 0) of each spectrum (n,);
+    NaN for a spectrum without any such pixel. float32 arithmetic, so that the cube's ``snr``
+    column and a computation from the cube's FLUX and ERROR agree to the bit."""
+    flux, error = np.asarray(flux, np.float32), np.asarray(error, np.float32)
+    good = np.isfinite(flux) & np.isfinite(error) & (error > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sort(np.where(good, flux / error, np.nan), axis=1)  # NaN sorts last; numpy's SIMD
+    count = good.sum(axis=1)                                             # sort beats np.nanmedian 4×
+    rows = np.arange(len(ratio))
+    return (ratio[rows, (np.maximum(count, 1) - 1) // 2] + ratio[rows, count // 2]) / np.float32(2)
+
+
 _WORKER = {}
 
 
@@ -92,11 +111,14 @@ def _init_worker(grid, edge_tolerance):
 
 
 def _read_one(path):
-    """Read one RAVE file and resample it onto the worker's grid (float32 flux, error; n_bad)."""
+    """Read one RAVE file (``path`` as bytes) and resample it onto the worker's grid: float32 flux
+    and error, n_bad, and the float32 SNR of the resampled spectrum."""
+    path = Path(os.fsdecode(path))
     wave, flux, rel_error = read_rave_spectrum(path)
-    f, e, n_bad = resample_spectrum(wave, flux, rel_error, _WORKER["grid"], source=Path(path).name,
+    f, e, n_bad = resample_spectrum(wave, flux, rel_error, _WORKER["grid"], source=path.name,
                                     edge_tolerance=_WORKER["edge_tolerance"])
-    return f.astype(np.float32), e.astype(np.float32), n_bad
+    f, e = f.astype(np.float32), e.astype(np.float32)
+    return f, e, n_bad, spectrum_snr(f[None], e[None])[0]
 
 
 def _linear_step(grid_spec, grid):
@@ -108,13 +130,38 @@ def _linear_step(grid_spec, grid):
     return float(step)
 
 
-def _sources_digest(paths, grid, max_bad_fraction, edge_tolerance):
-    """SHA-1 of what a cube is made from: the grid, the settings, and each file's path, size and mtime."""
-    digest = hashlib.sha1(grid.tobytes() + repr((max_bad_fraction, edge_tolerance)).encode())
-    for p in paths:
-        stat = p.stat()
-        digest.update(f"{p.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
+LAYOUT = "ids+snr"
+"""What the cube and its saved chunks hold, in their digests: a cube or a chunk of older code
+(without ``snr``) is not taken for an up-to-date one."""
+
+
+def _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance):
+    """One pass over the spectrum files (each ``stat``-ed once): their paths as a compact bytes
+    array, the SHA-1 of what the cube is made from (the grid, the settings and each file's path,
+    size and modification time) and the same digest for each chunk of ``chunk`` files (the name
+    of its saved part). FileNotFoundError names a missing file (checked up front: better than
+    failing hours into a run)."""
+    seed = grid.tobytes() + repr((edge_tolerance, LAYOUT)).encode()
+    sources = hashlib.sha1(seed + repr(max_bad_fraction).encode())
+    paths, parts, absent = [], [], []  # absent: the first missing file and then one None per other
+    for p in spectrum_paths:
+        p = Path(p)
+        try:
+            stat = p.stat()
+        except OSError:
+            stat = None
+        if stat is None or not stat_mode.S_ISREG(stat.st_mode):
+            absent.append(None if absent else p)
+            continue
+        if len(paths) % chunk == 0:
+            parts.append(hashlib.sha1(seed))
+        line = f"{p.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+        sources.update(line)
+        parts[-1].update(line)
+        paths.append(os.fsencode(p))
+    if absent:
+        raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {where(absent[0])}")
+    return np.array(paths, dtype=bytes), sources.hexdigest(), [d.hexdigest()[:12] for d in parts]
 
 
 def cube_header(grid, step, n, max_bad_fraction=0.2, edge_tolerance=EDGE_TOLERANCE, sources=""):
@@ -140,33 +187,28 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
                        max_bad_fraction=0.2, edge_tolerance=EDGE_TOLERANCE, overwrite=False):
     """Resample many ``RAVE_<rave_obs_id>.fits`` files onto one grid and write them as ONE FITS file.
 
-    HDUs: primary (grid: CRVAL1, CDELT1, NPIX, CUNIT1; description), ``FLUX`` (n, npix)
-    float32, ``ERROR`` (n, npix) float32 absolute σ (inf = no information), ``IDS`` table
-    (rave_obs_id, n_bad_pixels, rejected: bad-pixel fraction > ``max_bad_fraction``; the
-    spectrum is kept). Files are read ``chunk`` at a time by ``processes`` worker processes
-    (1 = serial) and each finished chunk is saved in ``<out_path>.parts/``; a rerun after an
-    interruption skips the chunks whose files are unchanged (path, size, modification time).
-    The cube is then streamed chunk by chunk into a temporary file renamed to ``out_path`` and
-    the parts folder is removed. A bad file raises ValueError
-    naming it, and nothing is written at ``out_path``. An existing cube made from the same
+    The layout is the module's; a spectrum whose bad-pixel fraction exceeds ``max_bad_fraction`` is
+    kept, ``rejected``. ``spectrum_paths`` may be any iterable (a generator saves memory: the files
+    are kept as one compact bytes array, about 100 bytes a file, not as Path objects). Files are
+    read ``chunk`` at a time by ``processes`` worker processes (1 = serial) and each finished chunk
+    is saved in ``<out_path>.parts/``; a rerun after an interruption skips the chunks whose files
+    are unchanged (path, size, modification time). The cube is then streamed chunk by chunk into a
+    temporary file renamed to ``out_path`` and the parts folder is removed. A bad file raises
+    ValueError naming it, and nothing is written at ``out_path``. An existing cube made from the same
     files (path, size, modification time) and settings is kept as it is; one made from others
-    is replaced only with ``overwrite=True``. Returns ``out_path``.
+    (or by older code) is replaced only with ``overwrite=True``. Returns ``out_path``.
     """
     out_path = Path(out_path)
-    paths = [Path(p) for p in spectrum_paths]
     grid_spec, grid = grid, _grid_array(grid)
     step = _linear_step(COMMON_GRID if grid_spec is None else grid_spec, grid)
-    if not paths:
-        raise ValueError(f"{out_path}: no spectrum files given")
     for name, value in (("chunk", chunk), ("processes", processes)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not 0 <= max_bad_fraction <= 1:
         raise ValueError(f"max_bad_fraction must lie in [0, 1], got {max_bad_fraction!r}")
-    absent = [p for p in paths if not p.is_file()]
-    if absent:  # checked up front: better than failing hours into a run
-        raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {where(absent[0])}")
-    sources = _sources_digest(paths, grid, max_bad_fraction, edge_tolerance)
+    paths, sources, digests = _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance)
+    if not paths.size:
+        raise ValueError(f"{out_path}: no spectrum files given")
     if out_path.exists():
         try:
             existing = fits.getheader(out_path).get("SOURCES")
@@ -175,25 +217,21 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
         if existing == sources:
             return out_path  # up to date: made from these very files and settings
         if not overwrite:
-            raise FileExistsError(f"{out_path} exists and was made from other files or settings; "
-                                  f"pass overwrite=True to replace it")
-    ids = np.array([rave_obs_id_from_path(p) for p in paths])
+            raise FileExistsError(f"{out_path} exists and was made from other files or settings (or by older "
+                                  f"code); pass overwrite=True to replace it")
+    ids = np.array([os.fsencode(rave_obs_id_from_path(os.fsdecode(p))) for p in paths], dtype=bytes)
     unique, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
-        raise ValueError(f"{out_path}: several files share a rave_obs_id, e.g. {list(unique[counts > 1][:3])}")
+        raise ValueError(f"{out_path}: several files share a rave_obs_id, e.g. "
+                         f"{[os.fsdecode(i) for i in unique[counts > 1][:3]]}")
+    del unique, counts
 
     parts_dir = Path(f"{out_path}.parts")
     parts_dir.mkdir(parents=True, exist_ok=True)
-    chunks = [paths[s:s + chunk] for s in range(0, len(paths), chunk)]
-    part_files = []
-    for i, members in enumerate(chunks):  # a part's name encodes its files (path, size, mtime) and grid:
-        digest = hashlib.sha1(grid.tobytes() + repr(edge_tolerance).encode())  # stale parts are ignored
-        for p in members:
-            stat = p.stat()
-            digest.update(f"{p.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-        part_files.append(parts_dir / f"chunk_{i:05d}_{digest.hexdigest()[:12]}.npz")
+    chunks = [paths[s:s + chunk] for s in range(0, paths.size, chunk)]  # views, no copies
+    part_files = [parts_dir / f"chunk_{i:05d}_{d}.npz" for i, d in enumerate(digests)]  # stale parts ignored
     todo = [i for i, f in enumerate(part_files) if not f.is_file()]
-    bar = tqdm(total=len(paths), initial=len(paths) - sum(len(chunks[i]) for i in todo),
+    bar = tqdm(total=paths.size, initial=paths.size - sum(len(chunks[i]) for i in todo),
                desc="spectra cube", unit="spec", disable=not progress)
     pool = None
     try:
@@ -202,50 +240,52 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
         else:
             _init_worker(grid, edge_tolerance)
         for i in todo:
-            members = chunks[i]
+            members = chunks[i].tolist()
             flux = np.empty((len(members), grid.size), np.float32)
             error = np.empty_like(flux)
             n_bad = np.empty(len(members), np.int32)
+            snr = np.empty(len(members), np.float32)
             results = (pool.imap(_read_one, members, chunksize=max(1, min(64, len(members) // (4 * processes))))
                        if pool is not None else map(_read_one, members))
-            for k, (f, e, nb) in enumerate(results):
-                flux[k], error[k], n_bad[k] = f, e, nb
+            for k, row in enumerate(results):
+                flux[k], error[k], n_bad[k], snr[k] = row
                 bar.update(1)
             with atomic_path(part_files[i]) as tmp:
-                np.savez(tmp, flux=flux, error=error, n_bad=n_bad)
+                np.savez(tmp, flux=flux, error=error, n_bad=n_bad, snr=snr)
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
 
-    n = len(paths)
-    n_bad = []
+    columns = {"n_bad": [], "snr": []}
     for f in part_files:
         with np.load(f) as part:
-            n_bad.append(part["n_bad"])
-    n_bad = np.concatenate(n_bad)
-    if n_bad.size != n:
-        raise ValueError(f"{parts_dir}: the saved chunks hold {n_bad.size} spectra, expected {n}; "
+            for name, values in columns.items():
+                values.append(part[name])
+    n_bad, snr = (np.concatenate(columns[name]) for name in ("n_bad", "snr"))
+    if n_bad.size != paths.size:
+        raise ValueError(f"{parts_dir}: the saved chunks hold {n_bad.size} spectra, expected {paths.size}; "
                          "delete the folder and run again")
-    header = cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources)
+    header = cube_header(grid, step, paths.size, max_bad_fraction, edge_tolerance, sources)
 
     def blocks(ext):
         for f in part_files:
             with np.load(f) as part:
                 yield part[ext.lower()]
 
-    write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction)
+    write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction, snr)
     shutil.rmtree(parts_dir)
     return out_path
 
 
-def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.2):
+def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.2, snr=None):
     """Stream a spectra cube to ``out_path`` (atomically) without holding it in memory.
 
     ``header``: the primary header with the grid (CRVAL1, CDELT1, NPIX …, see ``cube_header``);
     ``blocks(ext)``: for ext "FLUX" then "ERROR", an iterable of (rows, NPIX) arrays that together
-    hold ``len(ids)`` rows; ``ids`` the rave_obs_id and ``n_bad`` the bad pixels of every row.
+    hold ``len(ids)`` rows; ``ids`` the rave_obs_id, ``n_bad`` the bad pixels and ``snr`` (None:
+    no such column) the ``spectrum_snr`` of every row.
     """
     n, npix = len(ids), int(header["NPIX"])
     with atomic_path(out_path) as tmp:
@@ -266,6 +306,8 @@ def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.
         n_bad = np.asarray(n_bad)
         table = Table({"rave_obs_id": ids, "n_bad_pixels": n_bad.astype(np.int32),
                        "rejected": n_bad / npix > max_bad_fraction})
+        if snr is not None:
+            table["snr"] = np.asarray(snr, np.float32)
         ids_hdu = fits.table_to_hdu(table)
         ids_hdu.name = "IDS"
         fits.append(tmp, ids_hdu.data, ids_hdu.header)
@@ -276,13 +318,11 @@ def read_spectra_cube(path, grid=None, rows=None):
     """Read a cube written by ``build_spectra_cube``.
 
     Returns wave (Å), flux and error (n, npix) float32 (error inf = no information) and the
-    IDS Table (rave_obs_id, n_bad_pixels, rejected). Checks that the header grid (CRVAL1,
+    IDS Table (``read_cube_table``). Checks that the header grid (CRVAL1,
     CDELT1, NPIX) agrees with the data and, if ``grid`` is given, with that grid.
     ``rows`` (indices into the cube, or a slice) reads only those spectra (memory-mapped), in that order.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
+    path = _existing(path)
     with fits.open(path) as hdul:
         names = [h.name for h in hdul]
         missing = [e for e in ("FLUX", "ERROR", "IDS") if e not in names]
@@ -290,10 +330,10 @@ def read_spectra_cube(path, grid=None, rows=None):
             raise ValueError(f"{path}: not a spectra cube, no {missing} extension(s) (found {names})")
         wave = _header_wave(hdul[0].header, path)
         npix = wave.size
-        pick = slice(None) if rows is None else rows if isinstance(rows, slice) else np.asarray(rows, int)
+        pick = _pick(rows)
         flux = np.asarray(hdul["FLUX"].data[pick], np.float32)
         error = np.asarray(hdul["ERROR"].data[pick], np.float32)
-        ids = Table(hdul["IDS"].data[pick])
+        ids = _ids_table(hdul["IDS"].data[pick])
     if flux.ndim != 2 or flux.shape[1] != npix or error.shape != flux.shape or len(ids) != flux.shape[0]:
         raise ValueError(f"{path}: FLUX {flux.shape}, ERROR {error.shape} and IDS ({len(ids)} rows) do not "
                          f"agree with NPIX = {npix}")
@@ -302,10 +342,41 @@ def read_spectra_cube(path, grid=None, rows=None):
         if expected.shape != wave.shape or not np.allclose(expected, wave, rtol=0, atol=1e-6):
             raise ValueError(f"{path}: the cube's grid ({wave[0]:.2f}–{wave[-1]:.2f} Å, {npix} px) is not the "
                              f"expected one ({expected[0]:.2f}–{expected[-1]:.2f} Å, {expected.size} px)")
+    return wave, flux, error, ids
+
+
+def _existing(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
+    return path
+
+
+def _pick(rows):
+    """Rows of the cube to read: all (None), a slice, or indices."""
+    return slice(None) if rows is None else rows if isinstance(rows, slice) else np.asarray(rows, int)
+
+
+def _ids_table(records):
+    """IDS rows (FITS records) as a Table of native numpy columns."""
+    ids = Table(records)
     ids["rave_obs_id"] = strings(ids["rave_obs_id"])
     ids["n_bad_pixels"] = native(ids["n_bad_pixels"])
     ids["rejected"] = np.asarray(ids["rejected"], bool)
-    return wave, flux, error, ids
+    if "snr" in ids.colnames:
+        ids["snr"] = native(ids["snr"])
+    return ids
+
+
+def read_cube_table(path, rows=None):
+    """The IDS table of a spectra cube, in cube order, or only ``rows`` (indices or a slice, in
+    that order), without reading any spectrum: rave_obs_id (str), n_bad_pixels, rejected and (a
+    cube of this code) snr."""
+    path = _existing(path)
+    with fits.open(path) as hdul:
+        if "IDS" not in [h.name for h in hdul]:
+            raise ValueError(f"{path}: not a spectra cube, no IDS extension")
+        return _ids_table(hdul["IDS"].data[_pick(rows)])
 
 
 def _header_wave(header, path):
@@ -319,19 +390,10 @@ def _header_wave(header, path):
 
 def read_spectra_cube_grid(path):
     """Wavelengths (Å) of a spectra cube's grid, from its primary header (no flux read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
+    path = _existing(path)
     return _header_wave(fits.getheader(path), path)
 
 
 def read_cube_ids(path):
     """The rave_obs_id of every spectrum of a spectra cube, in cube order (no flux read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"spectra cube not found: {where(path)}")
-    with fits.open(path) as hdul:
-        if "IDS" not in [h.name for h in hdul]:
-            raise ValueError(f"{path}: not a spectra cube, no IDS extension")
-        return strings(hdul["IDS"].data["rave_obs_id"])
-
+    return np.asarray(read_cube_table(path)["rave_obs_id"])

@@ -29,7 +29,7 @@ from astropy.table import Table, vstack
 from tqdm.auto import tqdm
 
 from . import __version__
-from .cube import read_cube_ids, read_spectra_cube, read_spectra_cube_grid
+from .cube import read_cube_ids, read_spectra_cube, read_spectra_cube_grid, spectrum_snr
 from .ensemble import Ensemble
 from .files import exclusive_lock, row_index, write_table
 from .labels import LATEX, UNITS
@@ -45,18 +45,6 @@ FLAGS = {
 
 DEFAULTS = dict(snr_min=20.0, max_bad_fraction=0.05, disagree_factor=3.0)
 """Flag thresholds: SNR, fraction of bad pixels, member spread relative to validation."""
-
-
-def spectrum_snr(flux, error):
-    """Median flux / σ over the pixels with information (σ finite and > 0) of each spectrum (n,);
-    NaN for a spectrum without any such pixel."""
-    flux, error = np.asarray(flux, np.float32), np.asarray(error, np.float32)
-    good = np.isfinite(flux) & np.isfinite(error) & (error > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.sort(np.where(good, flux / error, np.nan), axis=1)  # NaN sorts last; numpy's SIMD
-    count = good.sum(axis=1)                                             # sort beats np.nanmedian 4×
-    rows = np.arange(len(ratio))
-    return (ratio[rows, (np.maximum(count, 1) - 1) // 2] + ratio[rows, count // 2]) / np.float32(2)
 
 
 def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, disagree_factor):
@@ -79,18 +67,23 @@ def _thresholds(thresholds):
     return DEFAULTS | thresholds
 
 
-def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, **thresholds):
+def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, in_place=False, **thresholds):
     """Catalogue columns (dict of arrays) for spectra (n, n_pixels) on the wavelengths ``wave`` (Å),
     which must be the ensemble's grid (ValueError otherwise).
 
     NaN flux is not an error here: such pixels count as bad and get no information; a spectrum
-    without any usable pixel gets NaN labels (and its flags). For an ensemble with photometry, ``phot_table`` holds the catalogue rows (parallax, magnitudes)
-    of the same spectra.
+    without any usable pixel gets NaN labels (and its flags). For an ensemble with photometry,
+    ``phot_table`` holds the catalogue rows (parallax, magnitudes) of the same spectra. ``snr``: the
+    spectra's ``cube.spectrum_snr`` if known (the cube's column), else computed here.
+    ``in_place``: ``flux`` and ``error`` are float32 arrays the caller no longer needs, and their
+    bad pixels are set to 1 and inf where they are instead of in copies.
     """
     t = _thresholds(thresholds)
     ensemble.require_grid(wave, "the spectra")
-    flux = np.array(flux, np.float32)
-    error = np.array(error, np.float32)
+    if in_place:  # np.require copies only what is not float32 or not writeable
+        flux, error = np.require(flux, np.float32, "W"), np.require(error, np.float32, "W")
+    else:
+        flux, error = np.array(flux, np.float32), np.array(error, np.float32)
     bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
     flux[bad], error[bad] = 1.0, np.inf
     x = ensemble.inputs(flux, error, phot_table)
@@ -98,7 +91,7 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, **threshold
     empty = bad.all(axis=1)  # no usable pixel: the network would read a flat continuum
     mean[empty], spread[empty] = np.nan, np.nan
     k = ensemble.calibration_factors
-    snr = spectrum_snr(flux, error)
+    snr = spectrum_snr(flux, error) if snr is None else np.asarray(snr, np.float32)
     cols = {}
     for j, name in enumerate(ensemble.labels):
         cols[name] = mean[:, j].astype(np.float32)
@@ -123,7 +116,8 @@ def _photometry_rows(ensemble, catalogue, ids):
 def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
     """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
     wave, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop))
-    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, **thresholds)
+    snr = ids["snr"] if "snr" in ids.colnames else None  # a cube of older code has no snr: computed
+    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, snr=snr, in_place=True, **thresholds)
     return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
 
 

@@ -303,6 +303,42 @@ def test_cube_equals_direct_resampling(spectra, tmp_path):
         assert hdul["FLUX"].data.dtype.name == "float32" and hdul["FLUX"].header["CDELT1"] == 0.39
 
 
+def test_cube_stores_each_spectrum_snr(spectra, tmp_path):
+    """IDS snr is ``spectrum_snr`` of the cube's own FLUX and ERROR, to the bit."""
+    out = cube.build_spectra_cube(spectra, tmp_path / "cube.fits", chunk=7, processes=1, progress=False)
+    _, flux, error, ids = cube.read_spectra_cube(out)
+    assert ids["snr"].dtype == np.float32
+    np.testing.assert_array_equal(ids["snr"], cube.spectrum_snr(flux, error))
+    assert np.all(ids["snr"] > 15)  # relative errors of 1–5 %
+
+
+def test_cube_table_reads_rows_without_spectra(spectra, tmp_path, monkeypatch):
+    out = cube.build_spectra_cube(spectra[:9], tmp_path / "cube.fits", chunk=4, processes=1, progress=False)
+    _, _, _, ids = cube.read_spectra_cube(out)
+    table = cube.read_cube_table(out)
+    assert table.colnames == ["rave_obs_id", "n_bad_pixels", "rejected", "snr"]
+    for name in table.colnames:
+        np.testing.assert_array_equal(table[name], ids[name])
+    rows = cube.read_cube_table(out, rows=[5, 0, 7])
+    assert rows["rave_obs_id"].tolist() == [ids["rave_obs_id"][i] for i in (5, 0, 7)]
+    np.testing.assert_array_equal(rows["snr"], ids["snr"][[5, 0, 7]])
+    assert cube.read_cube_ids(out).tolist() == ids["rave_obs_id"].tolist()
+    with pytest.raises(ValueError, match=r"RAVE_.*\.fits: not a spectra cube, no IDS"):
+        cube.read_cube_table(spectra[0])
+    with pytest.raises(FileNotFoundError, match="absent.fits"):
+        cube.read_cube_table(tmp_path / "absent.fits")
+
+
+def test_cube_of_either_reader_and_of_a_generator_is_the_same(spectra, tmp_path, monkeypatch):
+    """The fast reader and astropy's give the same cube, byte for byte; so does a generator of paths."""
+    fast = cube.build_spectra_cube(spectra, tmp_path / "fast.fits", chunk=7, processes=1, progress=False)
+    lazy = cube.build_spectra_cube((p for p in spectra), tmp_path / "lazy.fits", chunk=7, processes=1,
+                                   progress=False)
+    monkeypatch.setattr(cube, "read_rave_spectrum", rave.read_rave_spectrum_with_astropy)
+    slow = cube.build_spectra_cube(spectra, tmp_path / "slow.fits", chunk=7, processes=1, progress=False)
+    assert fast.read_bytes() == slow.read_bytes() == lazy.read_bytes()
+
+
 def test_cube_is_resumable(spectra, tmp_path, monkeypatch):
     calls = []
     real = rave.read_rave_spectrum

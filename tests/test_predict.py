@@ -3,10 +3,11 @@ resumable writing, flags, and the Dask path."""
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.table import Table
 
 from ravecnn_utils import predict
-from ravecnn_utils.cube import build_spectra_cube, read_spectra_cube
+from ravecnn_utils.cube import build_spectra_cube, read_spectra_cube, write_spectra_cube
 from ravecnn_utils import model as cnn
 from ravecnn_utils.survey import FILES
 from ravecnn_utils.ensemble import Ensemble, LabelScaler
@@ -60,6 +61,23 @@ def test_chunked_equals_one_shot_and_keras(cube, ensemble, tmp_path):
     assert a["teff"].unit == "K" and a.meta["FLAG8"] == "members_disagree"
     assert a.colnames == list(predict.column_descriptions(LABELS4)["column"])
     assert not (tmp_path / "a.fits.parts").exists()
+
+
+def test_cube_snr_is_used_and_a_cube_without_it_gives_the_same_catalogue(cube, ensemble, tmp_path, monkeypatch):
+    """The cube's IDS snr spares prediction the sort; a cube of older code (no snr column) is
+    predicted as before, to the same catalogue."""
+    ens, _ = ensemble
+    wave, flux, error, ids = read_spectra_cube(cube)
+    old = write_spectra_cube(tmp_path / "old.fits", fits.getheader(cube),
+                             lambda ext: [flux if ext == "FLUX" else error], ids["rave_obs_id"], ids["n_bad_pixels"])
+    assert "snr" not in read_spectra_cube(old)[3].colnames
+    before = Table.read(predict.predict_cube(ens, old, tmp_path / "before.fits", chunk=25, progress=False))
+    monkeypatch.setattr(predict, "spectrum_snr", lambda *a: pytest.fail("the SNR was computed again"))
+    now = Table.read(predict.predict_cube(ens, cube, tmp_path / "now.fits", chunk=25, progress=False))
+    assert now.colnames == before.colnames and len(now) == 60
+    for name in now.colnames:
+        np.testing.assert_array_equal(now[name], before[name])
+    assert np.ptp(now["snr"]) > 0
 
 
 def test_interrupted_run_leaves_no_catalogue_and_resumes(cube, ensemble, tmp_path, monkeypatch):
