@@ -16,9 +16,11 @@
    worker may use), in a fresh process, cluster start included: its time against step 3's, the
    overhead in %, and whether the two catalogues are identical.
 
-The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> peak_rss_mb=<n>
-dask_overhead_pct=<x>`` (one 987-px network, in-memory rates of step 1 with the default engine;
-peak memory of step 2 on the largest cube; step 4's overhead). Needs ≈ 4.1 GB of disk
+The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> disk_spectra_per_s=<n>
+peak_rss_mb=<n> ensemble_<size>_s=<s> dask_overhead_pct=<x>`` (one 987-px network, in-memory
+rates of step 1 with the default engine; step 2's rate and peak memory on the largest cube;
+step 3's time; step 4's overhead). Step 2 also runs its smallest cube written without the
+``snr`` column (as the code before it wrote cubes) and gives the speed-up of the column. Needs ≈ 4.1 GB of disk
 in ``--workdir`` for the full-size cube (deleted at the end unless ``--keep``).
 """
 
@@ -35,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from ravecnn_utils.cube import common_wavelengths, cube_header, write_spectra_cube  # noqa: E402
+from ravecnn_utils.cube import common_wavelengths, cube_header, spectrum_snr, write_spectra_cube  # noqa: E402
 from ravecnn_utils.labels import CORE_LABELS  # noqa: E402
 from ravecnn_utils.model import slides_cnn  # noqa: E402
 from ravecnn_utils.ensemble import Ensemble, LabelScaler  # noqa: E402
@@ -47,23 +49,29 @@ SLIDES_PIXELS = 723
 BLOCK = 20_000
 
 
-def synthetic_cube(path, n, seed=0):
-    """A cube of ``n`` noisy flat spectra with three Gaussian 'Ca II' lines, streamed in blocks."""
+def synthetic_cube(path, n, seed=0, with_snr=True):
+    """A cube of ``n`` noisy flat spectra with three Gaussian 'Ca II' lines, streamed in blocks;
+    with its ``snr`` column (as ``cube.build_spectra_cube`` writes it) unless ``with_snr`` is False
+    (a cube of the code before that column: prediction then computes each SNR itself)."""
     wave = common_wavelengths()
     step = round(float(wave[1] - wave[0]), 9)
     header = cube_header(wave, step, n, sources="synthetic (benchmarks/inference.py)")
     lines = 1 - sum(0.6 * np.exp(-0.5 * ((wave - c) / 1.2) ** 2) for c in (8498.02, 8542.09, 8662.14))
 
-    def blocks(ext):
-        rng = np.random.default_rng(seed)  # the same draws for FLUX and ERROR
+    def pairs():
+        rng = np.random.default_rng(seed)
         for start in range(0, n, BLOCK):
             rows = min(BLOCK, n - start)
             snr = rng.uniform(10, 150, (rows, 1))
             noise = rng.normal(0, 1, (rows, wave.size))
-            yield lines + noise / snr if ext == "FLUX" else np.broadcast_to(1 / snr, (rows, wave.size))
+            yield lines + noise / snr, np.broadcast_to(1 / snr, (rows, wave.size))
 
+    def blocks(ext):
+        return (pair[0 if ext == "FLUX" else 1] for pair in pairs())  # the same draws for FLUX and ERROR
+
+    snr = np.concatenate([spectrum_snr(*pair) for pair in pairs()]) if with_snr else None
     ids = np.array([f"synthetic_{i:07d}" for i in range(n)])
-    return write_spectra_cube(path, header, blocks, ids, np.zeros(n, np.int32))
+    return write_spectra_cube(path, header, blocks, ids, np.zeros(n, np.int32), snr=snr)
 
 
 def toy_ensemble(folder, n_members, n_pixels):
@@ -194,18 +202,26 @@ def main():
     print("\n2. predict_cube, one network, synthetic cube on disk (fresh process; the time includes compiling "
           "the kernel, a few s)")
     net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
-    print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'predict s':>11}{'spectra/s':>11}{'peak RSS MB':>13}")
-    cubes, peak = {}, None
+    kernel = rates[n_pix, "FastCNN"]  # the numba kernel alone, in memory (step 1)
+    print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'predict s':>11}{'spectra/s':>11}{'× keras':>9}"
+          f"{'% kernel':>10}{'peak RSS MB':>13}")
+    cubes, disk_seconds, peak = {}, {}, None
     for n in args.sizes:
         cube = args.workdir / f"cube_{n}.fits"
         _, t_write = timed(synthetic_cube, cube, n)
         r = run_child(cube, net, args.workdir / f"catalogue_{n}.fits")
-        cubes[n], peak = cube, r["peak_rss_mb"]
+        cubes[n], disk_seconds[n], peak = cube, r["seconds"], r["peak_rss_mb"]
         print(f"   {n:>10,}{cube.stat().st_size / 1e9:>9.2f}{t_write:>9.0f}{r['seconds']:>11.1f}"
-              f"{n / r['seconds']:>11,.0f}{r['peak_rss_mb']:>13,.0f}")
+              f"{n / r['seconds']:>11,.0f}{n / r['seconds'] / rate_keras:>9.2f}{100 * n / r['seconds'] / kernel:>10.0f}"
+              f"{r['peak_rss_mb']:>13,.0f}")
+    n = min(args.sizes)  # a cube of the code before its snr column: prediction computes every SNR again
+    synthetic_cube(args.workdir / "cube_without_snr.fits", n, with_snr=False)
+    before = run_child(args.workdir / "cube_without_snr.fits", net, args.workdir / "catalogue_without_snr.fits")
+    print(f"   {n:,} spectra from a cube without the snr column (the code before): {before['seconds']:.1f} s, "
+          f"{n / before['seconds']:,.0f} spectra/s; with the column {before['seconds'] / disk_seconds[n]:.2f}× faster")
 
     # 3. the largest cube through the ensemble
-    n = max(args.sizes)
+    n = n_big = max(args.sizes)
     ens_dir = toy_ensemble(args.workdir / "models" / f"x{args.members}", args.members, n_pix)
     serial_out = args.workdir / "catalogue_ensemble.fits"
     r = run_child(cubes[n], ens_dir, serial_out)
@@ -226,8 +242,9 @@ def main():
           f"{'yes' if same_catalogue(serial_out, dask_out) else 'NO'}")
     if not args.keep:
         shutil.rmtree(args.workdir)
-    print(f"spectra_per_s_ours={rate_ours:.0f} spectra_per_s_keras={rate_keras:.0f} peak_rss_mb={peak:.0f} "
-          f"dask_overhead_pct={overhead:.1f}")
+    print(f"spectra_per_s_ours={rate_ours:.0f} spectra_per_s_keras={rate_keras:.0f} "
+          f"disk_spectra_per_s={n_big / disk_seconds[n_big]:.0f} peak_rss_mb={peak:.0f} "
+          f"ensemble_{n_big}_s={r['seconds']:.1f} dask_overhead_pct={overhead:.1f}")
 
 
 if __name__ == "__main__":
