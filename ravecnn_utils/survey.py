@@ -166,7 +166,12 @@ def read_truth(survey_dir, table, labels=LABELS):
         raise FileNotFoundError(f"{path}: no truth file (only a simulated survey has one)")
     stars = Table.read(path, hdu="STARS")
     obs = Table.read(path, hdu="OBSERVATIONS")
-    bounds = Table.read(path, hdu="FISHER")
+    try:
+        bounds = Table.read(path, hdu="FISHER")
+    except KeyError:
+        raise ValueError(f"{path}: no FISHER extension; this survey was simulated by older code (Fisher "
+                         "matrices in OBSERVATIONS): simulate it again (make simulate, or "
+                         "python -m ravecnn_utils.simulation --overwrite)") from None
     for t in (stars, obs, bounds):
         t.convert_bytestring_to_unicode()
     o = row_index(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")

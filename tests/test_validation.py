@@ -6,6 +6,7 @@ from astropy.table import Table
 
 from ravecnn_utils import discs, survey, validation
 from ravecnn_utils.labels import CORE_LABELS, LABELS
+from ravecnn_utils.survey import FILES
 
 
 def test_expand_places_labels_and_fills_nan():
@@ -106,6 +107,18 @@ def test_read_truth_of_simulated_observations(smoke_survey):
     assert (truth["crlb_core"][[0, 1, 3]] <= truth["crlb"][[0, 1, 3]][:, core] * (1 + 1e-9)).all()
     with pytest.raises(FileNotFoundError, match="truth"):
         survey.read_truth(smoke_survey / "nowhere", table)
+
+
+def test_read_truth_of_a_survey_by_older_code(smoke_survey, tmp_path):
+    """A truth file without the FISHER extension (older code) is refused with what to do."""
+    from astropy.io import fits
+
+    (tmp_path / FILES["truth"]).parent.mkdir(parents=True, exist_ok=True)
+    with fits.open(smoke_survey / FILES["truth"]) as hdul:
+        fits.HDUList([h.copy() for h in hdul if h.name != "FISHER"]).writeto(tmp_path / FILES["truth"])
+    table = Table.read(smoke_survey / FILES["catalogue"])[:2]
+    with pytest.raises(ValueError, match="no FISHER extension.*simulate it again"):
+        survey.read_truth(tmp_path, table)
 
 
 def test_disc_sides_against_truth_and_population():
