@@ -55,7 +55,7 @@ def residual_table(estimate, reference, names, what="estimate − reference"):
     rows = [(name, int(np.isfinite(diff[:, j]).sum()), *bias_and_scatter(diff[:, j]), outlier_fraction(diff[:, j]))
             for j, name in enumerate(names)]
     table = Table(rows=rows, names=("label", "spectra", f"bias ({what})", "robust scatter", "outlier fraction"))
-    table[f"bias ({what})"].format = table["robust scatter"].format = ".3f"
+    table[f"bias ({what})"].format = table["robust scatter"].format = ".4g"  # K for Teff, dex otherwise
     table["outlier fraction"].format = ".3f"
     return table
 

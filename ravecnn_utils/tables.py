@@ -36,7 +36,7 @@ def format_value(value):
 
 def _cells(column, fmt):
     """The column's values as strings: ``fmt`` (a format spec such as ".2f", or a function), else
-    the column's own ``format`` where it has one, else ``format_value``."""
+    the column's own ``format`` where it has one, else ``format_value``; missing and NaN: a dash."""
     mask = np.ma.getmaskarray(column)
     values = np.ma.getdata(column)
     fmt = fmt if fmt is not None else getattr(column.info, "format", None)
@@ -47,7 +47,7 @@ def _cells(column, fmt):
     for v, m in zip(values, mask):
         if np.ndim(m) or np.ndim(v):  # a vector per row
             out.append(", ".join(format_value(x) for x in np.ravel(v)))
-        elif m:
+        elif m or (isinstance(v, (float, np.floating)) and np.isnan(v)):
             out.append(MISSING)
         else:
             out.append(fmt(v) if fmt else format_value(v))

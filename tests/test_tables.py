@@ -45,6 +45,7 @@ def test_readable_formats_masks_and_escapes():
     assert "&lt;b&gt;" in r._repr_html_()
     assert str(r).splitlines()[2:] == ["<b>   1.23", f"x        {MISSING}"]
     assert "1.2%" in str(readable(Table({"f": [0.0123]}), formats={"f": ".1%"}))
+    assert str(readable(Table({"f": [np.nan]}), formats={"f": ".3g"})).splitlines()[2] == MISSING
 
 
 def test_readable_of_no_table_is_nothing():

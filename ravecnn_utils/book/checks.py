@@ -17,7 +17,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from pybtex.database import parse_file
-from pybtex.richtext import Text
+
+from .citations import surname
 
 DTYPE = re.compile(r"^(str|int|uint|float|complex|bytes|bool|object)\d*$")
 """A cell or word that is a numpy dtype's name, as in astropy's dtype row."""
@@ -121,10 +122,6 @@ def cut_tables(page: _Page) -> list[str]:
     return found
 
 
-def _surname(person) -> str:
-    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
-
-
 def mentions(bib_path) -> list[tuple[re.Pattern, str, str]]:
     """For every entry of a BibTeX file: (pattern of the paper named in prose — "Ness et al.
     (2015)", "Kingma & Ba 2014", "Steinmetz et al. 2020a" — its first author, its year); and the
@@ -132,7 +129,7 @@ def mentions(bib_path) -> list[tuple[re.Pattern, str, str]]:
     entries = parse_file(str(bib_path), bib_format="bibtex").entries
     out = []
     for key, e in entries.items():
-        authors = [_surname(p) for p in e.persons.get("author", [])]
+        authors = [surname(p) for p in e.persons.get("author", [])]
         if not authors:
             continue
         year = e.fields.get("year", "")

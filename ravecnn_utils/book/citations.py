@@ -28,14 +28,14 @@ from sphinxcontrib.bibtex.style.template import join2, post_text, pre_text, refe
 NAME = "ravecnn"
 
 
-def _surname(person) -> str:
+def surname(person) -> str:
     """A person's last name(s) as plain text (LaTeX accents decoded, braces dropped)."""
     return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
 
 
 def author_year(persons, year) -> str:
     """The label of a paper: "Ness 2015", "Kingma & Ba 2014", "Ness et al. 2015"."""
-    names = [_surname(p) for p in persons]
+    names = [surname(p) for p in persons]
     if len(names) == 2 and "others" not in names:
         who = f"{names[0]} & {names[1]}"
     elif len(names) >= 2:
