@@ -68,7 +68,7 @@ def main():
     r4 = validation.bound_ratios(p[:, core], truth["labels"][:, core], truth["crlb_core"], truth["snr"],
                                  CORE_LABELS)
     print(f"\nCNN {args.network} − truth per SNR bin against the Cramér–Rao bound, all nine labels unknown")
-    r9[r9["stars"] > 0].pprint_all()
+    r9[r9["spectra"] > 0].pprint_all()
     print("\nthe same, Teff, log g, [M/H], [α/M] with the five abundances known")
     r4.pprint_all()
     worst4, label4 = validation.worst_ratio(r4)

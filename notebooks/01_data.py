@@ -15,7 +15,7 @@
 # %% [markdown]
 # # 01 — The data: RAVE spectra and APOGEE labels
 #
-# **Overview.** The network of Guiglion et al. (2020) reads medium-resolution RAVE spectra
+# **Overview.** The network of {cite:t}`2020A&A...644A.168G` reads medium-resolution RAVE spectra
 # of the Ca II triplet region (8410–8795 Å, R ≈ 7,500) and returns the labels that the
 # high-resolution APOGEE survey measured for the same stars. This notebook looks at the
 # data before anything is learnt from them: the files, a gallery of spectra across the
@@ -66,6 +66,7 @@ from ravecnn_utils.labels import LABELS, axis_label
 from ravecnn_utils.simulation import realism
 from ravecnn_utils.simulation.galaxy import read_crossmatch_labels
 from ravecnn_utils.simulation.simulate import simulate_survey
+from ravecnn_utils.tables import readable
 
 sns.set_theme(context="notebook", style="ticks")
 
@@ -113,14 +114,14 @@ print(f"This run uses: {source}")
 # observation), the APOGEE allStar table and a high-resolution benchmark sample.
 
 # %%
-Table({
+readable(Table({
     "file": ["spectra/RAVE_<rave_obs_id>.fits", ", ".join(Path(f).name for f in catalogue.meta["source"]),
              allstar_path.name, "benchmark_highres.fits"],
     "rows": [len(catalogue), len(catalogue), len(allstar),
              0 if data["benchmark"] is None else len(data["benchmark"])],
     "what": ["spectrum (SPECTRUM, ERROR extensions)", "RAVE observations",
              f"APOGEE entries ({allstar.meta['release'].upper()})", "stars with high-resolution labels"],
-})
+}))
 
 # %% [markdown]
 # ## 2. Spectra across the HR diagram
@@ -217,7 +218,7 @@ if simulated:
 # ## 5. The stars APOGEE observed
 #
 # The network learns from the stars both surveys observed. In the simulation their labels
-# are drawn from the real RAVE DR6 × APOGEE DR16 cross-match of Guiglion et al. (2020)
+# are drawn from the real RAVE DR6 × APOGEE DR16 cross-match of {cite:t}`2020A&A...644A.168G`
 # (3,904 stars, `data/guiglion2020/`), resampled with a small jitter. The histograms
 # compare the simulated APOGEE catalogue with those real labels.
 
@@ -267,7 +268,7 @@ np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
 plots.caption(fig, "Real spectra (black) and the forward model at the stars' benchmark labels (red), "
                    "both at R = 4,000.")
 plt.show()
-bench["name", "library", "teff", "logg", "fe_h", "velocity", "rms"]
+readable(bench["name", "library", "teff", "logg", "fe_h", "velocity", "rms"])
 
 # %% [markdown]
 # The model knows only the 211 strongest lines of the region, so the many weak lines of

@@ -57,6 +57,7 @@ from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, splits,
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import CORE_LABELS, LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
+from ravecnn_utils.tables import readable
 
 sns.set_theme(context="notebook", style="ticks")
 
@@ -109,8 +110,8 @@ catalogue, allstar = data["catalogue"], data["allstar"]
 simulated = data["manifest"] is not None
 if data_source == "sim" and not simulated:
     raise FileNotFoundError(f"{rave_dir} holds no simulated survey: run notebook 01 (it simulates it) first")
-source = f"{survey.describe(data['manifest'])} ({rave_dir})"
-print(f"This run uses: {source}")
+source = survey.describe(data["manifest"])  # for captions: the data, never a path
+print(f"This run uses: {source}, files in {rave_dir}")
 print(f"RAVE: {len(catalogue)} observations of {rave.count_stars(catalogue)} positions; "
       f"APOGEE ({allstar.meta['release'].upper()}): {len(allstar)} entries")
 
@@ -161,7 +162,7 @@ plt.show()
 cuts = crossmatch.cuts_from_parameters(apogee_snr_min, rave_snr_min, repeats, starflag_bad_bits,
                                        aspcap_star_bad_bit, label_error_max)
 kept, cutflow = crossmatch.apply_cuts(matched, cuts)
-cutflow
+readable(cutflow)
 
 # %% [markdown]
 # The cut flow as a bar chart, and how many labels are masked among the observations that
@@ -178,7 +179,7 @@ plots.caption(fig, f"Cut flow of the cross-match, {source}.")
 plt.show()
 missing = Table({name: [int(np.ma.getmaskarray(kept[name]).sum())] for name in LABELS})
 print("missing (masked) labels among the kept observations:")
-missing
+readable(missing)
 
 # %% [markdown]
 # ## 4. The spectra on one wavelength grid
@@ -210,7 +211,7 @@ print(f"cube: {len(cube_ids)} spectra × {wave.size} pixels, {wave[0]:.2f}–{wa
 kept["split"] = splits.split(kept, fractions=split_fractions, seed=split_seed)
 kept["stratum"] = splits.stratum(kept)
 index = files.row_index(cube_ids["rave_obs_id"], kept["rave_obs_id"], cube_path)  # cube row of each kept spectrum
-splits.split_counts(kept)
+readable(splits.split_counts(kept))
 
 # %% [markdown]
 # The distributions of Teff, log g, [M/H] and [α/M] in the three parts, to compare their
@@ -287,7 +288,7 @@ if simulated:
                                              what="APOGEE − truth")
 else:
     print("real data: no truth to compare with")
-apogee_vs_truth
+readable(apogee_vs_truth)
 
 # %% [markdown]
 # ## 8. Write the training set

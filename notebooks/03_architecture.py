@@ -18,7 +18,7 @@
 # **Overview.** Two architectures, both small one-dimensional convolutional networks. The
 # talk's network reads a 723-pixel RAVE spectrum through three convolutions (8, 4 and 2
 # filters of 20 pixels) and three dense layers, and returns Teff, log g, [M/H] and [α/Fe]:
-# 44,226 trainable parameters. The published network (Guiglion et al. 2020) uses kernels of
+# 44,226 trainable parameters. The published network {cite:p}`2020A&A...644A.168G` uses kernels of
 # 10 pixels, returns nine labels, and can take a second input — absolute magnitudes from Gaia
 # parallaxes and photometry — that joins the spectrum's features before the last dense
 # layers. This notebook builds both, checks their parameter counts against the slides and
@@ -57,6 +57,7 @@ from ravecnn_utils import cube, model, photometry, plots
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation.realism import read_real_spectra
+from ravecnn_utils.tables import readable
 
 # %% [markdown]
 # The parameters: the input lengths of the two networks, the talk's labels and the dropout
@@ -87,7 +88,7 @@ check_parameters(globals(), "03_architecture")
 # %%
 slides = model.slides_cnn(n_pixels=slides_pixels, labels=model.network_spec("slides", slides_labels)["labels"],
                           dropout=dropout)
-model.layer_table(slides)
+readable(model.layer_table(slides))
 
 # %% [markdown]
 # Its total number of parameters, beside the count the talk quotes.
@@ -107,7 +108,7 @@ paper_spectra_only = model.paper_cnn(n_pixels=paper_pixels, labels=LABELS, photo
 print(f"paper's network with photometry ({len(photometry.FEATURES)} inputs: "
       f"{', '.join(photometry.FEATURES)}): {paper.count_params():,} parameters (the paper quotes 58,549)")
 print(f"paper's network, spectra only: {paper_spectra_only.count_params():,} parameters")
-model.layer_table(paper)
+readable(model.layer_table(paper))
 
 # %% [markdown]
 # ## 3. On our wavelength grid
@@ -119,7 +120,7 @@ model.layer_table(paper)
 # %%
 wave = cube.common_wavelengths()
 counts = model.network_table(wave.size, wave[1] - wave[0], dropout, slides_labels)
-counts
+readable(counts)
 
 # %% [markdown]
 # ## 4. What one feature of the last convolution sees

@@ -62,6 +62,7 @@ from ravecnn_utils import metrics, plots, train
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
+from ravecnn_utils.tables import readable
 from ravecnn_utils.trainingset import label_array, read_training_set
 
 # %% [markdown]
@@ -153,7 +154,7 @@ timing = Table(rows=[(name, len(ens), ", ".join(map(str, ens.metadata["best_epoc
                      for name, ens in ensembles.items()],
                names=("network", "members", "chosen epochs", "seconds per epoch", "parameters"))
 timing["seconds per epoch"].format = ".2f"
-timing
+readable(timing)
 
 # %% [markdown]
 # ## 4. The validation set, label by label
@@ -196,11 +197,11 @@ for name, ens in ensembles.items():
 # with each other more closely than they agree with APOGEE.
 
 # %%
-summary = Table(rows=rows, names=("network", "label", "validation stars", "bias", "robust scatter",
+summary = Table(rows=rows, names=("network", "label", "validation spectra", "bias", "robust scatter",
                                   "median raw spread", "calibration k"))
 for col in ("bias", "robust scatter", "median raw spread", "calibration k"):
     summary[col].format = ".3g"
-summary
+readable(summary)
 
 # %% [markdown]
 # ## Summary

@@ -61,6 +61,7 @@ from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, UNITS
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.simulation.forward import ForwardModel, forward_sensitivity
+from ravecnn_utils.tables import readable
 from ravecnn_utils.trainingset import read_training_set
 
 # %% [markdown]
@@ -115,7 +116,7 @@ print(f"gradients of {rows.size} spectra × {len(ens.labels)} labels × {wave.si
       f"through {len(ens)} members in {seconds:.1f} s")
 masks = gradients.population_masks(table[rows])
 pop_mean = gradients.mean_gradients(grad, masks)
-Table({"population": list(masks), "stars": [int(m.sum()) for m in masks.values()]})
+readable(Table({"population": list(masks), "spectra": [int(m.sum()) for m in masks.values()]}))
 
 # %% [markdown]
 # The slides' figure: the mean gradient of each label, per population, in physical units
@@ -152,7 +153,7 @@ for j, label in enumerate(ens.labels):
 drivers = vstack(tables)
 drivers["wavelength_peak"].format = drivers["line_wavelength"].format = ".2f"
 drivers["gradient"].format = ".3g"
-drivers
+readable(drivers)
 
 # %% [markdown]
 # ## 4. Does the network use the lines that carry the information?
@@ -180,7 +181,7 @@ if table.meta["provenance"].get("data_source") == "sim" and survey.read_manifest
 else:
     agreement = None
     print("real data: the forward model's sensitivity is not the data's; comparison skipped")
-agreement
+readable(agreement)
 
 # %% [markdown]
 # ## Summary

@@ -22,7 +22,7 @@
 # high-resolution benchmark stars, residual trends with SNR, Teff and [M/H], the precision from
 # repeat observations, whether the predicted uncertainties are calibrated, and a single table
 # that puts the networks beside the methods an astronomer would use instead (ridge regression,
-# PCA + ridge, k nearest neighbours, The Cannon), the RAVE pipeline and the paper's own
+# PCA + ridge, k nearest neighbours, The Cannon of {cite:t}`2015ApJ...808...16N`), the RAVE pipeline and the paper's own
 # published test residuals. Finally, real spectra of known stars go through the networks that
 # were trained on simulated spectra: the domain shift, shown as it is.
 #
@@ -70,6 +70,7 @@ from ravecnn_utils.labels import CORE_LABELS, LABELS, LATEX, UNITS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.simulation import realism
 from ravecnn_utils.survey import FILES
+from ravecnn_utils.tables import readable
 from ravecnn_utils.trainingset import label_array, read_training_set
 
 sns.set_theme(context="notebook", style="ticks")
@@ -125,8 +126,8 @@ if main_network not in ensembles:
     raise ValueError(f"main_network={main_network!r} is not among networks={networks}")
 pred, sigma = validation.network_predictions(ensembles, flux[parts["test"]], error[parts["test"]], test)
 main_labels = ensembles[main_network].labels
-Table({"network": list(ensembles), "members": [len(e) for e in ensembles.values()],
-       "labels": [", ".join(e.labels) for e in ensembles.values()]})
+readable(Table({"network": list(ensembles), "members": [len(e) for e in ensembles.values()],
+                "labels": [", ".join(e.labels) for e in ensembles.values()]}))
 
 # %% [markdown]
 # ## 2. Residuals against APOGEE and against the truth
@@ -147,8 +148,8 @@ for name in ensembles:
             continue
         t = metrics.residual_table(pred[name], ref, LABELS, what="network − reference")
         t.add_columns([name, ref_name], names=["network", "reference"], indexes=[0, 0])
-        tables.append(t[t["stars"] > 0])
-vstack(tables)
+        tables.append(t[t["spectra"] > 0])
+readable(vstack(tables))
 
 # %% [markdown]
 # The main network against APOGEE, label by label, coloured by the RAVE SNR; each panel's
@@ -200,7 +201,7 @@ if truth is not None:
         core = [LABELS.index(n) for n in CORE_LABELS]
         r4 = validation.bound_ratios(pred[name][:, core], truth["labels"][:, core], truth["crlb_core"],
                                      truth["snr"], CORE_LABELS, snr_edges)
-        ratio_tables[name] = (r9[r9["stars"] > 0], r4[r4["stars"] > 0])
+        ratio_tables[name] = (r9[r9["spectra"] > 0], r4[r4["spectra"] > 0])
     fig, axes = plt.subplots(1, len(CORE_LABELS), figsize=(15, 3.6))
     mid = np.sqrt(np.array(snr_edges[:-1]) * np.array(snr_edges[1:]))
     for ax, label in zip(axes, CORE_LABELS):
@@ -225,7 +226,7 @@ if truth is not None:
     worst4 = validation.worst_ratio(ratio_tables[main_network][1])
     print(f"{main_network}, SNR ≥ 50: worst scatter / bound = {worst9[0]:.2f} ({worst9[1]}) with all nine "
           f"labels unknown; {worst4[0]:.2f} ({worst4[1]}) with the abundances known")
-    display(ratio_tables[main_network][1])  # noqa: F821 (IPython)
+    display(readable(ratio_tables[main_network][1]))  # noqa: F821 (IPython)
 else:
     print("real data: no truth, no Fisher information; the Cramér–Rao comparison needs a simulated survey")
 
@@ -289,12 +290,12 @@ if bench_path.is_file():
         mean, _ = validation.predict_observations(ens, cube_path, catalogue, rows)
         t = metrics.residual_table(validation.expand(mean, ens.labels), bench_ref, LABELS, what="network − benchmark")
         t.add_column(name, name="network", index=0)
-        tables.append(t[t["stars"] > 0])
+        tables.append(t[t["spectra"] > 0])
     benchmark_table = vstack(tables)
     print(f"{len(bench)} benchmark stars observed by RAVE ({bench_path.name})")
 else:
     print(f"no benchmark file at {bench_path}: section skipped")
-benchmark_table
+readable(benchmark_table)
 
 # %% [markdown]
 # ## 6. Precision from repeat observations
@@ -308,7 +309,7 @@ benchmark_table
 rep = validation.repeat_rows(catalogue, n_repeat_stars, seed)
 repeats = validation.repeat_precision(ensembles, cube_path, catalogue, rep)
 print(f"{len(rep)} observations of {len(np.unique(catalogue['id_2mass'][rep]))} stars observed twice or more")
-repeats
+readable(repeats)
 
 # %% [markdown]
 # ## 7. Are the uncertainties calibrated?
@@ -337,7 +338,7 @@ plots.caption(fig, f"Normalised test-set residuals; {source}.")
 plt.show()
 calibration = Table(rows=rows, names=("network", "label", "robust σ of z", "fraction |z| < 1"))
 calibration["robust σ of z"].format = calibration["fraction |z| < 1"].format = ".2f"
-calibration
+readable(calibration)
 
 # %% [markdown]
 # ## 8. Every method, every label
@@ -346,7 +347,7 @@ calibration
 # continuum, inverse variances for The Cannon) with the same labels and predict the same test
 # spectra. The RAVE pipeline's calibrated Teff, log g and [M/H] of the same observations come
 # from the catalogue. The last row is computed from the paper's published test-set files
-# (Guiglion et al. 2020, `data/guiglion2020/`): the real RAVE DR6 × APOGEE DR16 test stars,
+# {cite:p}`2020A&A...644A.168G` (`data/guiglion2020/`): the real RAVE DR6 × APOGEE DR16 test stars,
 # so it is a different sample, shown for scale.
 
 # %%
@@ -358,7 +359,7 @@ paper_pred, paper_sigma, paper_apogee = validation.paper_test_set()
 vs_apogee = validation.method_table(methods | {"Guiglion+2020 (published, real)": (paper_pred, paper_apogee)},
                                     apogee, LABELS)
 print("robust scatter of method − APOGEE on the test set (K for Teff, dex otherwise):")
-vs_apogee
+readable(vs_apogee)
 
 # %% [markdown]
 # For a simulated survey, the same table against the truth; then the time each peer took to
@@ -367,8 +368,8 @@ vs_apogee
 # %%
 if truth is not None:
     print("robust scatter of method − truth on the test set (K for Teff, dex otherwise):")
-    display(validation.method_table(methods, truth["labels"], LABELS))  # noqa: F821 (IPython)
-Table({"peer": list(peer_seconds), "fit + predict [s]": np.round(list(peer_seconds.values()), 1)})
+    display(readable(validation.method_table(methods, truth["labels"], LABELS)))  # noqa: F821 (IPython)
+readable(Table({"peer": list(peer_seconds), "fit + predict [s]": np.round(list(peer_seconds.values()), 1)}))
 
 # %% [markdown]
 # ## 9. Real spectra through networks trained on simulated ones
@@ -402,7 +403,7 @@ if spectra_only and n_real > 0:
     plots.caption(fig, f"REAL spectra ({len(domain)} stars) through the {spectra_only[0]} network "
                        f"trained on: {source}.")
     plt.show()
-    display(domain)  # noqa: F821 (IPython)
+    display(readable(domain))  # noqa: F821 (IPython)
 else:
     print("no spectra-only network among networks (or n_real = 0): section skipped")
 

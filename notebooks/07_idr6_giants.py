@@ -65,6 +65,7 @@ from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
+from ravecnn_utils.tables import readable
 
 sns.set_theme(context="notebook", style="ticks")
 
@@ -125,8 +126,8 @@ seconds = time.perf_counter() - start
 cat = Table.read(out)
 manifest = survey.read_manifest(rave_dir)
 simulated = manifest is not None
-source = f"{survey.describe(manifest)} ({rave_dir})"
-print(f"This run uses: {source}")
+source = survey.describe(manifest)  # for captions: the data, never a path
+print(f"This run uses: {source}, files in {rave_dir}")
 print(f"{len(cat):,} spectra through {len(ens)} members of {network} in {seconds:.0f} s "
       f"({len(cat) / seconds:,.0f} spectra/s, reading and writing included) -> {out}")
 
@@ -136,15 +137,15 @@ print(f"{len(cat):,} spectra through {len(ens)} members of {network} in {seconds
 # Load it with `astropy.table.Table.read("…/catalogue_<network>.fits")`. Its columns:
 
 # %%
-predict.column_descriptions(ens.labels)
+readable(predict.column_descriptions(ens.labels))
 
 # %% [markdown]
 # How many spectra each flag concerns (a spectrum may carry several):
 
 # %%
-Table({"flag": list(predict.FLAGS), "bit": list(predict.FLAGS.values()),
-       "spectra": [int(((cat["flag"] & bit) > 0).sum()) for bit in predict.FLAGS.values()],
-       "fraction": np.round([((cat["flag"] & bit) > 0).mean() for bit in predict.FLAGS.values()], 3)})
+readable(Table({"flag": list(predict.FLAGS), "bit": list(predict.FLAGS.values()),
+                "spectra": [int(((cat["flag"] & bit) > 0).sum()) for bit in predict.FLAGS.values()],
+                "fraction": np.round([((cat["flag"] & bit) > 0).mean() for bit in predict.FLAGS.values()], 3)}))
 
 # %% [markdown]
 # ## 3. The giants with SNR > 80
@@ -196,8 +197,8 @@ if simulated:
     true = Table(truth["labels"], names=["m_h", "alpha_m"])
     population = truth["population"]
     summary, confusion = discs.disc_sides(g["m_h"], g["alpha_m"], true["m_h"], true["alpha_m"], population)
-    display(summary)  # noqa: F821 (IPython)
-    display(confusion)  # noqa: F821 (IPython)
+    display(readable(summary))  # noqa: F821 (IPython)
+    display(readable(confusion))  # noqa: F821 (IPython)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)
     for ax, (mh, am), title in ((axes[0], (true["m_h"], true["alpha_m"]), "true labels"),
                                 (axes[1], (g["m_h"], g["alpha_m"]), f"{network}")):

@@ -21,15 +21,17 @@ Three areas, one concern per module.
   (the peers: ``base``, ``regression``, ``cannon``), ``validation`` (notebook 06's tables),
   ``discs`` (the thin/thick boundary), ``predict`` (the whole survey into a catalogue),
   ``costs`` (how each stage's time and memory grow with the survey: ``benchmarks/scale.py``'s
-  ``scale.json``), ``plots``; ``paths`` (the committed data files).
+  ``scale.json``), ``plots``, ``tables`` (tables shown whole and formatted); ``paths`` (the
+  committed data files).
 
 **simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``, ``spectra``,
 ``catalogues``, ``simulate`` (``python -m ravecnn_utils.simulation``), ``realism``. The analysis
 imports it only where it compares with the forward model on purpose (``tests/test_layout.py``).
 
 **book/** — the book's tooling: ``notebooks`` (the papermill runner, ``python -m
-ravecnn_utils.book``), ``parameters`` (each notebook's parameters checked where they enter) and
-``pages`` (generated pages, link check).
+ravecnn_utils.book``), ``parameters`` (each notebook's parameters checked where they enter),
+``pages`` (generated pages, link check), ``checks`` (what a built page must not show) and
+``citations`` (the author–year citation styles, a Sphinx extension).
 """
 
 __version__ = "0.1.0"

@@ -44,7 +44,7 @@ def disc_sides(m_h, alpha_m, true_m_h, true_alpha_m, population):
     known = np.isin(population, SIDES)
     summary = Table({
         "compared with": ["the side of the true labels", "the true population (thin/thick/halo stars only)"],
-        "stars": [len(side), int(known.sum())],
+        "spectra": [len(side), int(known.sum())],
         "same side": [float(np.mean(side == side_true)), float(np.mean((side == population)[known]))],
     })
     summary["same side"].format = ".3f"

@@ -47,15 +47,15 @@ def residual_table(estimate, reference, names, what="estimate − reference"):
     """Bias, robust scatter and outlier fraction per label of ``estimate − reference``
     (arrays (n, k), NaN = missing).
 
-    Returns an astropy Table: label, number of finite residuals, bias, robust scatter,
+    Returns an astropy Table: label, spectra (the number of finite residuals), bias, robust scatter,
     outlier fraction (beyond ``OUTLIER_SIGMA`` robust σ).
     """
 
     diff = np.asarray(estimate, float) - np.asarray(reference, float)
     rows = [(name, int(np.isfinite(diff[:, j]).sum()), *bias_and_scatter(diff[:, j]), outlier_fraction(diff[:, j]))
             for j, name in enumerate(names)]
-    table = Table(rows=rows, names=("label", "stars", f"bias ({what})", "robust scatter", "outlier fraction"))
-    table[f"bias ({what})"].format = table["robust scatter"].format = ".3f"
+    table = Table(rows=rows, names=("label", "spectra", f"bias ({what})", "robust scatter", "outlier fraction"))
+    table[f"bias ({what})"].format = table["robust scatter"].format = ".4g"  # K for Teff, dex otherwise
     table["outlier fraction"].format = ".3f"
     return table
 

@@ -100,8 +100,8 @@ def fit_peers(flux, error, y, train, test, names=None):
 
 def method_table(predictions, reference, labels, statistic="scatter"):
     """One row per method, one column per label: the robust scatter (or, with
-    ``statistic="bias"``, the median) of ``prediction − reference``; ``stars`` is the number of
-    test stars with a finite residual in the first label. ``predictions`` maps a method name to
+    ``statistic="bias"``, the median) of ``prediction − reference``; ``spectra`` is the number of
+    test spectra with a finite residual in the first label. ``predictions`` maps a method name to
     (n, k) labels, or to a pair (predictions, reference) for a method on other stars."""
     which = {"bias": 0, "scatter": 1}[statistic]
     rows = []
@@ -110,7 +110,7 @@ def method_table(predictions, reference, labels, statistic="scatter"):
         diff = np.asarray(pred, float) - np.asarray(ref, float)
         rows.append([method, int(np.isfinite(diff[:, 0]).sum()),
                      *[bias_and_scatter(diff[:, j])[which] for j in range(len(labels))]])
-    table = Table(rows=rows, names=("method", "stars", *labels))
+    table = Table(rows=rows, names=("method", "spectra", *labels))
     for name in labels:
         table[name].format = ".0f" if name == "teff" else ".3f"
     return table
@@ -122,8 +122,8 @@ def bound_ratios(estimate, truth, crlb, snr, labels, edges=SNR_EDGES, min_stars=
     ``scatter`` is the robust σ of the residuals in the bin and ``bound`` the RMS of the stars'
     bounds (what an unbiased estimator reaching every bound would scatter by). ``ratio`` is the
     robust σ of residual / bound, star by star: 1 for an estimator that reaches every star's bound,
-    whatever the spread of bounds within the bin. Returns a Table: snr_lo, snr_hi, label, stars,
-    scatter, bound, ratio (NaN where a bin has fewer than ``min_stars`` stars).
+    whatever the spread of bounds within the bin. Returns a Table: snr_lo, snr_hi, label, spectra,
+    scatter, bound, ratio (NaN where a bin has fewer than ``min_stars`` spectra).
     """
     rows = []
     snr = np.asarray(snr, float)
@@ -137,7 +137,7 @@ def bound_ratios(estimate, truth, crlb, snr, labels, edges=SNR_EDGES, min_stars=
             sel = (snr >= edges[b]) & (snr < edges[b + 1])
             ratio = bias_and_scatter(res[sel] / bound_j[sel])[1] if n >= min_stars else np.nan
             rows.append((edges[b], edges[b + 1], name, n, binned["scatter"][b], bound[b], ratio))
-    table = Table(rows=rows, names=("snr_lo", "snr_hi", "label", "stars", "scatter", "bound", "ratio"))
+    table = Table(rows=rows, names=("snr_lo", "snr_hi", "label", "spectra", "scatter", "bound", "ratio"))
     for col in ("scatter", "bound", "ratio"):
         table[col].format = ".3g"
     return table

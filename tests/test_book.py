@@ -2,8 +2,10 @@
 
 Run with ``make test-book`` (installs Chromium where it can, and Playwright). Every notebook
 page must load in the browser and show its figures (images drawn with a non-zero size); no
-link of any page may lead to a page of the book that does not exist. Marked ``book``: not
-part of ``make test``.
+link of any page may lead to a page of the book that does not exist; no page may show an
+stderr block, a table's dtype row or a table cut around "…", or name a paper of the
+bibliography without linking its citation (``ravecnn_utils.book.checks``). Marked ``book``:
+not part of ``make test``.
 """
 
 import functools
@@ -18,6 +20,7 @@ from urllib.parse import urljoin
 
 import pytest
 
+from ravecnn_utils.book import checks
 from ravecnn_utils.book import notebooks as nbrun
 from ravecnn_utils.book.pages import broken_links
 from ravecnn_utils.paths import REPO_ROOT
@@ -90,3 +93,17 @@ def test_no_broken_internal_links(site):
     """Every link of every page that stays inside the book leads to a page or file that exists."""
     broken = broken_links(site)
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+@pytest.fixture(scope="module")
+def page_problems(site):
+    """Every page's problems (``checks.site_problems``), read once."""
+    return checks.site_problems(site, site.parents[1] / "book" / "references.bib")
+
+
+@pytest.mark.parametrize("kind", ["stderr output block", "dtype row", "table cut", "names a paper without citing it"])
+def test_no_page_shows(kind, page_problems):
+    """No stderr blocks (progress bars, warnings), dtype rows, tables cut around "…", or papers of
+    the bibliography named in the text without their citation link, on any page."""
+    found = [p for p in page_problems if kind in p]
+    assert not found, f"{kind}:\n" + "\n".join(found)

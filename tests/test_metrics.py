@@ -38,7 +38,7 @@ def test_residual_table_per_label():
     from ravecnn_utils.metrics import residual_table
 
     table = residual_table(est, ref, ["teff", "logg"], what="net − APOGEE")
-    assert list(table["stars"]) == [5000, 4900]
+    assert list(table["spectra"]) == [5000, 4900]
     assert abs(table["bias (net − APOGEE)"][0] - 10) < 3 and abs(table["robust scatter"][0] - 50) < 3
     assert abs(table["bias (net − APOGEE)"][1] + 0.1) < 0.02 and abs(table["robust scatter"][1] - 0.2) < 0.02
 

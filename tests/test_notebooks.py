@@ -5,6 +5,7 @@ pytest process; the other tests use tiny throwaway notebooks and are fast.
 """
 
 import json
+import os
 import textwrap
 
 import jupytext
@@ -255,12 +256,12 @@ def test_real_data_path_runs_on_files_in_the_real_schemas(smoke_survey, tmp_path
     assert (tmp_path / "products" / "training_set.fits").is_file()
 
 
-def test_clean_outputs_keeps_final_progress_and_drops_noise():
-    """TensorFlow start-up lines and tqdm's widget warning go; a progress bar keeps its final
-    state; stdout and results are untouched; a cell whose stderr was only noise has none left."""
+def test_clean_outputs_takes_stderr_off_the_page():
+    """Every stderr output leaves the notebook; what is returned for the log keeps a progress
+    bar's final state and real warnings, not TensorFlow's start-up lines; stdout stays."""
     nb = nbformat.v4.new_notebook()
     out = nbformat.v4.new_output
-    nb.cells = [nbformat.v4.new_code_cell("x"), nbformat.v4.new_code_cell("y")]
+    nb.cells = [nbformat.v4.new_code_cell("x"), nbformat.v4.new_code_cell("y"), nbformat.v4.new_code_cell("z")]
     nb.cells[0].outputs = [
         out("stream", name="stderr", text="WARNING: All log messages before absl::InitializeLog() is called\n"),
         out("stream", name="stdout", text="result 42\n"),
@@ -269,7 +270,17 @@ def test_clean_outputs_keeps_final_progress_and_drops_noise():
         out("stream", name="stderr", text="UserWarning: something real\n"),
     ]
     nb.cells[1].outputs = [out("stream", name="stderr", text="I0000 port.cc:153] oneDNN custom operations are on.\n")]
-    nbrun.clean_outputs(nb)
-    texts = [(o["name"], o["text"]) for o in nb.cells[0].outputs]
-    assert texts == [("stderr", "peers: 100%|███| 5/5\nUserWarning: something real\n"), ("stdout", "result 42\n")]
+    nb.cells[2].outputs = [out("stream", name="stdout", text="only stdout\n")]
+    logged = nbrun.clean_outputs(nb)
+    assert logged == [(0, "peers: 100%|███| 5/5\nUserWarning: something real\n")]
+    assert [(o["name"], o["text"]) for o in nb.cells[0].outputs] == [("stdout", "result 42\n")]
     assert nb.cells[1].outputs == []
+    assert [o["text"] for o in nb.cells[2].outputs] == ["only stdout\n"]
+
+
+def test_kernels_start_without_progress_bars():
+    """Inside the runner's context tqdm's default is off, and the variable is restored after."""
+    before = os.environ.get("TQDM_DISABLE")
+    with nbrun._quiet_progress():
+        assert os.environ["TQDM_DISABLE"] == "1"
+    assert os.environ.get("TQDM_DISABLE") == before

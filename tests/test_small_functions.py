@@ -218,7 +218,7 @@ def test_disc_sides_counts_with_halo_stars():
     summary, confusion = discs.disc_sides([0.0, 0.0, -1.5, 0.0, 0.0], [0.3, 0.0, 0.3, 0.0, 0.0],
                                           [0.0, 0.0, -2.0, 0.0, -1.5], [0.3, 0.3, 0.3, 0.0, 0.3],
                                           ["thick", "thick", "halo", "thin", "bulge"])
-    assert list(summary["stars"]) == [5, 4]
+    assert list(summary["spectra"]) == [5, 4]
     assert summary["same side"][0] == pytest.approx(3 / 5)           # stars 0, 2, 3
     assert summary["same side"][1] == pytest.approx(3 / 4)           # bulge left out; star 1 wrong
     assert list(confusion["true population"]) == ["bulge", "halo", "thick", "thin"]

@@ -23,7 +23,7 @@ def test_method_table_recovers_scatter_and_bias():
     good = ref + rng.normal([5.0, 0.0], [50.0, 0.1], size=ref.shape)
     other_ref = rng.normal(size=(300, 2))
     table = validation.method_table({"good": good, "other": (other_ref + 0.2, other_ref)}, ref, ["teff", "logg"])
-    assert list(table["method"]) == ["good", "other"] and list(table["stars"]) == [20_000, 300]
+    assert list(table["method"]) == ["good", "other"] and list(table["spectra"]) == [20_000, 300]
     assert abs(table["teff"][0] - 50) < 1.5 and abs(table["logg"][0] - 0.1) < 0.003
     assert table["logg"][1] == pytest.approx(0.0, abs=1e-12)
     bias = validation.method_table({"good": good}, ref, ["teff", "logg"], statistic="bias")
@@ -45,7 +45,7 @@ def test_bound_ratios_of_an_efficient_estimator_are_one():
     teff, logg = ratios[ratios["label"] == "teff"], ratios[ratios["label"] == "logg"]
     np.testing.assert_allclose(teff["ratio"][:3], 1.0, atol=0.03)
     np.testing.assert_allclose(logg["ratio"][:3], np.sqrt(2), atol=0.05)
-    assert teff["stars"][3] == 0 and np.isnan(teff["ratio"][3])
+    assert teff["spectra"][3] == 0 and np.isnan(teff["ratio"][3])
     worst, label = validation.worst_ratio(ratios, snr_min=50)
     assert label == "logg" and worst == pytest.approx(logg["ratio"][2])
 
@@ -126,7 +126,7 @@ def test_disc_sides_against_truth_and_population():
     summary, confusion = discs.disc_sides([0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.0, 0.0],
                                                [0.0, 0.0, -0.5, 0.1], [0.0, 0.0, 0.3, 0.0],
                                                ["thin", "thin", "thick", "bulge"])
-    assert list(summary["stars"]) == [4, 3]
+    assert list(summary["spectra"]) == [4, 3]
     assert summary["same side"][0] == pytest.approx(0.75) and summary["same side"][1] == pytest.approx(2 / 3)
     assert list(confusion["network: thin"]) == [1, 1, 2]          # bulge, thick, thin rows
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import sys
 import tempfile
@@ -131,7 +132,7 @@ NOISE = (
     "TqdmWarning: IProgress not found",              # tqdm.auto without ipywidgets, and its source line
     "from .autonotebook import tqdm as notebook_tqdm",
 )
-"""Substrings of stderr lines that ``clean_outputs`` drops from executed notebooks."""
+"""Substrings of stderr lines that ``clean_outputs`` drops altogether (not even logged)."""
 
 
 def _clean_stderr(text: str) -> str:
@@ -142,11 +143,13 @@ def _clean_stderr(text: str) -> str:
     return "\n".join(kept) + ("\n" if kept else "")
 
 
-def clean_outputs(nb) -> None:
-    """Tidy an executed notebook in place: per cell, the stderr stream outputs are merged into
-    one, progress bars keep only their final line, TensorFlow's start-up lines and tqdm's widget
-    warning are dropped; an stderr output left empty is removed."""
-    for cell in nb.cells:
+def clean_outputs(nb) -> list[tuple[int, str]]:
+    """Take every stderr stream output out of an executed notebook (in place): a reader's page
+    shows no progress bars, TensorFlow start-up lines or warnings. Returns what was worth
+    keeping, for the log: ``(cell index, text)`` with progress bars reduced to their final
+    state and the ``NOISE`` lines dropped. Errors (tracebacks) are not streams and stay."""
+    removed = []
+    for k, cell in enumerate(nb.cells):
         outputs = cell.get("outputs")
         if not outputs:
             continue
@@ -154,13 +157,25 @@ def clean_outputs(nb) -> None:
         if not stderr:
             continue
         text = _clean_stderr("".join(o["text"] for o in stderr))
-        first = outputs.index(stderr[0])
-        rest = [o for o in outputs if not any(o is e for e in stderr)]
         if text:
-            merged = dict(stderr[0])
-            merged["text"] = text
-            rest.insert(min(first, len(rest)), type(stderr[0])(merged))
-        cell["outputs"] = rest
+            removed.append((k, text))
+        cell["outputs"] = [o for o in outputs if not any(o is e for e in stderr)]
+    return removed
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    """``TQDM_DISABLE=1`` for the kernels started inside: tqdm bars that leave ``disable`` to
+    its default are not drawn at all (``clean_outputs`` removes the others)."""
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = before
 
 
 def _error_summary(exc: BaseException) -> str:
@@ -185,6 +200,8 @@ def execute_notebook(
     output is written atomically: to a temporary file first, renamed on success. On failure
     the executed notebook is kept as ``<stem>.failed.ipynb``, any older ``<stem>.ipynb`` is
     removed (it would be stale), and :class:`NotebookExecutionError` names the notebook.
+    Progress bars are off in the kernel where tqdm allows it; every stderr output is taken off
+    the page (:func:`clean_outputs`) and printed on this process's stderr instead.
     """
     path = Path(path)
     out_dir = Path(out_dir)
@@ -200,15 +217,16 @@ def execute_notebook(
     os.umask(umask)
     tmp.chmod(0o666 & ~umask)  # mkstemp makes it private; give it ordinary permissions
     try:
-        papermill.execute_notebook(
-            read_notebook(path),
-            str(tmp),
-            parameters=dict(parameters or {}),
-            kernel_name="python3",
-            language="python",
-            cwd=str(cwd),
-            progress_bar=progress_bar,
-        )
+        with _quiet_progress():
+            papermill.execute_notebook(
+                read_notebook(path),
+                str(tmp),
+                parameters=dict(parameters or {}),
+                kernel_name="python3",
+                language="python",
+                cwd=str(cwd),
+                progress_bar=progress_bar,
+            )
     except BaseException as exc:
         final.unlink(missing_ok=True)
         if tmp.exists() and tmp.stat().st_size > 0:
@@ -223,7 +241,8 @@ def execute_notebook(
             f"notebook {path.name} failed: {_error_summary(exc)}{kept}"
         ) from exc
     nb = nbformat.read(tmp, as_version=4)
-    clean_outputs(nb)
+    for k, text in clean_outputs(nb):
+        print(f"[ravecnn] {path.stem}, cell {k}, stderr (not on the page):\n{text}", end="", file=sys.stderr)
     nbformat.write(nb, tmp)
     os.replace(tmp, final)
     failed.unlink(missing_ok=True)
