@@ -65,13 +65,19 @@ def child(stage, job):
                                   progress=False, overwrite=True)
         n = manifest["n_observations"]
     elif stage == "cube":
+        from astropy.io import fits
+
         from ravecnn_utils import cube, survey
 
-        paths = [survey.spectrum_path(survey_dir, i) for i in survey.read_catalogue(survey_dir)["rave_obs_id"]]
+        # only the id column of the catalogue (memory-mapped), and the paths one at a time as
+        # notebook 02 passes them: the peak is the builder's own, not the catalogue's (≈0.6 kB per
+        # observation, which notebook 02 holds anyway for the cross-match)
+        with fits.open(survey_dir / survey.FILES["catalogue"], memmap=True) as hdul:
+            ids = hdul[1].data["rave_obs_id"].copy()
         products.mkdir(parents=True, exist_ok=True)
-        _, seconds = timed(cube.build_spectra_cube, paths, cube_path, processes=job["processes"], progress=False,
-                           overwrite=True)
-        n = len(paths)
+        _, seconds = timed(cube.build_spectra_cube, (survey.spectrum_path(survey_dir, i) for i in ids), cube_path,
+                           processes=job["processes"], progress=False, overwrite=True)
+        n = len(ids)
     elif stage == "predict":
         from ravecnn_utils.ensemble import Ensemble
         from ravecnn_utils.predict import predict_cube
