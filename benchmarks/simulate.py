@@ -9,8 +9,9 @@ model + resampling onto each file's pixels), the Jacobian and Fisher matrices, t
 the FITS writing. "Before" is the code this replaced, kept here as references: the Jacobian of
 every observation (now: only the cross-match stars', ``simulate.fisher_observations``) and
 ``rave.write_rave_spectrum_with_astropy`` (``HDUList.writeto``; now: the assembled file). Then
-the whole survey is simulated with ``--processes`` (``--no-survey`` skips it), for its wall
-time, spectra per second and peak memory.
+the whole survey is simulated with ``--processes`` (``--no-survey`` skips it) in a fresh
+process, as ``make simulate`` runs it (interpreter start included), for its wall time, spectra
+per second and peak memory.
 
 Files are written under ``--workdir`` (removed afterwards): writing speed depends on the disk,
 and a folder under /tmp may be much slower than the repository's. The last line is
@@ -20,12 +21,15 @@ and a folder under /tmp may be much slower than the repository's. The last line 
 import argparse
 import resource
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ravecnn_utils import rave
 from ravecnn_utils.labels import LABELS
+from ravecnn_utils.paths import DATA_DIR
 from ravecnn_utils.simulation import simulate
 from ravecnn_utils.simulation.spectra import add_noise, fisher_matrices, model_flux
 from common import timed  # noqa: E402  (benchmarks/common.py)
@@ -86,23 +90,24 @@ def main():
     parser.add_argument("--profile", default="full", choices=sorted(simulate.PROFILES))
     parser.add_argument("--sample", type=int, default=2000, help="observations timed stage by stage")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--workdir", default="data/sim/.bench", help="scratch folder (removed afterwards)")
+    parser.add_argument("--workdir", type=Path, default=DATA_DIR / "sim" / ".bench",
+                        help="scratch folder (removed afterwards; default data/sim/.bench, git-ignored)")
     parser.add_argument("--no-survey", action="store_true", help="skip simulating the whole survey")
     args = parser.parse_args()
 
-    workdir = Path(args.workdir)
+    workdir = args.workdir
     shutil.rmtree(workdir, ignore_errors=True)
     try:
         rows, n = stage_times(args.profile, args.sample, workdir / "stages")
         survey = None
-        if not args.no_survey:
-            manifest, t_survey = timed(simulate.simulate_survey, workdir / args.profile, args.profile,
-                                       processes=args.processes, progress=False)
-            survey = (manifest["n_observations"], t_survey)
+        if not args.no_survey:  # as `make simulate` runs it: a fresh process (this one's state slows forks)
+            command = [sys.executable, "-m", "ravecnn_utils.simulation", "--profile", args.profile,
+                       "--out", str(workdir / args.profile), "--processes", str(args.processes)]
+            _, t_survey = timed(subprocess.run, command, check=True, capture_output=True)
+            survey = (simulate.n_observations(simulate.PROFILES[args.profile]), t_survey)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: kB
 
     now = sum(r[1] for r in rows)
     before = sum(r[1] if r[2] is None else r[2] for r in rows)
