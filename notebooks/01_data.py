@@ -37,8 +37,8 @@
 #   forward model leaves out.
 #
 # **Run time** (on 2 cores): smoke profile about 10 s; full profile about 25 s once the
-# survey is on disk (writing the full simulated survey first took about 2.5 min more in the
-# same run).
+# survey is on disk (writing the full simulated survey first takes about 20–30 s more; the
+# `rave` profile's 518,387 spectra about 2–2.5 min).
 #
 # **Prerequisites.** None: if the survey folder is missing it is simulated here
 # (`python -m ravecnn_utils.simulation.simulate` does the same from a shell). To run on the real

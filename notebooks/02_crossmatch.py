@@ -32,7 +32,8 @@
 # * split stars into training, validation and test sets, star by star and stratified, and see
 #   where the training set covers the survey and where a network will have to extrapolate.
 #
-# **Run time** (on 2 cores): smoke profile about 5 s; full profile about 1 min.
+# **Run time** (on 2 cores): smoke profile about 5 s; full profile about 30 s; `rave` profile
+# (518,387 spectrum files into the cube) about 2.5 min.
 #
 # **Prerequisites.** Notebook 01 (it writes the simulated survey when `data_source = "sim"`),
 # or the real RAVE DR6 and APOGEE files (see the book's page *Run on the real data*).

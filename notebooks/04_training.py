@@ -34,8 +34,8 @@
 # * turn an ensemble's spread into calibrated uncertainties, and save the ensemble with what is
 #   needed to use it safely.
 #
-# **Run time** (on 2 cores): smoke profile about 40 s; full profile about 12 min (about 21 min with
-# `processes = 1`, members one after another).
+# **Run time** (on 2 cores): smoke profile about 40 s; full profile about 7 min with
+# `processes = 2` (about 21 min with `processes = 1`, members one after another).
 #
 # **Prerequisites.** Notebook 02 (`data/products/training_set.fits`). **Writes** one
 # folder per ensemble in `data/products/models/` (`member_NN.keras` + `ensemble.json` with

@@ -34,7 +34,8 @@
 # * for a simulated survey, count how often the network puts a giant on the same side of the
 #   thin/thick disc boundary as its true labels and its true population.
 #
-# **Run time** (on 2 cores): smoke profile about 10 s; full profile about 15 s.
+# **Run time** (on 2 cores): smoke profile about 10 s; full profile about 15 s; `rave` profile
+# (518,387 spectra) about 40 s.
 #
 # **Prerequisites.** Notebook 02 (`spectra_cube.fits`), notebook 04 (the ensembles in
 # `models/`), the RAVE catalogue (photometry for the paper's network). **Writes**
