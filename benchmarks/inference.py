@@ -12,14 +12,15 @@
    (reading, flags and writing the catalogue included) and the process's peak memory.
 3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks.
 4. The same run with ``predict.predict_cube_dask`` on a ``distributed.LocalCluster`` of
-   ``--dask-workers`` worker processes (one task at a time each; its kernel uses the cores the
-   worker may use), in a fresh process, cluster start included: its time against step 3's, the
+   ``--dask-workers`` worker processes (one task at a time each, each bound to its share of the
+   cores as a batch system binds a job to the cores it booked; its kernel uses those cores), in a
+   fresh process, cluster start included: its time against step 3's, the
    overhead in %, and whether the two catalogues are identical.
 
 The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> disk_spectra_per_s=<n>
 peak_rss_mb=<n> ensemble_<size>_s=<s> dask_overhead_pct=<x>`` (one 987-px network, in-memory
 rates of step 1 with the default engine; step 2's rate and peak memory on the largest cube;
-step 3's time; step 4's overhead). Step 2 also runs its smallest cube written without the
+step 3's time; step 4's overhead). Step 2 also runs its largest cube written without the
 ``snr`` column (as the code before it wrote cubes) and gives the speed-up of the column. Needs ≈ 4.1 GB of disk
 in ``--workdir`` for the full-size cube (deleted at the end unless ``--keep``).
 """
@@ -125,6 +126,7 @@ def child(cube, ensemble_dir, out, dask_workers="0"):
 
         with LocalCluster(n_workers=int(dask_workers), threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
+            bind_workers(client)
             predict_cube_dask(ensemble_dir, cube, out, client=client, progress=False)
 
     if int(dask_workers):
@@ -133,6 +135,16 @@ def child(cube, ensemble_dir, out, dask_workers="0"):
         _, seconds = timed(lambda: predict_cube(Ensemble.load(ensemble_dir), cube, out, progress=False))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+
+
+def bind_workers(client):
+    """Give each Dask worker cores of its own, as a batch system binds each job to the cores it
+    booked (the book's cluster recipe): a worker's kernel takes as many threads as it may use
+    cores, so unbound workers on one machine would each take all of them and compete."""
+    cores = sorted(os.sched_getaffinity(0))
+    workers = sorted(client.scheduler_info()["workers"])
+    for k, address in enumerate(workers):
+        client.run(os.sched_setaffinity, 0, set(cores[k::len(workers)]), workers=[address])
 
 
 def run_child(cube, ensemble_dir, out, dask_workers=0):
@@ -214,7 +226,7 @@ def main():
         print(f"   {n:>10,}{cube.stat().st_size / 1e9:>9.2f}{t_write:>9.0f}{r['seconds']:>11.1f}"
               f"{n / r['seconds']:>11,.0f}{n / r['seconds'] / rate_keras:>9.2f}{100 * n / r['seconds'] / kernel:>10.0f}"
               f"{r['peak_rss_mb']:>13,.0f}")
-    n = min(args.sizes)  # a cube of the code before its snr column: prediction computes every SNR again
+    n = max(args.sizes)  # a cube of the code before its snr column: prediction computes every SNR again
     synthetic_cube(args.workdir / "cube_without_snr.fits", n, with_snr=False)
     before = run_child(args.workdir / "cube_without_snr.fits", net, args.workdir / "catalogue_without_snr.fits")
     print(f"   {n:,} spectra from a cube without the snr column (the code before): {before['seconds']:.1f} s, "
