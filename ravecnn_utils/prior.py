@@ -17,6 +17,7 @@ from .files import row_index
 from .labels import LABELS
 from .metrics import bias_and_scatter, rms_in_bins, slope_at_fixed
 from .survey import read_decorrelated, spectrum_path
+from .validation import network_predictions, predict_peers
 
 SNR_MIN = 80.0
 """The slides' cut: the decorrelated test is reported for spectra with SNR above this…"""
@@ -46,6 +47,19 @@ def decorrelated_spectra(survey_dir, stars, cube_path, grid=None, processes=1, p
     _, flux, error, ids = read_spectra_cube(cube_path)
     order = row_index(ids["rave_obs_id"], table["rave_obs_id"], f"spectra cube {cube_path}")
     return table, truth, flux[order], error[order]
+
+
+def decorrelated_predictions(ensembles, peer_models, survey_dir, stars, cube_path, catalogue):
+    """Every method's estimates for the decorrelated spectra of ``stars`` (``decorrelated_spectra``):
+    each network of ``ensembles`` ({name: Ensemble}; ``validation.network_predictions``, photometry
+    from the catalogue row of the star's first observation) as ``"CNN <name>"``, and each fitted peer
+    of ``peer_models`` (``validation.fit_peers``' models; ``validation.predict_peers``).
+    Returns (table, truth, {method: (n, 9) over LABELS}), the rows of ``decorrelated_spectra``."""
+    table, truth, flux, error = decorrelated_spectra(survey_dir, stars, cube_path)
+    rows = row_index(catalogue["rave_obs_id"], table["rave_obs_id"], "RAVE catalogue")
+    pred, _ = network_predictions(ensembles, flux, error, catalogue[rows])
+    methods = {f"CNN {name}": values for name, values in pred.items()}
+    return table, truth, methods | predict_peers(peer_models, flux, error)
 
 
 def report_rows(snr, snr_min=SNR_MIN, min_stars=MIN_STARS):
@@ -95,7 +109,18 @@ def slope_table(predictions, truth, labels=LABELS, rows=None):
     return table
 
 
-def slope_of(table, method, label):
-    """The slope of ``method`` for ``label`` in a ``slope_table`` (NaN if it has no such row)."""
+def wide(table, column="slope"):
+    """A ``slope_table`` as one row per method and one column per label: its ``column``."""
+    methods = list(dict.fromkeys(table["method"]))
+    labels = [name for name in LABELS if name in set(table["label"])]
+    out = Table({"method": methods})
+    for name in labels:
+        out[name] = [entry(table, method, name, column) for method in methods]
+        out[name].format = ".3g"
+    return out
+
+
+def entry(table, method, label, column="slope"):
+    """The ``column`` of ``method`` for ``label`` in a ``slope_table`` (NaN if it has no such row)."""
     sel = (np.asarray(table["method"]) == method) & (np.asarray(table["label"]) == label)
-    return float(table["slope"][sel][0]) if sel.any() else np.nan
+    return float(table[column][sel][0]) if sel.any() else np.nan

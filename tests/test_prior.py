@@ -77,10 +77,10 @@ def test_slope_table_and_report_rows():
     assert prior.report_rows(truth["snr"], min_stars=1000)[0].all()
     table = prior.slope_table({"reads": labels, "prior": prior_pred, "four": four}, truth, rows=rows)
     assert len(table) == 9 + 9 + 5   # no rows for labels a method does not give
-    assert prior.slope_of(table, "reads", "alpha_m") == pytest.approx(1)
-    assert abs(prior.slope_of(table, "prior", "alpha_m")) < 0.1
-    assert prior.slope_of(table, "reads", "m_h") == pytest.approx(1)  # [M/H] itself: the plain slope
-    assert np.isnan(prior.slope_of(table, "four", "ni_fe"))
+    assert prior.entry(table, "reads", "alpha_m") == pytest.approx(1)
+    assert abs(prior.entry(table, "prior", "alpha_m")) < 0.1
+    assert prior.entry(table, "reads", "m_h") == pytest.approx(1)  # [M/H] itself: the plain slope
+    assert np.isnan(prior.entry(table, "four", "ni_fe"))
     row = table[(table["method"] == "prior") & (table["label"] == "alpha_m")][0]
     assert row["stars"] == rows.sum() and row["bound"] == pytest.approx(0.05)
     assert row["scatter"] > 0.05 and row["ratio"] == pytest.approx(row["scatter"] / 0.05)
