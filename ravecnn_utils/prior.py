@@ -15,7 +15,7 @@ from astropy.table import Table
 from .cube import build_spectra_cube, read_spectra_cube
 from .files import row_index
 from .labels import LABELS
-from .metrics import bias_and_scatter, rms_in_bins, slope_at_fixed
+from .metrics import bias_and_scatter, slope_at_fixed
 from .survey import read_decorrelated, spectrum_path
 from .validation import network_predictions, predict_peers
 
@@ -32,9 +32,10 @@ def decorrelated_spectra(survey_dir, stars, cube_path, grid=None, processes=1, p
     survey's: written as a spectra cube at ``cube_path`` (``cube.build_spectra_cube``, replaced
     when made from other files) and read back.
 
-    Returns (table, truth, flux, error), the same rows in the same order: ``table`` (rave_obs_id of
-    the star's first observation, whose catalogue row holds its photometry; id_2mass; snr),
-    ``truth`` (``survey.read_truth`` of the sample: labels, crlb, snr …), flux and error on the grid.
+    Returns (table, truth, wave, flux, error), the same rows in the same order: ``table``
+    (rave_obs_id of the star's first observation, whose catalogue row holds its photometry;
+    id_2mass; snr), ``truth`` (``survey.read_truth`` of the sample: labels, crlb, snr …), the
+    grid's wavelengths (Å), flux and error on it.
     """
     folder, table, truth = read_decorrelated(survey_dir)
     wanted = {str(s).strip() for s in stars}
@@ -44,18 +45,21 @@ def decorrelated_spectra(survey_dir, stars, cube_path, grid=None, processes=1, p
     table, truth = table[keep], {key: value[keep] for key, value in truth.items()}
     build_spectra_cube((spectrum_path(folder, i) for i in table["rave_obs_id"]), cube_path, grid=grid,
                        processes=processes, progress=progress, overwrite=True)
-    _, flux, error, ids = read_spectra_cube(cube_path)
+    wave, flux, error, ids = read_spectra_cube(cube_path)
     order = row_index(ids["rave_obs_id"], table["rave_obs_id"], f"spectra cube {cube_path}")
-    return table, truth, flux[order], error[order]
+    return table, truth, wave, flux[order], error[order]
 
 
 def decorrelated_predictions(ensembles, peer_models, survey_dir, stars, cube_path, catalogue):
     """Every method's estimates for the decorrelated spectra of ``stars`` (``decorrelated_spectra``):
     each network of ``ensembles`` ({name: Ensemble}; ``validation.network_predictions``, photometry
     from the catalogue row of the star's first observation) as ``"CNN <name>"``, and each fitted peer
-    of ``peer_models`` (``validation.fit_peers``' models; ``validation.predict_peers``).
+    of ``peer_models`` (``validation.fit_peers``' models; ``validation.predict_peers``). The spectra
+    are on the common grid, as the survey's cube: ValueError if a network was trained on another.
     Returns (table, truth, {method: (n, 9) over LABELS}), the rows of ``decorrelated_spectra``."""
-    table, truth, flux, error = decorrelated_spectra(survey_dir, stars, cube_path)
+    table, truth, wave, flux, error = decorrelated_spectra(survey_dir, stars, cube_path)
+    for ens in ensembles.values():
+        ens.require_grid(wave, f"the decorrelated spectra ({cube_path})")
     rows = row_index(catalogue["rave_obs_id"], table["rave_obs_id"], "RAVE catalogue")
     pred, _ = network_predictions(ensembles, flux, error, catalogue[rows])
     methods = {f"CNN {name}": values for name, values in pred.items()}
@@ -100,7 +104,8 @@ def slope_table(predictions, truth, labels=LABELS, rows=None):
             fixed = None if name == "m_h" else m_h
             slope, slope_error, n = slope_at_fixed(estimate[:, j], true[:, j], fixed)
             scatter = bias_and_scatter(residual)[1]
-            bound = rms_in_bins(crlb[:, j], np.zeros(len(true)), [0, 1])[0]
+            finite = crlb[np.isfinite(crlb[:, j]), j]
+            bound = float(np.sqrt(np.mean(finite**2))) if finite.size else np.nan
             ratio = bias_and_scatter(residual / crlb[:, j])[1]
             out.append((method, name, n, slope, slope_error, scatter, bound, ratio))
     table = Table(rows=out, names=("method", "label", "stars", "slope", "± slope", "scatter", "bound", "ratio"))

@@ -2,11 +2,13 @@
 simulation's decorrelated sample (same Teff, log g, [M/H] as the star, [α/M] no longer following
 [M/H], the survey's other files unchanged), its reader, its spectra on the grid and its table."""
 
+import os
+
 import numpy as np
 import pytest
 
 from ravecnn_utils import discs, metrics, prior, survey, validation
-from ravecnn_utils.cube import resample_spectrum
+from ravecnn_utils.cube import common_wavelengths, resample_spectrum
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.rave import read_rave_spectrum
 from ravecnn_utils.simulation import catalogues, simulate
@@ -174,8 +176,9 @@ def test_read_decorrelated_names_a_survey_without_it(tiny_survey):
 def test_decorrelated_spectra_are_resampled_like_the_cube(tiny_survey, tmp_path):
     folder, table, _ = survey.read_decorrelated(tiny_survey / "with")
     stars = list(table["id_2mass"][::-3])  # a subset, in another order
-    sub, truth, flux, error = prior.decorrelated_spectra(tiny_survey / "with", stars, tmp_path / "cube.fits")
+    sub, truth, wave, flux, error = prior.decorrelated_spectra(tiny_survey / "with", stars, tmp_path / "cube.fits")
     assert sorted(sub["id_2mass"]) == sorted(stars) and len(truth["labels"]) == len(sub) == len(flux)
+    np.testing.assert_array_equal(wave, common_wavelengths())
     for k in (0, len(sub) - 1):
         f, e, _ = resample_spectrum(*read_rave_spectrum(survey.spectrum_path(folder, sub["rave_obs_id"][k])))
         np.testing.assert_array_equal(flux[k], f.astype(np.float32))
@@ -194,3 +197,38 @@ def test_fitted_peers_predict_other_spectra(toy_training_set):
     again = validation.predict_peers(models, flux[test], error[test])
     for name in models:
         np.testing.assert_allclose(again[name], pred[name])
+
+
+def test_decorrelated_predictions_of_networks_and_peers(tiny_survey, tmp_path):
+    """Every method on the decorrelated spectra, rows in the sample's order; a network trained on
+    another grid is refused. The networks are untrained: only the plumbing is under test."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from ravecnn_utils import model as cnn
+    from ravecnn_utils.ensemble import Ensemble, LabelScaler
+
+    survey_dir = tiny_survey / "with"
+    catalogue = survey.read_catalogue(survey_dir)
+    _, table, _ = survey.read_decorrelated(survey_dir)
+    stars = table["id_2mass"][:7]
+    wave = common_wavelengths()
+    keras.utils.set_random_seed(1)
+    members = [cnn.slides_cnn(n_pixels=wave.size, labels=("teff", "alpha_m")) for _ in range(2)]
+    ens = Ensemble(members, LabelScaler([3500.0, -0.2], [3000.0, 0.6]), ("teff", "alpha_m"), grid=wave,
+                   calibration={"teff": 1.0, "alpha_m": 1.0})
+    rng = np.random.default_rng(2)
+    models = {}
+    validation.fit_peers(1 + 0.01 * rng.normal(size=(30, wave.size)), np.full((30, wave.size), 0.01),
+                         rng.normal(size=(30, 9)), np.arange(20), np.arange(20, 30), ["mean"], models=models)
+    sub, truth, methods = prior.decorrelated_predictions({"toy": ens}, models, survey_dir, stars,
+                                                         tmp_path / "cube.fits", catalogue)
+    assert list(sub["id_2mass"]) == list(stars) and list(methods) == ["CNN toy", "mean"]
+    _, _, _, flux, error = prior.decorrelated_spectra(survey_dir, stars, tmp_path / "cube.fits")
+    mean, _ = ens.predict(ens.inputs(flux, error))
+    np.testing.assert_allclose(methods["CNN toy"][:, [0, 4]], mean)
+    assert np.all(np.isnan(methods["CNN toy"][:, [1, 2, 3, 5, 6, 7, 8]]))
+    assert methods["mean"].shape == (7, 9) and len(truth["labels"]) == 7
+    other = Ensemble(members, ens.scaler, ens.labels, grid=wave[:-1], calibration=ens.calibration)
+    with pytest.raises(ValueError, match="decorrelated spectra"):
+        prior.decorrelated_predictions({"other": other}, {}, survey_dir, stars, tmp_path / "cube.fits", catalogue)
