@@ -131,7 +131,7 @@ def tiny_survey(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(simulate.PROFILES, "tiny_prior", dict(TINY))
         simulate.simulate_survey(out / "with", "tiny_prior", seed=11, processes=1, progress=False)
-        mp.setattr(simulate, "write_decorrelated", lambda *args, **kwargs: None)
+        mp.setattr(simulate, "write_decorrelated", lambda *args, **kwargs: 0)
         simulate.simulate_survey(out / "without", "tiny_prior", seed=11, processes=1, progress=False)
     return out
 
@@ -142,6 +142,7 @@ def test_the_sample_leaves_every_other_file_byte_for_byte(tiny_survey):
     new = sorted(p.relative_to(with_) for p in with_.rglob("*") if p.is_file())
     extra = {p for p in new if p.parts[0] == FILES["decorrelated"]}
     assert set(new) - extra == set(old) and len(extra) == TINY["n_crossmatch"] + 1
+    assert survey.read_manifest(with_)["n_decorrelated"] == TINY["n_crossmatch"]
     for path in old:
         if path.name != survey.MANIFEST:  # the manifest lists the files
             assert (with_ / path).read_bytes() == (without / path).read_bytes(), path

@@ -275,13 +275,14 @@ def write_decorrelated(stars, obs, out_dir, seed, linelist_path=LINELIST_FILE, p
                        pool=None):
     """The decorrelated test sample (``catalogues.decorrelated_sample``) into ``out_dir``: its
     spectra in ``spectra/`` and its ``truth.fits``, every spectrum with its Fisher matrix; random
-    streams [seed, 2] (labels) and [seed, 3] (spectra), apart from the survey's."""
+    streams [seed, 2] (labels) and [seed, 3] (spectra), apart from the survey's. Returns its size."""
     twins, twin_obs = decorrelated_sample(stars, obs, np.random.default_rng(np.random.SeedSequence([seed, 2])))
     every = np.ones(len(twin_obs), bool)
     (Path(out_dir) / FILES["spectra"]).mkdir(parents=True)
     fisher, n_bad, n_cosmic = write_spectra(twins, twin_obs, Path(out_dir) / FILES["spectra"], seed, linelist_path,
                                             processes, progress, every, pool, stream=3)
     write_truth(*truth_tables(twins, twin_obs, n_bad, n_cosmic, every, fisher), Path(out_dir) / FILES["truth"])
+    return len(twin_obs)
 
 
 # ------------------------------------------------------------------ the survey
@@ -345,8 +346,8 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
             with_fisher = fisher_observations(stars, obs)
             fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
                                                     processes, progress, with_fisher, pool)
-            write_decorrelated(stars, obs, tmp / FILES["decorrelated"], seed, linelist_path, processes, progress,
-                               pool)
+            n_decorrelated = write_decorrelated(stars, obs, tmp / FILES["decorrelated"], seed, linelist_path,
+                                                processes, progress, pool)
         write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
@@ -354,6 +355,7 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
         manifest = wanted | {
             "simulated": True, "labels": list(LABELS), "files": FILES, "sizes": sizes,
             "n_observations": len(obs), "n_rave_stars": int(np.sum(stars["kind"] != "apogee_only")),
+            "n_decorrelated": n_decorrelated,
             "rave_grid": RAVE_GRID,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
