@@ -19,6 +19,7 @@ Three areas, one concern per module.
   ``inference`` and ``fastcnn`` (fast prediction engines), ``gradients`` (∂label/∂flux);
 * the judgement: ``metrics``, ``crlb`` (Fisher information, Cramér–Rao bound), ``baselines``
   (the peers: ``base``, ``regression``, ``cannon``), ``validation`` (notebook 06's tables),
+  ``prior`` (the decorrelated sample: does a method read the label or the prior?),
   ``discs`` (the thin/thick boundary), ``predict`` (the whole survey into a catalogue),
   ``costs`` (how each stage's time and memory grow with the survey: ``benchmarks/scale.py``'s
   ``scale.json``), ``plots``, ``tables`` (tables shown whole and formatted); ``paths`` (the

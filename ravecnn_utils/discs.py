@@ -53,3 +53,14 @@ def disc_sides(m_h, alpha_m, true_m_h, true_alpha_m, population):
         confusion[f"network: {name}"] = [int(np.sum((population == p) & (side == name)))
                                          for p in np.unique(population)]
     return summary, confusion
+
+
+def fraction_on_side(m_h, alpha_m, population, side="thick"):
+    """Fraction of the stars whose true ``population`` is ``side`` that the labels ``m_h``,
+    ``alpha_m`` (dex; a network's, say) put on that side (``chemical_population``).
+    Returns (fraction, number of such stars); (nan, 0) when there are none."""
+    sel = np.asarray(population) == side
+    if not sel.any():
+        return np.nan, 0
+    placed = chemical_population(np.asarray(m_h, float)[sel], np.asarray(alpha_m, float)[sel])
+    return float(np.mean(placed == side)), int(sel.sum())

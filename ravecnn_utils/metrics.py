@@ -132,3 +132,28 @@ def z_summary(z):
     if z.size == 0:
         return np.nan, np.nan
     return bias_and_scatter(z)[1], float(np.mean(np.abs(z) < 1))
+
+
+def slope_at_fixed(estimate, truth, fixed):
+    """Does an estimate follow the label itself, or only the other labels? The coefficient b of
+    the least-squares fit estimate = a + b·truth + c·fixed (``fixed``: (n,) or (n, k), e.g. the
+    true [M/H]; None: no such term), over the rows where every value is finite.
+
+    On a sample whose label is drawn independently of ``fixed`` (the simulation's decorrelated
+    sample), b = 1 for an estimate that reads the label from the spectrum and b = 0 for one that
+    returns what its training set's correlations expect at that [M/H] (the prior). Returns
+    (b, its standard error, rows used); NaN where fewer than k + 3 rows or no spread in ``truth``.
+    """
+    y, t = np.asarray(estimate, float).ravel(), np.asarray(truth, float).ravel()
+    f = np.empty((len(t), 0)) if fixed is None else np.asarray(fixed, float).reshape(len(t), -1)
+    x = np.column_stack([np.ones(len(t)), t, f])
+    ok = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    n = int(ok.sum())
+    if n < x.shape[1] + 1 or np.ptp(t[ok]) == 0:
+        return np.nan, np.nan, n
+    x, y = x[ok], y[ok]
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    dof = n - x.shape[1]
+    s2 = np.sum((y - x @ coef) ** 2) / dof
+    cov = s2 * np.linalg.pinv(x.T @ x)
+    return float(coef[1]), float(np.sqrt(cov[1, 1])), n

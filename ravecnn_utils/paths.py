@@ -14,5 +14,6 @@ PRODUCT_FILES = {
     "spectra_cube": "spectra_cube.fits",    # notebook 02: every RAVE spectrum on the common grid
     "training_set": "training_set.fits",    # notebook 02: matched spectra, labels, split
     "models": "models",                     # notebook 04: one folder per trained ensemble
+    "decorrelated_cube": "decorrelated_cube.fits",  # notebook 06: the decorrelated sample's test stars on the grid
 }
 """Names of what the notebooks write in their ``products_dir`` (``data/products`` by default)."""

@@ -17,9 +17,12 @@ from .labels import CORE_LABELS, LABELS
 from .rave import read_rave_catalogue, spectrum_filename
 
 FILES = dict(catalogue="ravedr6_catalogue.fits", allstar="allStar-dr17-synspec_rev1.fits",
-             benchmark="benchmark_highres.fits", truth="truth.fits", spectra="spectra")
+             benchmark="benchmark_highres.fits", truth="truth.fits", spectra="spectra",
+             decorrelated="decorrelated")
 """The files of a survey folder: the RAVE catalogue, the APOGEE allStar table, the high-resolution
-benchmark sample, the truth (simulated surveys only) and the folder of spectrum files."""
+benchmark sample, the truth (simulated surveys only), the folder of spectrum files and (simulated
+surveys only) the decorrelated test sample, a folder of its own ``spectra`` and ``truth``
+(``read_decorrelated``)."""
 
 MANIFEST = "survey.json"
 """The description a simulated survey folder carries (profile, seed, sizes, package version)."""
@@ -193,3 +196,25 @@ def read_truth(survey_dir, table, labels=LABELS):
         "snr": np.asarray(obs["snr"], float)[o],
         "population": np.asarray(stars["population"])[s],
     }
+
+
+def read_decorrelated(survey_dir, labels=LABELS):
+    """The decorrelated test sample of a simulated survey (``FILES["decorrelated"]``): one more
+    spectrum of every cross-match star, its [α/M] and each [X/Fe] shuffled among those stars at the
+    star's own Teff, log g, [M/H] and [Fe/H].
+
+    Returns (folder, table, truth): the sample's folder (its spectra are ``spectrum_path(folder,
+    rave_obs_id)``); a Table with rave_obs_id (that of the star's first observation in the survey,
+    whose catalogue row holds the star's photometry), id_2mass and the true snr; and
+    ``read_truth`` of the sample (its labels, Fisher matrices and Cramér–Rao bounds), in the
+    table's order.
+    """
+    folder = Path(survey_dir) / FILES["decorrelated"]
+    path = folder / FILES["truth"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no decorrelated sample (only a simulated survey of this code has "
+                                "one; simulate the survey again)")
+    table = Table.read(path, hdu="OBSERVATIONS")
+    table.convert_bytestring_to_unicode()
+    table = table["rave_obs_id", "id_2mass", "snr"]
+    return folder, table, read_truth(folder, table, labels)

@@ -78,14 +78,20 @@ def network_predictions(ensembles, flux, error, table):
     return pred, sigma
 
 
-def fit_peers(flux, error, y, train, test, names=None):
-    """Fit each peer of ``baselines.BASELINES`` (or those in ``names``) on the ``train`` rows of the
-    spectra and predict the ``test`` rows. Pixels without information (error inf) get the continuum
-    and zero inverse variance (only The Cannon uses the variances).
-    Returns ({name: (n_test, k) predictions}, {name: seconds to fit and predict})."""
-    x = prepare_inputs(flux, error)[..., 0]
+def _peer_inputs(flux, error):
+    """The peers' input: flux with pixels without information (error inf) at the continuum, and
+    the inverse variances (0 there; only The Cannon uses them)."""
     error = np.asarray(error, float)
     ivar = np.where(np.isfinite(error) & (error > 0), 1.0 / np.where(error > 0, error, 1.0) ** 2, 0.0)
+    return prepare_inputs(flux, error)[..., 0], ivar
+
+
+def fit_peers(flux, error, y, train, test, names=None, models=None):
+    """Fit each peer of ``baselines.BASELINES`` (or those in ``names``) on the ``train`` rows of the
+    spectra and predict the ``test`` rows (``_peer_inputs``). ``models``: a dict that, when given,
+    receives each fitted peer by name (to predict other spectra with ``predict_peers``).
+    Returns ({name: (n_test, k) predictions}, {name: seconds to fit and predict})."""
+    x, ivar = _peer_inputs(flux, error)
     unknown = sorted(set(names or ()) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown peer(s) {unknown}; known: {sorted(BASELINES)}")
@@ -95,7 +101,15 @@ def fit_peers(flux, error, y, train, test, names=None):
         model = BASELINES[name]().fit(x[train], y[train], ivar[train])
         predictions[name] = model.predict(x[test], ivar[test])
         seconds[name] = time.perf_counter() - start
+        if models is not None:
+            models[name] = model
     return predictions, seconds
+
+
+def predict_peers(models, flux, error):
+    """Predictions {name: (n, k)} of the fitted peers ``models`` (``fit_peers``) for other spectra."""
+    x, ivar = _peer_inputs(flux, error)
+    return {name: model.predict(x, ivar) for name, model in models.items()}
 
 
 def method_table(predictions, reference, labels, statistic="scatter"):

@@ -506,10 +506,10 @@ def test_rave_obs_ids_unique_for_identical_positions():
 def test_two_processes_give_the_same_survey_as_one(tmp_path, monkeypatch):
     """The worker pool (several chunks, 2 processes, run through the CLI with its SIGTERM
     handler) writes the same files as the serial path, and returns."""
-    monkeypatch.setattr(simulate, "CHUNK", 200)  # the smoke survey then has 3 chunks
+    monkeypatch.setattr(simulate, "CHUNK", 100)  # the smoke survey then has 6 chunks, its decorrelated sample 2
     assert simulate.main(["--profile", "smoke", "--out", str(tmp_path / "pool"), "--processes", "2"]) == 0
     simulate.simulate_survey(tmp_path / "serial", "smoke", processes=1, progress=False)
-    for name in ("truth.fits", "ravedr6_catalogue.fits"):
+    for name in ("truth.fits", "ravedr6_catalogue.fits", "decorrelated/truth.fits"):
         assert (tmp_path / "pool" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()
     spectra = sorted((tmp_path / "serial" / "spectra").iterdir())
     for path in spectra[::50]:

@@ -13,6 +13,7 @@ from astropy.table import Table
 
 from ..apogee import APOGEE_COLUMNS, ASPCAP_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT, STARFLAG_BAD_BITS
 from ..crlb import cramer_rao_bound
+from ..discs import chemical_population
 from ..labels import LABELS
 from . import galaxy
 
@@ -175,6 +176,30 @@ def benchmark_table(stars, n, rng):
         table[f"e_{name}"] = np.full(len(s), err)
     table["teff"].unit = table["e_teff"].unit = u.K
     return table
+
+
+DECORRELATED_LABELS = ("alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
+"""Labels the decorrelated sample re-draws; Teff, log g, [M/H] and [Fe/H] stay the star's own."""
+
+
+def decorrelated_sample(stars, obs, rng):
+    """The decorrelated test sample: one more spectrum of every cross-match star, with [α/M] and
+    each [X/Fe] (``DECORRELATED_LABELS``) shuffled among those stars, each label by its own
+    permutation, so that it no longer follows [M/H] (nor the other abundances). Teff, log g,
+    [M/H] and [Fe/H] are the star's own. Returns (stars, observations) shaped like the survey's:
+    the stars' rows with the new labels (``population`` from them, ``discs.chemical_population``)
+    and a copy of each star's first observation (its rave_obs_id, SNR, wavelength axis and
+    velocity residual), ``star_index`` pointing into the new stars."""
+    star_index = np.asarray(obs["star_index"])
+    _, first = np.unique(star_index, return_index=True)  # each observed star's first observation
+    first = first[np.asarray(stars["kind"])[star_index[first]] == "crossmatch"]
+    twins = stars[star_index[first]]
+    for name in DECORRELATED_LABELS:
+        twins[name] = rng.permutation(np.asarray(twins[name]))
+    twins["population"] = chemical_population(twins["m_h"], twins["alpha_m"])
+    twin_obs = obs[first]
+    twin_obs["star_index"] = np.arange(len(first))
+    return twins, twin_obs
 
 
 def truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher):

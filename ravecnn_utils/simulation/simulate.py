@@ -16,8 +16,20 @@
                                        pixels; the Fisher matrix and Cramér–Rao bound of the
                                        cross-match stars' observations (FISHER), the only
                                        ones validation compares with the bound
+``decorrelated/``                      the decorrelated test sample: a survey-shaped folder
+                                       (``spectra/``, ``truth.fits`` with a FISHER row for
+                                       every spectrum) of one more spectrum per cross-match
+                                       star, named by the star's first observation (same
+                                       SNR, wavelength axis, velocity residual; new noise,
+                                       bad pixels, cosmic rays), its [α/M] and each [X/Fe]
+                                       shuffled among those stars (``write_decorrelated``)
 ``survey.json``                        profile, seed, sizes, package version
 =====================================  ====================================================
+
+The decorrelated sample is a test the prior cannot pass: Teff, log g, [M/H] and [Fe/H] are the
+star's own, so a network that reads [α/M] from its training labels' [M/H]–[α/M] correlation, not
+from the lines, misses the new values. Its random streams are its own ([seed, 2] labels, [seed, 3]
+spectra): the survey's other files are byte for byte those of a survey without it.
 
 Command line: ``python -m ravecnn_utils.simulation --profile smoke --out data/sim/smoke``.
 The file names are ``survey.FILES`` (the readers' side of the same layout); the tables are made
@@ -50,8 +62,8 @@ from ..paths import CROSSMATCH_LABELS_FILE, LINELIST_FILE
 from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
-from .catalogues import (SurveyError, allstar_table, benchmark_table, rave_catalogue, rave_obs_ids, truth_tables,
-                         twomass_id, write_truth)
+from .catalogues import (SurveyError, allstar_table, benchmark_table, decorrelated_sample, rave_catalogue,
+                         rave_obs_ids, truth_tables, twomass_id, write_truth)
 from .forward import ForwardModel
 from .linelist import read_linelist
 from .spectra import RAVE_GRID, observe
@@ -228,16 +240,17 @@ def worker_pool(processes):
 
 
 def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True,
-                  with_fisher=None, pool=None):
+                  with_fisher=None, pool=None, stream=1):
     """Simulate every observation's spectrum into ``spectra_dir``; returns the Fisher matrices of
     the observations ``with_fisher`` (bool over ``obs``; default ``fisher_observations``), and
     the bad-pixel and cosmic-ray counts of all (arrays in the order of ``obs``). ``pool``: the
-    ``worker_pool`` to use (default: one of ``processes`` made here)."""
+    ``worker_pool`` to use (default: one of ``processes`` made here); ``stream``: the random
+    stream, ``SeedSequence([seed, stream])`` (1: the survey's spectra)."""
     labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
     cols = {k: np.asarray(obs[k]) for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
     cols["fisher"] = fisher_observations(stars, obs) if with_fisher is None else np.asarray(with_fisher, bool)
     starts = range(0, len(obs), CHUNK)
-    seeds = np.random.SeedSequence([seed, 1]).spawn(len(starts))
+    seeds = np.random.SeedSequence([seed, stream]).spawn(len(starts))
     tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir),
               str(linelist_path), ss)
              for s, ss in zip(starts, seeds)]
@@ -253,9 +266,23 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
             results.append(_simulate_chunk(task))
             bar.update(len(task[1]["snr"]))
     bar.close()
+    if not results:  # no observation
+        return np.empty((0, len(LABELS), len(LABELS))), np.empty(0, int), np.empty(0, int)
     return tuple(np.concatenate(parts) for parts in zip(*results))
 
 
+def write_decorrelated(stars, obs, out_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True,
+                       pool=None):
+    """The decorrelated test sample (``catalogues.decorrelated_sample``) into ``out_dir``: its
+    spectra in ``spectra/`` and its ``truth.fits``, every spectrum with its Fisher matrix; random
+    streams [seed, 2] (labels) and [seed, 3] (spectra), apart from the survey's. Returns its size."""
+    twins, twin_obs = decorrelated_sample(stars, obs, np.random.default_rng(np.random.SeedSequence([seed, 2])))
+    every = np.ones(len(twin_obs), bool)
+    (Path(out_dir) / FILES["spectra"]).mkdir(parents=True)
+    fisher, n_bad, n_cosmic = write_spectra(twins, twin_obs, Path(out_dir) / FILES["spectra"], seed, linelist_path,
+                                            processes, progress, every, pool, stream=3)
+    write_truth(*truth_tables(twins, twin_obs, n_bad, n_cosmic, every, fisher), Path(out_dir) / FILES["truth"])
+    return len(twin_obs)
 
 
 # ------------------------------------------------------------------ the survey
@@ -319,6 +346,8 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
             with_fisher = fisher_observations(stars, obs)
             fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
                                                     processes, progress, with_fisher, pool)
+            n_decorrelated = write_decorrelated(stars, obs, tmp / FILES["decorrelated"], seed, linelist_path,
+                                                processes, progress, pool)
         write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
@@ -326,6 +355,7 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
         manifest = wanted | {
             "simulated": True, "labels": list(LABELS), "files": FILES, "sizes": sizes,
             "n_observations": len(obs), "n_rave_stars": int(np.sum(stars["kind"] != "apogee_only")),
+            "n_decorrelated": n_decorrelated,
             "rave_grid": RAVE_GRID,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -339,7 +369,6 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
 
 
 def main(argv=None):
