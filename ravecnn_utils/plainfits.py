@@ -16,14 +16,12 @@ of its own, and what it returns is what astropy would read.
 """
 
 import functools
-import math
 import warnings
 
 import numpy as np
 from astropy.io import fits
 
-BLOCK, CARD = 2880, 80
-"""Bytes of a FITS block and of a header card."""
+from .fitsbytes import BLOCK, CARD, data_size, padded
 
 STRUCTURE = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTNAME"})
 """Keywords every header is parsed for (with NAXIS1 … NAXISn)."""
@@ -80,33 +78,6 @@ def _header(buf, start, keys):
     return None  # no END before the end of the file
 
 
-def _integer(values, key):
-    """An integer keyword's value (bool is not one), or None."""
-    value = values.get(key)
-    return value if type(value) is int else None
-
-
-def _data_bytes(values, primary):
-    """Bytes of an HDU's data without padding, from BITPIX, NAXISn, PCOUNT and GCOUNT; None if
-    the header does not give them."""
-    bitpix, naxis = _integer(values, "BITPIX"), _integer(values, "NAXIS")
-    if bitpix not in (8, 16, 32, 64, -32, -64) or naxis is None or not 0 <= naxis <= 999:
-        return None
-    axes = [_integer(values, f"NAXIS{k}") for k in range(1, naxis + 1)]
-    if any(a is None or a < 0 for a in axes):
-        return None
-    if primary:
-        return abs(bitpix) // 8 * math.prod(axes) if naxis else 0
-    pcount, gcount = _integer(values, "PCOUNT"), _integer(values, "GCOUNT")
-    if pcount is None or gcount is None or pcount < 0 or gcount < 0:
-        return None
-    return abs(bitpix) // 8 * gcount * (pcount + math.prod(axes))
-
-
-def _padded(size):
-    return -(-size // BLOCK) * BLOCK
-
-
 def read_plain_images(path, names, keys=()):
     """Read the plain 1-D float images ``names`` (their EXTNAME) of the FITS file ``path``.
 
@@ -134,8 +105,8 @@ def read_plain_images(path, names, keys=()):
             primary = {k: v for k, v in values.items() if k in keys}
         elif not isinstance(values.get("XTENSION"), str):
             return None
-        size = _data_bytes(values, primary=pos == 0)
-        if size is None or start + _padded(size) > len(buf):
+        size = data_size(values, primary=pos == 0)
+        if size is None or start + padded(size) > len(buf):
             return None  # truncated: astropy says so
         name = str(values.get("EXTNAME", ""))
         if pos and name in names:
@@ -147,7 +118,7 @@ def read_plain_images(path, names, keys=()):
             found[name] = (values, data.astype(float))
         elif pos and name.strip().upper() in names:
             return None  # astropy finds HDUs by name regardless of case and spaces
-        pos = start + _padded(size)
+        pos = start + padded(size)
     if set(found) != set(names):
         return None  # astropy names the missing extension
     return primary, found

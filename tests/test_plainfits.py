@@ -122,8 +122,13 @@ def _shapes_differ(tmp_path):
     return _write(tmp_path, [_primary()] + _images(flux, err[:900]))
 
 
+def _empty_extension(tmp_path):
+    """An image extension without data (NAXIS = 0: no data bytes, not |BITPIX|/8) before SPECTRUM."""
+    return _write(tmp_path, [_primary(), fits.ImageHDU(name="EMPTY")] + _images(*_arrays()))
+
+
 PLAIN = [_as_written, _float64_with_nan, _no_unit_crpix5, _vacuum_nm, _more_hdus_and_long_headers, _renamed,
-         _velocity_axis, _no_cdelt1, _shapes_differ]
+         _velocity_axis, _no_cdelt1, _shapes_differ, _empty_extension]
 
 
 @pytest.mark.parametrize("make", PLAIN, ids=[f.__name__.strip("_") for f in PLAIN])
