@@ -137,9 +137,12 @@ def float_column(table, name, what):
     return np.asarray(np.ma.filled(np.ma.asarray(table[name], float), np.nan), float)
 
 
-def row_index(keys, wanted, what):
-    """Row of each ``wanted`` key in ``keys``; KeyError naming the first missing ones."""
+def row_index(keys, wanted, what, allow_missing=False):
+    """Row of each ``wanted`` key in ``keys``; KeyError naming the first missing ones, or, with
+    ``allow_missing``, -1 for each of them."""
     index = {str(k).strip(): i for i, k in enumerate(keys)}
+    if allow_missing:
+        return np.array([index.get(str(w).strip(), -1) for w in wanted], int)
     missing = [str(w) for w in wanted if str(w).strip() not in index]
     if missing:
         raise KeyError(f"{what}: {len(missing)} identifiers not found, e.g. {missing[:3]}")

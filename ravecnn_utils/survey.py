@@ -180,8 +180,7 @@ def read_truth(survey_dir, table, labels=LABELS):
     o = row_index(obs["rave_obs_id"], table["rave_obs_id"], f"{path} OBSERVATIONS")
     star_ids = table["apogee_id"] if "apogee_id" in table.colnames else obs["id_2mass"][o]
     s = row_index(stars["id_2mass"], star_ids, f"{path} STARS")
-    index = {str(k).strip(): i for i, k in enumerate(bounds["rave_obs_id"])}
-    f = np.array([index.get(str(k).strip(), -1) for k in table["rave_obs_id"]], int)
+    f = row_index(bounds["rave_obs_id"], table["rave_obs_id"], f"{path} FISHER", allow_missing=True)
     have = f >= 0
     cols = [LABELS.index(name) for name in labels]
     core = [LABELS.index(n) for n in CORE_LABELS]

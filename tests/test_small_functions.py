@@ -123,6 +123,10 @@ def test_row_index_follows_the_wanted_order_and_strips():
     assert files.row_index([101, 102], ["102"], "cat").tolist() == [1]   # keys compared as text
 
 
+def test_row_index_allow_missing_gives_minus_one():
+    assert files.row_index(["a", "b "], ["b", "x", "a"], "cat", allow_missing=True).tolist() == [1, -1, 0]
+
+
 def test_row_index_names_what_and_the_missing_ids():
     with pytest.raises(KeyError, match=r"RAVE catalogue: 4 identifiers not found, e\.g\. \['x', 'y', 'z'\]"):
         files.row_index(["a", "b"], ["a", "x", "y", "z", "w"], "RAVE catalogue")
