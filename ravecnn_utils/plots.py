@@ -49,9 +49,12 @@ def colour_scale(meaning):
 
 def colourbar(fig, mappable, ax, meaning, label=None):
     """A colourbar beside ``ax`` (one axes or several) for points coloured by ``meaning``."""
-    bar = fig.colorbar(mappable, ax=ax, label=label or COLOUR_LABELS[meaning], fraction=0.04, pad=0.02)
+    bar = fig.colorbar(mappable, ax=ax, label=label or COLOUR_LABELS[meaning], shrink=0.7, aspect=30, pad=0.02)
     if meaning == "snr":
+        lo, hi = COLOUR_RANGES["snr"]
+        bar.set_ticks([t for t in (10, 20, 50, 100, 200, 500) if lo <= t <= hi])
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())
     return bar
 
 

@@ -35,7 +35,8 @@ def describe(layer):
     kind = type(layer).__name__
     title = {
         "InputLayer": f"input '{layer.name}'",
-        "Conv1D": f"Conv1D: {getattr(layer, 'filters', '?')} filters, kernel {getattr(layer, 'kernel_size', ('?',))[0]}",
+        "Conv1D": f"Conv1D: {getattr(layer, 'filters', '?')} filters, "
+                  f"kernel {getattr(layer, 'kernel_size', ('?',))[0]}",
         "Dense": f"Dense: {getattr(layer, 'units', '?')} units",
         "LeakyReLU": f"LeakyReLU, slope {float(getattr(layer, 'negative_slope', 0)):g}",
         "Dropout": f"Dropout, rate {float(getattr(layer, 'rate', 0)):g}",

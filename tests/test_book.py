@@ -104,7 +104,8 @@ def test_every_page_screenshot_and_figure_widths(site, server, browser):
             continue
         tab.goto(urljoin(server, rel), wait_until="load")
         tab.screenshot(path=str(SCREENS / (rel.removesuffix(".html").replace("/", "__") + ".png")), full_page=True)
-        narrow += [f"{rel}: {p}" for p in checks.narrow_figures(tab.eval_on_selector_all("main img", checks.FIGURE_WIDTHS_JS))]
+        widths = tab.eval_on_selector_all("main img", checks.FIGURE_WIDTHS_JS)
+        narrow += [f"{rel}: {p}" for p in checks.narrow_figures(widths)]
     tab.close()
     assert not narrow, "\n".join(narrow)
 
