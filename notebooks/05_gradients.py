@@ -126,8 +126,7 @@ readable(Table({"population": list(masks), "spectra": [int(m.sum()) for m in mas
 fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.4 * len(ens.labels)), sharex=True)
 for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
     for k, (name, g) in enumerate(pop_mean.items()):
-        ax.plot(wave, g[j], lw=0.8, color=plots.POPULATION_COLOURS.get(name, f"C{k}"),
-                label=f"{name} ({int(masks[name].sum())})")
+        ax.plot(wave, g[j], lw=0.8, color=f"C{k}", label=f"{name} ({int(masks[name].sum())})")
     plots.mark_lines(ax)
     ax.set_ylabel(f"∂{LATEX[label]}/∂flux\n[{UNITS[label]}]", fontsize=9)
 np.atleast_1d(axes)[0].legend(ncol=5, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.15))
