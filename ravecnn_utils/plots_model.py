@@ -13,9 +13,9 @@ from matplotlib.patches import FancyBboxPatch
 BOX_COLOURS = {"InputLayer": "#d9d9d9", "Conv1D": "#9ecae1", "Dense": "#fdd0a2", "Concatenate": "#a1d99b"}
 """Fill of a layer's box by its class; any other class (activation, dropout, flatten) is white."""
 
-COLUMN_WIDTH = 3.9   # inches per column of boxes
+COLUMN_WIDTH = 4.0   # inches per column of boxes
 ROW_HEIGHT = 0.52    # inches per row
-FONT_SIZE = 10       # points, at the figure's saved size
+FONT_SIZE = 11       # points, at the figure's saved size
 
 
 def _parents(layer):

@@ -1,6 +1,8 @@
 """Notebook 06's figures: estimates against reference labels (1:1, coloured by SNR) and the
 residuals beside the Cramér–Rao bound."""
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -10,15 +12,15 @@ from .plots import colour_scale, colourbar, plain_log_ticks
 
 BOUND_MEANING = (
     "Cramér–Rao bound: the smallest scatter an UNBIASED estimator could reach from these spectra, "
-    "computed from the simulator's own forward model (its derivatives and each spectrum's noise).\n"
-    "The network is not unbiased: it has learnt the training set's labels (a prior), in which the abundances "
-    "follow [M/H] and [α/M].\nIts scatter can therefore sit below the bound with all nine labels unknown "
-    "(log g's, for one); the bound with the abundances known is the fairer yardstick."
+    "computed from the simulator's own forward model (its derivatives and each spectrum's noise). "
+    "The network is not unbiased: it has learnt the training set's labels (a prior), in which the "
+    "abundances follow [M/H] and [α/M]. Its scatter can therefore sit below the bound with all nine "
+    "labels unknown (log g's, for one); the bound with the abundances known is the fairer yardstick."
 )
 """What the bound means, written on the figure that draws it (notebook 06, section 3)."""
 
 
-def one_to_one_grid(reference, estimate, labels, snr, reference_name, ncols=3, panel=2.8):
+def one_to_one_grid(reference, estimate, labels, snr, reference_name, ncols=3, panel=2.6):
     """One panel per label: ``estimate`` against ``reference`` ((n, len(labels)) arrays) with
     the 1:1 line, points coloured by ``snr`` (``plots.colour_scale('snr')``) and one colourbar
     for all panels; each title gives the bias ± robust scatter (estimate − reference), and the
@@ -66,8 +68,8 @@ def residuals_and_bounds(snr, residuals, bound_free, bound_known, labels, edges,
     snr = np.asarray(snr, float)
     ncols = 2 if len(labels) > 1 else 1
     nrows = int(np.ceil(len(labels) / ncols))
-    height = 3.1 * nrows + 1.9
-    fig, axes = plt.subplots(nrows, ncols, figsize=(9, height), squeeze=False, sharex=True)
+    height = 3.0 * nrows + 2.2
+    fig, axes = plt.subplots(nrows, ncols, figsize=(8, height), squeeze=False, sharex=True)
     top = min(edges[-1], np.nanmax(snr) * 1.3)
     stairs_x = np.minimum(np.asarray(edges, float), top)
     for j, (ax, name) in enumerate(zip(axes.flat, labels)):
@@ -102,9 +104,9 @@ def residuals_and_bounds(snr, residuals, bound_free, bound_known, labels, edges,
     for ax in axes[-1]:
         ax.set_xlabel("true SNR per pixel", fontsize=10)
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.set_layout_engine("tight", rect=(0, 1.55 / height, 1, 1))   # room below for the legend and the text
-    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 0.92 / height), ncol=2, fontsize=9,
+    fig.set_layout_engine("tight", rect=(0, 1.85 / height, 1, 1))   # room below for the legend and the text
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.2 / height), ncol=2, fontsize=9,
                markerscale=3, frameon=False)
-    fig.text(0.5, 0.85 / height, BOUND_MEANING, ha="center", va="top", fontsize=9,
+    fig.text(0.5, 1.12 / height, textwrap.fill(BOUND_MEANING, 100), ha="center", va="top", fontsize=9.5,
              bbox=dict(boxstyle="round", facecolor="#fff7e0", edgecolor="0.6"))
     return fig
