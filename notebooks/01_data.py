@@ -151,7 +151,7 @@ else:
         gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}",
                         rel_error))
 
-fig, ax = plt.subplots(figsize=(11, 1.3 * len(gallery) + 1.5))
+fig, ax = plt.subplots(figsize=(9.5, 1.3 * len(gallery) + 1.5))
 n_bad, n_hits = plots.spectrum_stack(ax, gallery)
 plots.mark_lines(ax)
 ax.set_xlim(8400, 8900)
@@ -303,7 +303,7 @@ print(f"median RMS over {len(fits_all)} real spectra: {np.median(fits_all['rms']
 # with the Galactic plane).
 
 # %%
-fig = plt.figure(figsize=(10, 5.2))
+fig = plt.figure(figsize=(8.5, 4.8))
 ax = plots.sky_map(fig, catalogue["ra_input"], catalogue["dec_input"], color="0.3", s=2, label="RAVE")
 apogee_only = ~np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
 ax.scatter(*plots.sky_xy(allstar["RA"][apogee_only], allstar["DEC"][apogee_only]), s=2, color="tab:red",

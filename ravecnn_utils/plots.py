@@ -98,7 +98,7 @@ def spectrum_stack(ax, spectra, offset=0.6):
                 counts[j] += mask.sum()
                 flux[mask] = np.nan
         ax.plot(wave, flux + k * offset, lw=0.7, color="k")
-        ax.text(wave[-1] + 3, 1 + k * offset, text, va="center", fontsize=9)
+        ax.text(wave[-1] + 3, 1 + k * offset, text, va="center", fontsize=10)
     ax.set_xlabel("wavelength [Å]")
     ax.set_ylabel("normalised flux + offset")
     return tuple(int(c) for c in counts)
