@@ -128,7 +128,9 @@ readable(Table({
 #
 # One spectrum per region of the Kiel diagram, read from its file with the same reader
 # that serves real RAVE DR6 files. Coloured ticks mark the landmark lines: the Ca II
-# triplet, Fe I, Mg I, Si I, Ti I and the Paschen lines of hydrogen.
+# triplet, Fe I, Mg I, Si I, Ti I and the Paschen lines of hydrogen. Like real RAVE spectra,
+# the simulated ones have bad pixels (flux 0, with a huge error) and cosmic-ray hits (a
+# single bright pixel); the figure marks them instead of drawing them as spikes.
 
 # %%
 truth_stars, truth_obs = (data["truth_stars"], data["truth_obs"]) if simulated else (None, None)
@@ -138,22 +140,27 @@ if simulated:
     gallery = []
     for name, i in picks:
         s = truth_stars[star_row[truth_obs["id_2mass"][i]]]
-        wave, flux, _ = rave.read_rave_spectrum(survey.spectrum_path(rave_dir, truth_obs["rave_obs_id"][i]))
+        wave, flux, rel_error = rave.read_rave_spectrum(survey.spectrum_path(rave_dir, truth_obs["rave_obs_id"][i]))
         text = f"{name}\n{s['teff']:.0f} K, {s['logg']:.1f}, {s['m_h']:+.1f}\nSNR {truth_obs['snr'][i]:.0f}"
-        gallery.append((wave, flux, text))
+        gallery.append((wave, flux, text, rel_error))
 else:
     order = np.argsort(catalogue["snr_med_sparv"])[::-1][:6]
     gallery = []
     for i in order:
-        wave, flux, _ = rave.read_rave_spectrum(survey.spectrum_path(rave_dir, catalogue["rave_obs_id"][i]))
-        gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}"))
+        wave, flux, rel_error = rave.read_rave_spectrum(survey.spectrum_path(rave_dir, catalogue["rave_obs_id"][i]))
+        gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}",
+                        rel_error))
 
-fig, ax = plt.subplots(figsize=(11, 1.3 * len(gallery) + 1))
-plots.spectrum_stack(ax, gallery)
+fig, ax = plt.subplots(figsize=(9.5, 1.3 * len(gallery) + 1.5))
+n_bad, n_hits = plots.spectrum_stack(ax, gallery)
 plots.mark_lines(ax)
-ax.set_xlim(8400, 8880)
-ax.legend(loc="upper right", ncol=6, fontsize=8, bbox_to_anchor=(1, 1.08))
-plots.caption(fig, f"Spectra from the {source}; labels are the true Teff, log g, [M/H].")
+ax.set_xlim(8400, 8900)
+ax.legend(loc="lower left", ncol=4, fontsize=9, bbox_to_anchor=(0, 1.01), frameon=False)
+marks = [text for n, text in ((n_bad, "× a bad pixel (flux 0, flagged by its error)"),
+                               (n_hits, "▲ a cosmic-ray hit (more than 6σ above the continuum)")) if n]
+spike_note = (f" {'; '.join(marks)}: left out of the drawn line"
+              + (", spikes the simulation puts in as a real detector has them." if simulated else ".") if marks else "")
+plots.caption(fig, f"Spectra from the {source}; labels are the true Teff, log g, [M/H].{spike_note}")
 plt.show()
 
 # %% [markdown]
@@ -188,11 +195,11 @@ print(f"{len(catalogue)} observations; median SNR {np.median(snr):.1f}; "
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
 plots.kiel(axes[0], catalogue["teff_cal_madera"], catalogue["logg_cal_madera"],
-           catalogue["m_h_cal_madera"], "[M/H] (RAVE pipeline)", vmin=-1.5, vmax=0.5, cmap="viridis")
+           catalogue["m_h_cal_madera"], "[M/H] (RAVE pipeline)", **plots.colour_scale("m_h"))
 axes[0].set_title("RAVE pipeline")
 if simulated:
     plots.kiel(axes[1], truth_stars["teff"], truth_stars["logg"], truth_stars["m_h"], "[M/H] (truth)",
-               vmin=-1.5, vmax=0.5, cmap="viridis")
+               **plots.colour_scale("m_h"))
     axes[1].set_title("truth")
 plots.caption(fig, f"All RAVE stars of the {source}.")
 plt.show()
@@ -206,7 +213,7 @@ if simulated:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.scatterplot(x=np.asarray(truth_stars["m_h"]), y=np.asarray(truth_stars["alpha_m"]),
                     hue=np.asarray(truth_stars["population"]), s=4, linewidth=0, alpha=0.6, ax=ax,
-                    hue_order=["thin", "thick", "halo", "bulge"], rasterized=True)
+                    hue_order=list(plots.POPULATION_COLOURS), palette=plots.POPULATION_COLOURS, rasterized=True)
     ax.set_xlabel(axis_label("m_h"))
     ax.set_ylabel(axis_label("alpha_m"))
     ax.set_xlim(-2.5, 0.7)
@@ -292,16 +299,20 @@ print(f"median RMS over {len(fits_all)} real spectra: {np.median(fits_all['rms']
 # ## 7. Where the stars are
 #
 # The sky positions of the RAVE observations and of the APOGEE stars RAVE did not observe,
-# in equatorial coordinates (Mollweide projection).
+# in equatorial coordinates (Mollweide projection, RA increasing to the left as on the sky,
+# with the Galactic plane).
 
 # %%
-fig = plt.figure(figsize=(10, 4.5))
-ax = plots.sky_map(fig, catalogue["ra_input"], catalogue["dec_input"], color="0.3", label="RAVE")
-north = ~np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
-ax.scatter(*plots.mollweide_xy(allstar["RA"][north], allstar["DEC"][north]), s=0.5, color="tab:red",
-           label="APOGEE only")
-ax.legend(loc="lower right", markerscale=8, fontsize=8)
-plots.caption(fig, f"Sky positions (equatorial, Mollweide) of the {source}: RAVE observed the southern sky.")
+fig = plt.figure(figsize=(8.5, 4.8))
+ax = plots.sky_map(fig, catalogue["ra_input"], catalogue["dec_input"], color="0.3", s=2, label="RAVE")
+apogee_only = ~np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
+ax.scatter(*plots.sky_xy(allstar["RA"][apogee_only], allstar["DEC"][apogee_only]), s=2, color="tab:red",
+           label="APOGEE only", rasterized=True)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=3, markerscale=4, fontsize=9, frameon=False)
+where = (" The simulation puts the APOGEE-only stars in the northern sky (Dec > 5°), where RAVE did not look."
+         if simulated else "")
+plots.caption(fig, f"Sky positions (equatorial, Mollweide; RA increases to the left) of the {source}: "
+                   f"RAVE observed the southern sky.{where}")
 plt.show()
 
 # %% [markdown]

@@ -53,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # silence TensorFlow's C++ s
 
 import matplotlib.pyplot as plt
 
-from ravecnn_utils import cube, model, photometry, plots
+from ravecnn_utils import cube, model, photometry, plots, plots_model
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation.realism import read_real_spectra
@@ -83,12 +83,16 @@ check_parameters(globals(), "03_architecture")
 #
 # Valid padding and stride 1 shorten the spectrum by 19 pixels per convolution
 # (723 → 704 → 685 → 666); the two filters of the last convolution give 2 × 666 = 1,332
-# features, which the dense layers reduce to 32, 16 and finally the four labels.
+# features, which the dense layers reduce to 32, 16 and finally the four labels. The diagram is
+# drawn from the Keras model itself (`plots_model.architecture_figure`): one box per layer, with
+# its filters and kernel or units, its output shape (pixels × channels) and its parameters.
 
 # %%
 slides = model.slides_cnn(n_pixels=slides_pixels, labels=model.network_spec("slides", slides_labels)["labels"],
                           dropout=dropout)
-readable(model.layer_table(slides))
+fig, _, _ = plots_model.architecture_figure(slides, "slides' network (talk)")
+plots.caption(fig, "The slides' network as built by ravecnn_utils.model; shapes leave out the batch axis.")
+plt.show()
 
 # %% [markdown]
 # Its total number of parameters, beside the count the talk quotes.
@@ -100,7 +104,8 @@ print(f"slides' network: {slides.count_params():,} parameters (the talk quotes 4
 # ## 2. The paper's network, with and without photometry
 #
 # Build the published network twice, with the photometric input and without it, print both
-# parameter counts beside the paper's, and list the layers of the first.
+# parameter counts beside the paper's, and draw the first: the photometry enters as a second
+# input, goes through its own dense layer and joins the spectrum's branch before Dense(16).
 
 # %%
 paper = model.paper_cnn(n_pixels=paper_pixels, labels=LABELS, photometry=True, dropout=dropout)
@@ -108,7 +113,10 @@ paper_spectra_only = model.paper_cnn(n_pixels=paper_pixels, labels=LABELS, photo
 print(f"paper's network with photometry ({len(photometry.FEATURES)} inputs: "
       f"{', '.join(photometry.FEATURES)}): {paper.count_params():,} parameters (the paper quotes 58,549)")
 print(f"paper's network, spectra only: {paper_spectra_only.count_params():,} parameters")
-readable(model.layer_table(paper))
+fig, _, _ = plots_model.architecture_figure(paper, "paper's network, with photometry")
+plots.caption(fig, "The paper's network as built by ravecnn_utils.model: the photometry branch (right) "
+                   "merges into the dense layers.")
+plt.show()
 
 # %% [markdown]
 # ## 3. On our wavelength grid
@@ -146,18 +154,6 @@ ax.set_ylabel("normalised flux")
 ax.legend(loc="lower left", fontsize=8)
 plots.caption(fig, "Receptive fields of the two networks on a real spectrum (Ca II 8542 Å); "
                    "the networks themselves are not trained yet.")
-plt.show()
-
-# %% [markdown]
-# ## 5. The architecture drawn
-#
-# Both networks drawn from their layer tables: layers, output shapes and parameters.
-
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-plots.architecture_diagram(axes[0], model.layer_table(slides), "slides' network (talk)")
-plots.architecture_diagram(axes[1], model.layer_table(paper), "paper's network, with photometry")
-plots.caption(fig, "Layers, output shapes and parameters, as built by ravecnn_utils.model.")
 plt.show()
 
 # %% [markdown]

@@ -68,7 +68,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from astropy.table import Table, vstack
 
-from ravecnn_utils import metrics, plots, prior, survey, validation
+from ravecnn_utils import metrics, plots, plots_validation, prior, survey, validation
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import CORE_LABELS, LABELS, LATEX, UNITS, axis_label
@@ -158,25 +158,13 @@ readable(vstack(tables))
 
 # %% [markdown]
 # The main network against APOGEE, label by label, coloured by the RAVE SNR; each panel's
-# title gives the bias ± scatter.
+# title gives the bias ± scatter and the number of spectra.
 
 # %%
-fig, axes = plt.subplots(2, int(np.ceil(len(main_labels) / 2)), figsize=(3.2 * np.ceil(len(main_labels) / 2), 6.4))
-for ax, label in zip(axes.flat, main_labels):
-    j = LABELS.index(label)
-    ok = np.isfinite(apogee[:, j])
-    ax.scatter(apogee[ok, j], pred[main_network][ok, j], s=4, alpha=0.5, c=test["snr_med_sparv"][ok],
-               cmap="viridis", vmin=10, vmax=100)
-    lims = np.nanpercentile(np.r_[apogee[ok, j], pred[main_network][ok, j]], [0.5, 99.5])
-    ax.plot(lims, lims, color="0.3", lw=0.8)
-    bias, scatter = metrics.bias_and_scatter(pred[main_network][ok, j] - apogee[ok, j])
-    ax.set_title(f"{LATEX[label]}: {bias:+.3g} ± {scatter:.3g} {UNITS[label]}", fontsize=9)
-    ax.set_xlabel(f"APOGEE {axis_label(label)}", fontsize=8)
-    ax.set_ylabel("network", fontsize=8)
-for ax in axes.flat[len(main_labels):]:
-    ax.set_visible(False)
-fig.tight_layout()
-plots.caption(fig, f"{main_network} on the test set against APOGEE (colour: RAVE SNR, 10–100); {source}.")
+shown = [LABELS.index(n) for n in main_labels]
+fig = plots_validation.one_to_one_grid(apogee[:, shown], pred[main_network][:, shown], main_labels,
+                                       test["snr_med_sparv"], "APOGEE")
+plots.caption(fig, f"{main_network} on the test set against APOGEE, coloured by the RAVE SNR; {source}.")
 plt.show()
 
 # %% [markdown]
@@ -187,8 +175,9 @@ plt.show()
 # noise). Its inverse gives the
 # Cramér–Rao bound σ_min of each label with **all nine labels unknown**; inverting the 4 × 4
 # block of Teff, log g, [M/H], [α/M] gives the bound when the five abundances are **known**.
-# Per SNR bin we compare the network's scatter against the truth with the RMS of the bounds
-# (figure), and give the ratio star by star: the robust σ of (network − truth) / bound, which
+# The figure draws each test spectrum's residual (network − truth) against its SNR and, over
+# the same points, ± the networks' robust scatter and ± the RMS of the bounds in each SNR bin;
+# the table gives the ratio star by star: the robust σ of (network − truth) / bound, which
 # is 1 for a method that reaches every star's bound.
 #
 # A network can beat the all-unknown bound: it is not unbiased, it has learnt the training
@@ -200,32 +189,16 @@ plt.show()
 
 # %%
 if truth is not None:
-    ratio_tables = {}
+    ratio_tables, core = {}, [LABELS.index(n) for n in CORE_LABELS]
     for name in ensembles:
         r9 = validation.bound_ratios(pred[name], truth["labels"], truth["crlb"], truth["snr"], LABELS, snr_edges)
-        core = [LABELS.index(n) for n in CORE_LABELS]
         r4 = validation.bound_ratios(pred[name][:, core], truth["labels"][:, core], truth["crlb_core"],
                                      truth["snr"], CORE_LABELS, snr_edges)
         ratio_tables[name] = (r9[r9["spectra"] > 0], r4[r4["spectra"] > 0])
-    fig, axes = plt.subplots(1, len(CORE_LABELS), figsize=(15, 3.6))
-    mid = np.sqrt(np.array(snr_edges[:-1]) * np.array(snr_edges[1:]))
-    for ax, label in zip(axes, CORE_LABELS):
-        r9, r4 = (r[r["label"] == label] for r in ratio_tables[main_network])
-        snr_mid = mid[np.searchsorted(snr_edges, r9["snr_lo"])]
-        ax.plot(snr_mid, r9["bound"], "k--", label="bound, 9 labels unknown")
-        ax.plot(snr_mid, r4["bound"], "k:", label="bound, abundances known")
-        for k, name in enumerate(ensembles):
-            r = ratio_tables[name][0]
-            r = r[r["label"] == label]
-            ax.plot(snr_mid, r["scatter"], "o-", color=f"C{k}", label=f"{name} − truth")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        plots.plain_log_ticks(ax)
-        ax.set_xlabel("RAVE SNR")
-        ax.set_title(f"{LATEX[label]} [{UNITS[label]}]")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    plots.caption(fig, f"Scatter against the truth per SNR bin and the Cramér–Rao bounds; {source}.")
+    residuals = {name: pred[name][:, core] - truth["labels"][:, core] for name in ensembles}
+    fig = plots_validation.residuals_and_bounds(truth["snr"], residuals, truth["crlb"][:, core], truth["crlb_core"],
+                                                CORE_LABELS, snr_edges, main_network)
+    plots.caption(fig, f"Test-set residuals against the truth and the Cramér–Rao bounds per SNR bin; {source}.")
     plt.show()
     worst9 = validation.worst_ratio(ratio_tables[main_network][0])
     worst4 = validation.worst_ratio(ratio_tables[main_network][1])
@@ -275,7 +248,8 @@ plt.show()
 #
 # Stars with independent high-resolution labels, observed by RAVE but not part of the
 # cross-match. Their RAVE spectra come from the spectra cube (the best-SNR observation of
-# each star).
+# each star). The figure shows the main network against the benchmark labels, the table
+# every network's bias and scatter.
 
 # %%
 rave_dir = survey.rave_folder(survey_dir, rave_dir)
@@ -290,14 +264,20 @@ if bench_path.is_file():
     bench, rows = bench[seen], rows[seen]
     bench_labels = [n for n in LABELS if n in bench.colnames]
     bench_ref = validation.expand(np.column_stack([np.asarray(bench[n], float) for n in bench_labels]), bench_labels)
-    tables = []
+    tables, bench_pred = [], {}
     for name, ens in ensembles.items():
         mean, _ = validation.predict_observations(ens, cube_path, catalogue, rows)
-        t = metrics.residual_table(validation.expand(mean, ens.labels), bench_ref, LABELS, what="network − benchmark")
+        bench_pred[name] = validation.expand(mean, ens.labels)
+        t = metrics.residual_table(bench_pred[name], bench_ref, LABELS, what="network − benchmark")
         t.add_column(name, name="network", index=0)
         tables.append(t[t["spectra"] > 0])
     benchmark_table = vstack(tables)
     print(f"{len(bench)} benchmark stars observed by RAVE ({bench_path.name})")
+    fig = plots_validation.one_to_one_grid(bench_ref, bench_pred[main_network], LABELS,
+                                           catalogue["snr_med_sparv"][rows], "benchmark")
+    plots.caption(fig, f"{main_network} against the high-resolution labels of the benchmark stars (best-SNR "
+                       f"observation of each), coloured by the RAVE SNR; {source}.")
+    plt.show()
 else:
     print(f"no benchmark file at {bench_path}: section skipped")
 readable(benchmark_table)
@@ -427,7 +407,7 @@ if decorrelated is not None:
         fig, axes = plt.subplots(1, len(cnns), figsize=(4.5 * len(cnns), 4), squeeze=False)
         for ax, method in zip(axes[0], cnns):
             y = decor_methods[method][decor_rows, j]
-            points = ax.scatter(x, y, s=8, c=colour, cmap="viridis")
+            points = ax.scatter(x, y, s=8, c=colour, **plots.colour_scale("m_h"))
             lims = np.nanpercentile(np.r_[x, y], [0, 100])
             ax.plot(lims, lims, color="0.3", lw=0.8)
             ax.set_title(f"{method}: slope {prior.entry(decorrelated, method, 'alpha_m'):.2f} ± "

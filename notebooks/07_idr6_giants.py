@@ -161,7 +161,7 @@ g = cat[giant]
 print(f"{giant.sum():,} giants with SNR > {snr_min} and no flag, of {clean.sum():,} unflagged spectra")
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
 for ax, t, title in ((axes[0], cat[clean], "all unflagged spectra"), (axes[1], g, f"giants, SNR > {snr_min}")):
-    sc = plots.kiel(ax, t["teff"], t["logg"], t["m_h"], LATEX["m_h"], cmap="viridis", vmin=-1.5, vmax=0.5, s=1)
+    sc = plots.kiel(ax, t["teff"], t["logg"], t["m_h"], LATEX["m_h"], s=1, **plots.colour_scale("m_h"))
     ax.set_title(f"{title} ({len(t):,})")
 axes[1].set_ylabel("")
 plots.caption(fig, f"Kiel diagrams from the {network} catalogue, coloured by [M/H]; {source}.")

@@ -22,7 +22,9 @@ Three areas, one concern per module.
   ``prior`` (the decorrelated sample: does a method read the label or the prior?),
   ``discs`` (the thin/thick boundary), ``predict`` (the whole survey into a catalogue),
   ``costs`` (how each stage's time and memory grow with the survey: ``benchmarks/scale.py``'s
-  ``scale.json``), ``plots``, ``tables`` (tables shown whole and formatted); ``paths`` (the
+  ``scale.json``), ``plots`` (shared figures, colour maps per meaning, the sky map), ``plots_model``
+  (a network drawn from its Keras graph), ``plots_validation`` (notebook 06's 1:1 and Cramér–Rao
+  figures), ``tables`` (tables shown whole and formatted); ``paths`` (the
   committed data files).
 
 **simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``, ``spectra``,

@@ -1,7 +1,11 @@
 """Figures shared by the notebooks (matplotlib/seaborn; each function draws on given axes)."""
 
+import astropy.units as u
 import matplotlib.pyplot as plt
 import numpy as np
+from astropy.coordinates import Longitude, SkyCoord
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from .costs import by_stage, stage_fits
@@ -17,13 +21,48 @@ LANDMARKS = {
 }
 """Lines marked on spectrum figures (Å, air): the landmarks of the RAVE region."""
 
-LANDMARK_COLOURS = {"Ca II": "tab:red", "Fe I": "tab:blue", "Mg I": "tab:green", "Si I": "tab:purple",
-                    "Ti I": "tab:orange", "Pa": "tab:cyan"}
+LANDMARK_COLOURS = {"Ca II": "#e7298a", "Fe I": "#1b9e77", "Mg I": "#66a61e", "Si I": "#7570b3",
+                    "Ti I": "#e6ab02", "Pa": "#d95f02"}
+"""One colour per species (ColorBrewer Dark2), none of them a population's colour."""
+
+POPULATION_COLOURS = {"thin": "tab:blue", "thick": "tab:red", "halo": "0.2", "bulge": "tab:brown"}
+"""One colour per Galactic population, in every figure that separates them."""
+
+COLOUR_MAPS = {"snr": "plasma", "m_h": "viridis"}
+"""One colour map per meaning across the book: SNR is always ``plasma``, [M/H] always ``viridis``."""
+
+COLOUR_RANGES = {"snr": (10, 200), "m_h": (-1.5, 0.5)}
+"""The range each colour map spans: SNR 10–200 per pixel (log scale), [M/H] −1.5 to +0.5 dex."""
+
+COLOUR_LABELS = {"snr": "RAVE SNR per pixel", "m_h": "[M/H] [dex]"}
+"""The colourbar's label for each meaning."""
+
+
+def colour_scale(meaning):
+    """``cmap`` and ``norm`` keyword arguments that colour points by ``meaning`` ('snr', 'm_h')
+    the same way in every figure (SNR on a log scale)."""
+    if meaning not in COLOUR_MAPS:
+        raise ValueError(f"colour_scale: unknown meaning {meaning!r}; known: {', '.join(COLOUR_MAPS)}")
+    lo, hi = COLOUR_RANGES[meaning]
+    return dict(cmap=COLOUR_MAPS[meaning], norm=LogNorm(lo, hi) if meaning == "snr" else Normalize(lo, hi))
+
+
+def colourbar(fig, mappable, ax, meaning, label=None):
+    """A colourbar beside ``ax`` (one axes or several) for points coloured by ``meaning``."""
+    bar = fig.colorbar(mappable, ax=ax, label=label or COLOUR_LABELS[meaning], shrink=0.7, aspect=30, pad=0.02)
+    if meaning == "snr":
+        lo, hi = COLOUR_RANGES["snr"]
+        bar.set_ticks([t for t in (10, 20, 50, 100, 200, 500) if lo <= t <= hi])
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    return bar
 
 
 def caption(fig, text):
-    """Lay the figure out tightly, then write a caption line under it (the data source and profile)."""
-    fig.tight_layout()
+    """Lay the figure out tightly (unless it has a layout engine of its own), then write a caption
+    line under it (the data source and profile)."""
+    if not isinstance(fig.get_layout_engine(), (ConstrainedLayoutEngine, TightLayoutEngine)):
+        fig.tight_layout()
     fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=9, style="italic", wrap=True)
 
 
@@ -35,13 +74,34 @@ def mark_lines(ax, species=tuple(LANDMARKS)):
                        label=sp if i == 0 else None)
 
 
+def spikes(flux, rel_error, nsigma=6.0):
+    """Pixels a reader would see as spikes: ``bad`` (flux ≤ 0 or relative error ≥ 1, the way RAVE
+    and the simulation flag a dead pixel) and ``hits`` (flux more than ``nsigma`` σ above the
+    continuum at 1, as a cosmic ray leaves it). Returns two boolean arrays shaped like ``flux``."""
+    flux, rel_error = np.asarray(flux, float), np.asarray(rel_error, float)
+    bad = (flux <= 0) | (rel_error >= 1) | ~np.isfinite(flux)
+    hits = ~bad & (flux - 1 > nsigma * rel_error * np.abs(flux))
+    return bad, hits
+
+
 def spectrum_stack(ax, spectra, offset=0.6):
-    """Stacked spectra: ``spectra`` is a list of (wave Å, flux, text) from bottom to top."""
-    for k, (wave, flux, text) in enumerate(spectra):
+    """Stacked spectra: ``spectra`` is a list of (wave Å, flux, text) or (wave, flux, text,
+    rel_error) from bottom to top. With the relative error, bad pixels (``spikes``) are left out
+    of the line and marked ×, cosmic-ray hits marked ▲ at the continuum; returns the number of each."""
+    counts = np.zeros(2, int)
+    for k, (wave, flux, text, *rest) in enumerate(spectra):
+        flux = np.array(flux, float)
+        if rest:
+            for j, (mask, marker, what) in enumerate(zip(spikes(flux, rest[0]), "x^", ("bad pixel", "cosmic-ray hit"))):
+                ax.plot(wave[mask], np.full(mask.sum(), 1.12 + k * offset), marker, color="k", ms=6, mew=1.2,
+                        label=f"{what} (left out of the line)" if mask.any() and not counts[j] else None)
+                counts[j] += mask.sum()
+                flux[mask] = np.nan
         ax.plot(wave, flux + k * offset, lw=0.7, color="k")
-        ax.text(wave[-1] + 3, 1 + k * offset, text, va="center", fontsize=8)
+        ax.text(wave[-1] + 3, 1 + k * offset, text, va="center", fontsize=10)
     ax.set_xlabel("wavelength [Å]")
     ax.set_ylabel("normalised flux + offset")
+    return tuple(int(c) for c in counts)
 
 
 def kiel(ax, teff, logg, colour, clabel, **kwargs):
@@ -55,43 +115,27 @@ def kiel(ax, teff, logg, colour, clabel, **kwargs):
     return sc
 
 
-def mollweide_xy(ra, dec):
-    """Plot coordinates (rad) of (ra, dec) in degrees on a Mollweide axis, RA increasing to the left."""
-    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
-    return -np.radians(((ra + 180) % 360) - 180), np.radians(dec)
+def sky_xy(ra, dec):
+    """Plot coordinates (rad) on a Mollweide or Aitoff axis of (ra, dec) in degrees: RA wrapped
+    at 180° (astropy ``Longitude``) and mirrored, so that it increases to the LEFT as on the sky."""
+    lon = Longitude(np.asarray(ra, float) * u.deg).wrap_at(180 * u.deg).radian
+    return -lon, np.radians(np.asarray(dec, float))
 
 
 def sky_map(fig, ra, dec, subplot=111, **kwargs):
-    """Mollweide map of (ra, dec) in degrees, RA increasing to the left as on the sky."""
+    """Mollweide map of (ra, dec) in degrees (equatorial), RA increasing to the left (0h in the
+    middle, 12h at both edges), the Galactic plane drawn dashed. Returns the axes."""
     ax = fig.add_subplot(subplot, projection="mollweide")
-    ax.scatter(*mollweide_xy(ra, dec), s=kwargs.pop("s", 0.5), rasterized=True, **kwargs)
-    ax.set_xticklabels([f"{h}h" for h in (14, 16, 18, 20, 22, 0, 2, 4, 6, 8, 10)])
+    ax.scatter(*sky_xy(ra, dec), s=kwargs.pop("s", 0.5), rasterized=True, **kwargs)
+    ticks = np.radians(np.arange(-150, 151, 30))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{int(round(np.degrees(-t) % 360 / 15))}h" for t in ticks], fontsize=9)
+    plane = SkyCoord(l=np.linspace(0, 360, 721) * u.deg, b=np.zeros(721) * u.deg, frame="galactic").icrs
+    x, y = sky_xy(plane.ra.deg, plane.dec.deg)
+    order = np.argsort(x)
+    ax.plot(x[order], y[order], "--", color="tab:green", lw=1, label="Galactic plane")
     ax.grid(True, alpha=0.3)
     return ax
-
-
-def architecture_diagram(ax, layers, title):
-    """Draw a network as a column of boxes, one per layer: name, output shape and parameters.
-
-    ``layers`` is ``model.layer_table(model)``; activation and reshaping layers are drawn
-    smaller than the layers with weights.
-    """
-    n = len(layers)
-    for i, row in enumerate(layers):
-        y = n - 1 - i
-        weighted = row["parameters"] > 0
-        ax.add_patch(plt.Rectangle((0.1, y + 0.1), 0.8, 0.8 if weighted else 0.6,
-                                   color="tab:blue" if weighted else "0.85", alpha=0.6 if weighted else 1.0))
-        text = f"{row['layer']} ({row['class']})  {row['output_shape']}"
-        if weighted:
-            text += f"  — {row['parameters']:,} parameters"
-        ax.text(0.5, y + 0.45, text, ha="center", va="center", fontsize=7.5)
-        if i:
-            ax.annotate("", xy=(0.5, y + 0.9), xytext=(0.5, y + 1.1), arrowprops=dict(arrowstyle="->", lw=0.8))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, n)
-    ax.axis("off")
-    ax.set_title(f"{title}: {int(np.sum(layers['parameters'])):,} parameters", fontsize=10)
 
 
 def plain_log_ticks(ax, axis="both"):

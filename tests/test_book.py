@@ -4,8 +4,10 @@ Run with ``make test-book`` (installs Chromium where it can, and Playwright). Ev
 page must load in the browser and show its figures (images drawn with a non-zero size); no
 link of any page may lead to a page of the book that does not exist; no page may show an
 stderr block, a table's dtype row or a table cut around "…", or name a paper of the
-bibliography without linking its citation (``ravecnn_utils.book.checks``). Marked ``book``:
-not part of ``make test``.
+bibliography without linking its citation, or draw a figure narrower than 0.9 of its text column
+(``ravecnn_utils.book.checks``; the browser's window is Playwright's default 1280 × 720 px, a
+laptop's). A full-page screenshot of every page is kept in ``_build/screens/`` for a person to
+look at. Marked ``book``: not part of ``make test``.
 """
 
 import functools
@@ -73,6 +75,7 @@ def browser():
 
 
 NOTEBOOK_PAGES = [f"executed/{p.stem}.html" for p in nbrun.notebook_paths()]
+SCREENS = REPO_ROOT / "_build" / "screens"
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)
@@ -87,6 +90,24 @@ def test_notebook_page_has_its_figures(page, server, browser):
     broken = [src for src, complete, width in sizes if not complete or width == 0]
     assert not broken, f"{page}: images not drawn: {broken}"
     tab.close()
+
+
+def test_every_page_screenshot_and_figure_widths(site, server, browser):
+    """Every page of the book saved as a full-page PNG in _build/screens/ (executed/01_data.html →
+    executed__01_data.png), and no figure on any page drawn narrower than 0.9 of its text."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    narrow = []
+    tab = browser.new_page()
+    for path in sorted(site.rglob("*.html")):
+        rel = path.relative_to(site).as_posix()
+        if rel.startswith("_") or rel in checks.SKIPPED_PAGES:
+            continue
+        tab.goto(urljoin(server, rel), wait_until="load")
+        tab.screenshot(path=str(SCREENS / (rel.removesuffix(".html").replace("/", "__") + ".png")), full_page=True)
+        widths = tab.eval_on_selector_all("main img", checks.FIGURE_WIDTHS_JS)
+        narrow += [f"{rel}: {p}" for p in checks.narrow_figures(widths)]
+    tab.close()
+    assert not narrow, "\n".join(narrow)
 
 
 def test_no_broken_internal_links(site):

@@ -67,3 +67,11 @@ def test_site_problems_name_the_page(tmp_path):
     (tmp_path / "executed" / "06.html").write_text(OUTPUT.format(kind="stderr", text="x"))
     (tmp_path / "search.html").write_text("<p>Ness et al. 2015</p>")
     assert checks.site_problems(tmp_path, BIB) == ["executed/06.html: 1 stderr output block(s)"]
+
+
+def test_narrow_figures_are_found():
+    widths = [["wide.png", 688.0, 688.0], ["scaled.png", 640.0, 688.0], ["small.png", 420.0, 688.0],
+              ["hidden.png", 0.0, 0.0]]
+    found = checks.narrow_figures(widths)
+    assert found == ["figure narrower than its text: small.png (420 of 688 px, 61%)"]
+    assert len(checks.narrow_figures(widths, min_ratio=0.95)) == 2

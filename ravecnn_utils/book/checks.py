@@ -4,10 +4,12 @@
 * a table's dtype row (``str31 int64``), as astropy prints it;
 * a table cut in the middle ("…" or "..." rows, as astropy and pandas cut long tables);
 * a paper of the bibliography named in the text ("Guiglion et al. (2020)", "The Cannon")
-  on a page that never links its citation.
+  on a page that never links its citation;
+* a figure narrower than its text (``narrow_figures``: widths measured in the browser with
+  ``FIGURE_WIDTHS_JS``).
 
-Each check reads one HTML page as text and returns what it found, so that a test can say
-which page shows what.
+Each check reads one HTML page as text (or the browser's measurements of it) and returns what
+it found, so that a test can say which page shows what.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ CITATION_HREF = re.compile(r"#id\d+$")
 """Where a citation links to (sphinxcontrib-bibtex: the entry's anchor, with the entry as title)."""
 
 SKIPPED_PAGES = ("genindex.html", "search.html")
+
+MIN_FIGURE_WIDTH = 0.9
+"""A figure must be drawn at least this fraction of its text column's width (CSS px)."""
+
+FIGURE_WIDTHS_JS = """imgs => imgs.map(img => {
+  const column = img.closest('article') || img.parentElement;
+  const style = getComputedStyle(column);
+  const text = column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return [img.getAttribute('src'), img.getBoundingClientRect().width, text];
+})"""
+"""For Playwright's ``eval_on_selector_all("main img", …)``: per image, [src, drawn width, width
+of the text column it sits in (the article, less its padding)], in CSS pixels."""
 
 
 class _Page(HTMLParser):
@@ -151,6 +165,15 @@ def uncited(page: _Page, known) -> list[str]:
         if m and m.group(0) not in found and not any(author in title and year in title for title in page.cited):
             found.append(m.group(0))
     return found
+
+
+def narrow_figures(widths, min_ratio=MIN_FIGURE_WIDTH) -> list[str]:
+    """Figures drawn narrower than ``min_ratio`` of their text: ``widths`` is what
+    ``FIGURE_WIDTHS_JS`` returns (src, drawn width, text width; CSS px). A figure saved narrower
+    than the column is drawn at its own size beside an empty margin; a wider one is scaled down
+    to the column (so figures are best saved at about the column's width, 7–8 inches at 100 dpi)."""
+    return [f"figure narrower than its text: {src} ({drawn:.0f} of {text:.0f} px, {drawn / text:.0%})"
+            for src, drawn, text in widths if text > 0 and drawn < min_ratio * text]
 
 
 def page_problems(html: str, known=()) -> list[str]:
