@@ -22,7 +22,9 @@
 # used for this). The worst members by validation loss can be dropped, as in the paper.
 # Since an ensemble's spread is known to be too small (the paper's by 2–7×), each
 # ensemble's uncertainties are calibrated on the validation set: one factor per label so
-# that the validation residuals divided by the uncertainties have unit scatter.
+# that the validation residuals divided by the uncertainties have unit scatter. Each ensemble
+# also learns what its training spectra look like to it, so that it can later say when a
+# spectrum is foreign (out of domain).
 #
 # **Learning goals.** After this notebook you will be able to:
 #
@@ -32,14 +34,17 @@
 # * compare each label's predictions with APOGEE on the validation set (bias and robust
 #   scatter);
 # * turn an ensemble's spread into calibrated uncertainties, and save the ensemble with what is
-#   needed to use it safely.
+#   needed to use it safely;
+# * set the threshold of an out-of-domain check on the validation set for a stated false-alarm
+#   rate.
 #
 # **Run time** (on 2 cores): smoke profile about 40 s; full profile about 7 min with
 # `processes = 2` (about 21 min with `processes = 1`, members one after another).
 #
 # **Prerequisites.** Notebook 02 (`data/products/training_set.fits`). **Writes** one
 # folder per ensemble in `data/products/models/` (`member_NN.keras` + `ensemble.json` with
-# labels, units, grid, scaling, calibration, training-set hash, seeds and histories).
+# labels, units, grid, scaling, calibration, out-of-domain statistics, training-set hash, seeds
+# and histories).
 
 # %% [markdown]
 # ## Imports
@@ -84,6 +89,7 @@ batch_size = 64                         # spectra per gradient step (Adam)
 learning_rate = 1e-3                   # Adam
 seed = 42                              # member k uses seed + k
 processes = 2                          # members trained at once, one process each (1: one after another)
+false_alarm_rate = 0.01                # out-of-domain check: fraction of validation-like spectra flagged
 
 # %% [markdown]
 # Every parameter is checked before anything runs: a wrong type, a value out of range or a
@@ -121,7 +127,7 @@ print(f"{len(table)} spectra × {wave.size} pixels; train {parts['train'].sum()}
 ensembles = train.train_networks(
     networks, flux, error, table, wave, n_models=n_models, seed=seed, slides_labels=slides_labels,
     paper_labels=paper_labels, drop_worst=drop_worst, epochs=epochs, batch_size=batch_size,
-    learning_rate=learning_rate, patience=patience, processes=processes)
+    learning_rate=learning_rate, patience=patience, processes=processes, false_alarm_rate=false_alarm_rate)
 for name, ensemble in ensembles.items():
     ensemble.save(products / PRODUCT_FILES["models"] / name)
     print(f"{name}: {ensemble}")
@@ -204,12 +210,44 @@ for col in ("bias", "robust scatter", "median raw spread", "calibration k"):
 readable(summary)
 
 # %% [markdown]
+# ## 5. Would the training survey have produced this spectrum?
+#
+# A network answers for any input, even one unlike every training spectrum, and its members may
+# agree on the answer. So each ensemble also keeps, per member, the mean and (regularised)
+# covariance of its last hidden layer's 16 activations over the training spectra
+# (`ravecnn_utils.novelty`). A spectrum's `ood_score` is its squared Mahalanobis distance from
+# them per feature, averaged over the members; above a threshold the catalogue flags it
+# `out_of_domain`. The threshold is set on the validation spectra, which shaped neither the
+# weights nor the clouds, so that a fraction `false_alarm_rate` of spectra like them is flagged.
+# The table gives, per network, the spectra behind the clouds and the threshold, the threshold,
+# and the fraction of validation spectra above it: at most the rate asked, by construction; with
+# fewer than 1 / `false_alarm_rate` validation spectra the threshold is their largest score.
+
+# %%
+novelty_rows = []
+for name, ens in ensembles.items():
+    x_val = ens.inputs(flux[parts["validation"]], error[parts["validation"]], table[parts["validation"]])
+    _, _, score = ens.predict(x_val, scores=True)
+    nov = ens.novelty
+    novelty_rows.append((name, nov.n_train, nov.n_validation, np.median(score), nov.threshold,
+                         nov.false_alarm_rate, nov.flag(score).mean()))
+novelty_table = Table(rows=novelty_rows, names=("network", "training spectra", "validation spectra",
+                                                "median validation ood_score", "threshold",
+                                                "false-alarm rate asked", "validation spectra flagged"))
+for col in ("median validation ood_score", "threshold", "validation spectra flagged"):
+    novelty_table[col].format = ".3g"
+readable(novelty_table)
+
+# %% [markdown]
 # ## Summary
 #
 # * Ensembles of the slides' and the paper's networks were trained with early stopping on
 #   the validation set; their learning curves, chosen epochs and time per epoch are above.
 # * On the validation stars, the bias and scatter per label are in the table; the raw
 #   ensemble spread is rescaled by the calibration factor k, saved with the ensemble.
+# * Each ensemble keeps the statistics of its training spectra's features and an out-of-domain
+#   threshold set on the validation spectra for the false-alarm rate in the table of section 5;
+#   notebook 06 puts real spectra against it, notebook 07 flags the survey's spectra with it.
 # * The ensembles are in `data/products/models/`, each with the metadata needed to use it
 #   safely: a loader refuses a grid or label set other than the one it was trained on.
 #

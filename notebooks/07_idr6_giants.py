@@ -141,12 +141,21 @@ print(f"{len(cat):,} spectra through {len(ens)} members of {network} in {seconds
 readable(predict.column_descriptions(ens.labels))
 
 # %% [markdown]
-# How many spectra each flag concerns (a spectrum may carry several):
+# How many spectra each flag concerns (a spectrum may carry several). `out_of_domain` marks
+# spectra whose `ood_score` lies above the threshold notebook 04 set on the validation spectra:
+# of spectra like those, the stated false-alarm rate would be flagged (resolved only to about one
+# in the number of validation spectra: in a quick run the threshold is their largest score); the
+# survey holds more than the cross-match stars (dwarfs, lower SNR), so more may be.
 
 # %%
-readable(Table({"flag": list(predict.FLAGS), "bit": list(predict.FLAGS.values()),
-                "spectra": [int(((cat["flag"] & bit) > 0).sum()) for bit in predict.FLAGS.values()],
-                "fraction": np.round([((cat["flag"] & bit) > 0).mean() for bit in predict.FLAGS.values()], 3)}))
+display(readable(Table({  # noqa: F821 (IPython)
+    "flag": list(predict.FLAGS), "bit": list(predict.FLAGS.values()),
+    "spectra": [int(((cat["flag"] & bit) > 0).sum()) for bit in predict.FLAGS.values()],
+    "fraction": np.round([((cat["flag"] & bit) > 0).mean() for bit in predict.FLAGS.values()], 3)})))
+if ens.novelty is not None:
+    print(f"out_of_domain: {np.mean((cat['flag'] & predict.FLAGS['out_of_domain']) > 0):.1%} of the spectra; "
+          f"{ens.novelty.false_alarm_rate:.0%} expected of spectra like the validation ones "
+          f"(threshold {ens.novelty.threshold:.3g} on {ens.novelty.n_validation} validation spectra)")
 
 # %% [markdown]
 # ## 3. The giants with SNR > 80

@@ -16,7 +16,8 @@ Three areas, one concern per module.
   networks, masked loss), ``inputs`` (the input contract), ``scaling`` (min–max scaling of
   labels and photometry), ``ensemble`` (the saved artefact: scalers, calibration, training
   range, its file), ``train`` (seeded fits, ensembles, a network end to end),
-  ``inference`` and ``fastcnn`` (fast prediction engines), ``gradients`` (∂label/∂flux);
+  ``inference`` and ``fastcnn`` (fast prediction engines), ``gradients`` (∂label/∂flux),
+  ``novelty`` (is a spectrum one the training survey could have produced? ``ood_score``);
 * the judgement: ``metrics``, ``crlb`` (Fisher information, Cramér–Rao bound), ``baselines``
   (the peers: ``base``, ``regression``, ``cannon``), ``validation`` (notebook 06's tables),
   ``prior`` (the decorrelated sample: does a method read the label or the prior?),

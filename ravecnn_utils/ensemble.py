@@ -3,7 +3,8 @@ labels and photometry are scaled, how its spread is calibrated, and the saved fo
 
 A saved ensemble is a folder with ``member_XX.keras`` and ``ensemble.json`` (``ENSEMBLE_FILE``):
 labels, units, grid, label scaler, photometry scaler (paper's network with photometry),
-calibration factors, the members' median spread on validation, and the training provenance.
+calibration factors, the members' median spread on validation, the novelty statistics
+(``novelty``: the feature clouds and out-of-domain threshold), and the training provenance.
 """
 
 import json
@@ -19,6 +20,7 @@ from .inference import DEFAULT_BATCH, compile_model
 from .inputs import make_inputs
 from .labels import UNITS, require_known
 from .metrics import bias_and_scatter
+from .novelty import FALSE_ALARM_RATE, Novelty, missing_message
 from .files import where
 from .photometry import absolute_magnitudes
 from .scaling import LabelScaler, as_float_array, plain
@@ -27,7 +29,7 @@ ENSEMBLE_FILE = "ensemble.json"
 """Name of the description file inside a saved ensemble folder."""
 
 DESCRIPTION_ENTRIES = ("format", "package_version", "labels", "units", "grid", "scaler", "calibration",
-                       "photometry_scaler", "validation_spread", "members")
+                       "photometry_scaler", "validation_spread", "novelty", "members")
 """The entries of ``ensemble.json`` that ``describe`` writes itself; the others are the metadata."""
 
 
@@ -104,6 +106,8 @@ def read_description(path):
     members = d["members"]
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise ValueError(f"{path}: entry 'members' must list the member files, got {members!r}")
+    if d.get("novelty") is not None:
+        Novelty.from_dict(d["novelty"], path, len(members))
     return d
 
 
@@ -132,11 +136,13 @@ class Ensemble:
     calibration : dict label → k (spread multiplier), or None before ``calibrate``
     validation_spread : dict label → median member spread on validation (K, dex), or None before
         ``calibrate`` (the reference of the catalogue's ``members_disagree`` flag)
+    novelty : novelty.Novelty (feature clouds, out-of-domain threshold), or None before ``fit_novelty``
     metadata : dict (seeds, histories, best_epochs, training_set_hash, architecture, network…)
+    source : the ``ensemble.json`` it was loaded from, or None
     """
 
     def __init__(self, members, scaler, labels, grid=None, metadata=None, calibration=None,
-                 photometry_scaler=None, validation_spread=None):
+                 photometry_scaler=None, validation_spread=None, novelty=None):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = list(members)
@@ -148,6 +154,8 @@ class Ensemble:
         self.calibration = None if calibration is None else dict(calibration)
         self.photometry_scaler = photometry_scaler
         self.validation_spread = None if validation_spread is None else dict(validation_spread)
+        self.novelty = novelty
+        self.source = None
         self._compiled = (None, [])   # ((batch size, engine), compiled members), built on first predict
 
     def __len__(self):
@@ -187,29 +195,46 @@ class Ensemble:
         cube's name) are this ensemble's grid."""
         check_grid(self.grid, wave, f"this ensemble ({self.metadata.get('network', self.members[0].name)})", what)
 
-    def member_predictions(self, x, batch_size=None, engine="auto"):
+    def member_predictions(self, x, batch_size=None, engine="auto", features=False):
         """Scaled outputs of every member, (n_members, n, n_labels) float64, through each member's
         compiled inference function (``inference.compile_model``: ``engine`` "auto", "numba" or
-        "tensorflow"; ``batch_size`` for TensorFlow; built once per engine and batch size)."""
+        "tensorflow"; ``batch_size`` for TensorFlow; built once per engine and batch size).
+        With ``features=True``: (outputs, last hidden layer's activations (n_members, n, k)), one pass."""
         key = (batch_size or DEFAULT_BATCH, engine)
         if self._compiled[0] != key:
             self._compiled = (key, [compile_model(m, engine, key[0]) for m in self.members])
-        return np.stack([f(x) for f in self._compiled[1]]).astype(float)
+        if not features:
+            return np.stack([f(x) for f in self._compiled[1]]).astype(float)
+        both = [f(x, features=True) for f in self._compiled[1]]
+        return tuple(np.stack(parts).astype(float) for parts in zip(*both))
 
-    def predict(self, x, calibrated=False, batch_size=None, engine="auto"):
+    def ood_scores(self, features):
+        """``ood_score`` (n,) of the members' ``features`` (:meth:`novelty.Novelty.score`); NaN and a
+        warning naming the file and how to recalibrate when the ensemble has no novelty statistics."""
+        if self.novelty is None:
+            warnings.warn(missing_message(self.source or f"this ensemble ({self.metadata.get('network', '?')})"),
+                          stacklevel=3)
+            return np.full(np.shape(features)[1], np.nan)
+        return self.novelty.score(features)
+
+    def predict(self, x, calibrated=False, batch_size=None, engine="auto", scores=False):
         """Mean and spread (std over members) of the predictions, physical units, each (n, n_labels).
 
         With ``calibrated=True`` the spread is multiplied by the validation factor k of each label.
-        ``engine`` and ``batch_size``: see :meth:`member_predictions`.
+        With ``scores=True`` also each spectrum's ``ood_score`` (n,) from the same pass
+        (:meth:`ood_scores`): (mean, spread, ood_score). ``engine``, ``batch_size``: see
+        :meth:`member_predictions`.
         """
-        scaled = self.member_predictions(x, batch_size, engine)
+        scaled = self.member_predictions(x, batch_size, engine, features=scores)
+        if scores:
+            scaled, features = scaled
         if scaled.shape[-1] != len(self.labels):
             raise ValueError(f"members predict {scaled.shape[-1]} labels, ensemble has {len(self.labels)}")
         mean = self.scaler.inverse(scaled.mean(axis=0))
         spread = self.scaler.inverse_sigma(scaled.std(axis=0))
         if calibrated:
             spread = spread * self.calibration_factors
-        return mean, spread
+        return (mean, spread, self.ood_scores(features)) if scores else (mean, spread)
 
     def inputs(self, flux, error=None, table=None):
         """The input this ensemble was trained on, built from spectra (and, for a photometry
@@ -241,6 +266,14 @@ class Ensemble:
             self.validation_spread = dict(zip(self.labels, np.nanmedian(spread, axis=0)))
         return dict(self.calibration)
 
+    def fit_novelty(self, x_train, x_val, false_alarm_rate=FALSE_ALARM_RATE):
+        """Fit the members' feature clouds on the training inputs ``x_train`` and set the
+        out-of-domain threshold on the validation inputs ``x_val`` for ``false_alarm_rate``
+        (:class:`novelty.Novelty`); stores and returns ``novelty``."""
+        train = self.member_predictions(x_train, features=True)[1]
+        self.novelty = Novelty.fit(train, self.member_predictions(x_val, features=True)[1], false_alarm_rate)
+        return self.novelty
+
     def describe(self):
         """The plain-JSON description written to ``ensemble.json``."""
         meta = {"training_set_hash": None, "seeds": None, "histories": None, "best_epochs": None,
@@ -255,6 +288,7 @@ class Ensemble:
             "calibration": self.calibration,
             "photometry_scaler": None if self.photometry_scaler is None else self.photometry_scaler.to_dict(),
             "validation_spread": self.validation_spread,
+            "novelty": None if self.novelty is None else self.novelty.to_dict(),
             "members": [f"member_{i:02d}.keras" for i in range(len(self))],
         }
         return plain(meta | core)
@@ -334,7 +368,11 @@ class Ensemble:
             return None if entry is None else {k: (np.nan if v is None else v) for k, v in entry.items()}
 
         phot = d.get("photometry_scaler")
-        return cls(members, LabelScaler.from_dict(d["scaler"]), d["labels"], saved_grid, metadata,
-                   numbers(d["calibration"]), None if phot is None else LabelScaler.from_dict(phot),
-                   numbers(d.get("validation_spread")))
+        novelty = d.get("novelty")
+        ensemble = cls(members, LabelScaler.from_dict(d["scaler"]), d["labels"], saved_grid, metadata,
+                       numbers(d["calibration"]), None if phot is None else LabelScaler.from_dict(phot),
+                       numbers(d.get("validation_spread")),
+                       None if novelty is None else Novelty.from_dict(novelty, path, len(members)))
+        ensemble.source = path
+        return ensemble
 

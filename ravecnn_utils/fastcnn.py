@@ -12,6 +12,10 @@ LeakyReLU, then ``dense32`` [+ ``dense27`` on photometry, concatenated], ``dense
 linear ``labels``); :func:`check_supported` says why another network is not. The result equals
 ``model.predict`` to float32 round-off (~1e-7 in scaled labels; tested within 1e-5); NaN pixels
 give NaN labels, as in Keras. ``benchmarks/inference.py`` measures the speed.
+
+On request (``features=True``) it also returns each spectrum's activations of the last hidden
+layer (``FEATURE_LAYER``, Dense 16 + LeakyReLU), the network's own features that
+:mod:`ravecnn_utils.novelty` scores; the kernel writes them on its way to the labels.
 """
 
 import os
@@ -25,6 +29,8 @@ from .inputs import named_inputs
 CONV_LAYERS = ("conv1", "conv2", "conv3")
 DENSE_LAYERS = ("dense32", "dense16", "labels")
 PHOTOMETRY_LAYER = "dense27"
+FEATURE_LAYER = "dense16_lrelu"
+"""The last hidden layer, whose activations are the network's features (:mod:`ravecnn_utils.novelty`)."""
 FASTMATH = {"reassoc", "contract"}
 """Reordered sums and fused multiply-adds, but NaN and inf kept (no ``nnan``/``ninf``)."""
 PARTIAL_SUMS = 4
@@ -119,17 +125,17 @@ def _dense(x, w, b, slope, out):
 
 
 def _forward(conv, dense, width):
-    """The whole network for rows ``start:stop`` of ``spectra`` into ``out`` (serial; no GIL)."""
+    """The whole network for rows ``start:stop`` of ``spectra`` into ``out``, the last hidden
+    layer's activations into ``features`` (serial; no GIL)."""
 
     def forward(spectra, photometry, w1, b1, w2, b2, w3, b3, d1, e1, dp, ep, d2, e2, d3, e3,
-                slope, start, stop, out):
+                slope, start, stop, out, features):
         n1 = spectra.shape[1] - width + 1
         n2, n3 = n1 - width + 1, n1 - 2 * (width - 1)
         h1 = np.empty((w1.shape[2], n1), np.float32)
         h2 = np.empty((w2.shape[2], n2), np.float32)
         h3 = np.empty((w3.shape[2], n3), np.float32)
         joined = np.empty(d1.shape[0] + dp.shape[0], np.float32)
-        a16 = np.empty(d2.shape[0], np.float32)
         one = np.float32(1.0)
         for i in range(start, stop):
             conv(spectra[i:i + 1], w1, b1, slope, h1)
@@ -137,8 +143,8 @@ def _forward(conv, dense, width):
             conv(h2, w3, b3, slope, h3)
             dense(h3.reshape(-1), d1, e1, slope, joined[:d1.shape[0]])
             dense(photometry[i], dp, ep, slope, joined[d1.shape[0]:])
-            dense(joined, d2, e2, slope, a16)
-            dense(a16, d3, e3, one, out[i])
+            dense(joined, d2, e2, slope, features[i])
+            dense(features[i], d3, e3, one, out[i])
 
     return forward
 
@@ -166,7 +172,8 @@ def default_threads():
 
 class FastCNN:
     """``model`` (a :mod:`ravecnn_utils.model` network) as a callable ``f(x) -> (n, n_labels)``
-    float32 array, evaluated by :func:`kernel` on ``threads`` threads (default: all cores).
+    float32 array, evaluated by :func:`kernel` on ``threads`` threads (default: all cores);
+    ``f(x, features=True)`` returns (labels, ``FEATURE_LAYER`` activations (n, 16)).
 
     ``x``: spectra (n, n_pixels[, 1]), or a dict ``{"spectrum": …, "photometry": (n, n_phot)}``
     for a network with photometry. Raises ValueError (from :func:`check_supported`) for
@@ -196,6 +203,7 @@ class FastCNN:
         self.weights = [f32(a) for w, b in convs for a in (w, b)]
         self.weights += [f32(a) for w, b in dense for a in (w.T, b)]
         self.n_outputs = self.weights[-1].shape[0]
+        self.n_features = self.weights[-3].shape[0]  # units of dense16 (its bias)
         self.slope = np.float32(slope)
         self._forward = kernel(self.width)  # compiled here, so a missing numba shows at once
 
@@ -216,15 +224,16 @@ class FastCNN:
             raise ValueError(f"photometry of shape {photometry.shape}, expected {expected}")
         return spectra, photometry
 
-    def __call__(self, x):
+    def __call__(self, x, features=False):
         spectra, photometry = self._arrays(x)
         n = len(spectra)
         out = np.empty((n, self.n_outputs), np.float32)
+        hidden = np.empty((n, self.n_features), np.float32)
         edges = np.linspace(0, n, min(self.threads, n) + 1).astype(int)  # one row slice per thread
 
         def run(start, stop):
-            self._forward(spectra, photometry, *self.weights, self.slope, start, stop, out)
+            self._forward(spectra, photometry, *self.weights, self.slope, start, stop, out, hidden)
 
         with ThreadPoolExecutor(max(len(edges) - 1, 1)) as pool:
             list(pool.map(run, edges[:-1], edges[1:]))
-        return out
+        return (out, hidden) if features else out

@@ -13,7 +13,9 @@ process) for users with a cluster, with the same saved chunks and rules.
 
 The catalogue: ``rave_obs_id``; per label ``<label>`` (ensemble mean), ``<label>_err``
 (calibrated uncertainty) and ``<label>_spread`` (raw spread of the members), in K or dex;
-``snr`` (median flux / σ of the spectrum), ``n_bad_pixels`` and ``flag`` (bits in ``FLAGS``).
+``snr`` (median flux / σ of the spectrum), ``n_bad_pixels``, ``ood_score`` (how unlike the
+training spectra the spectrum looks to the networks: :mod:`ravecnn_utils.novelty`; NaN, with a
+warning, for an ensemble saved without novelty statistics) and ``flag`` (bits in ``FLAGS``).
 """
 
 import functools
@@ -40,6 +42,7 @@ FLAGS = {
     "low_snr": 2,            # snr < snr_min
     "bad_pixels": 4,         # more than max_bad_fraction of the pixels NaN or without information
     "members_disagree": 8,   # a label's member spread > disagree_factor × its median on validation
+    "out_of_domain": 16,     # ood_score > the ensemble's threshold: unlike any training spectrum
 }
 """Bits of the catalogue's ``flag`` column; 0 = nothing to worry about."""
 
@@ -47,8 +50,9 @@ DEFAULTS = dict(snr_min=20.0, max_bad_fraction=0.05, disagree_factor=3.0)
 """Flag thresholds: SNR, fraction of bad pixels, member spread relative to validation."""
 
 
-def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, disagree_factor):
-    """``flag`` bits (``FLAGS``) for predictions ``mean``/``spread`` (n, n_labels) of ``ensemble``."""
+def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, disagree_factor, ood_score):
+    """``flag`` bits (``FLAGS``) for predictions ``mean``/``spread`` (n, n_labels) and ``ood_score``
+    (n,) of ``ensemble``."""
     lo, hi = ensemble.training_range
     out = np.zeros(len(mean), np.int16)
     out[np.any((mean < lo) | (mean > hi), axis=1)] |= FLAGS["outside_coverage"]
@@ -56,6 +60,8 @@ def flags(mean, spread, snr, bad_fraction, ensemble, snr_min, max_bad_fraction, 
     out[bad_fraction > max_bad_fraction] |= FLAGS["bad_pixels"]
     limit = disagree_factor * ensemble.validation_spreads
     out[np.any(spread > limit, axis=1)] |= FLAGS["members_disagree"]
+    if ensemble.novelty is not None:
+        out[ensemble.novelty.flag(ood_score)] |= FLAGS["out_of_domain"]
     return out
 
 
@@ -87,9 +93,9 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, i
     bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
     flux[bad], error[bad] = 1.0, np.inf
     x = ensemble.inputs(flux, error, phot_table)
-    mean, spread = ensemble.predict(x)
+    mean, spread, ood_score = ensemble.predict(x, scores=True)
     empty = bad.all(axis=1)  # no usable pixel: the network would read a flat continuum
-    mean[empty], spread[empty] = np.nan, np.nan
+    mean[empty], spread[empty], ood_score[empty] = np.nan, np.nan, np.nan
     k = ensemble.calibration_factors
     snr = spectrum_snr(flux, error) if snr is None else np.asarray(snr, np.float32)
     cols = {}
@@ -99,8 +105,9 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, i
         cols[f"{name}_spread"] = spread[:, j].astype(np.float32)
     cols["snr"] = snr.astype(np.float32)
     cols["n_bad_pixels"] = bad.sum(axis=1).astype(np.int32)
+    cols["ood_score"] = ood_score.astype(np.float32)
     cols["flag"] = flags(mean, spread, snr, bad.mean(axis=1), ensemble,
-                         t["snr_min"], t["max_bad_fraction"], t["disagree_factor"])
+                         t["snr_min"], t["max_bad_fraction"], t["disagree_factor"], ood_score)
     return cols
 
 
@@ -146,6 +153,9 @@ def _describe(table, ensemble, cube_path, thresholds):
         "MEMBERS": len(ensemble), "TRAINSET": str(ensemble.metadata.get("training_set_hash", ""))[:16],
         **{f"FLAG{bit}": name for name, bit in FLAGS.items()},
         **{k.upper()[:8]: v for k, v in thresholds.items()},
+        **({} if ensemble.novelty is None else {"OODTHRES": ensemble.novelty.threshold,
+                                                 "OODALPHA": ensemble.novelty.false_alarm_rate,
+                                                 "OODNVAL": ensemble.novelty.n_validation}),
     })
     return table
 
@@ -293,6 +303,10 @@ def column_descriptions(labels):
                  (f"{name}_spread", UNITS[name], f"{plain}: standard deviation of the members")]
     rows += [("snr", "", "median flux / σ of the spectrum over pixels with information"),
              ("n_bad_pixels", "", "pixels NaN or without information"),
+             ("ood_score", "", "novelty of the spectrum to the networks: squared Mahalanobis distance of its "
+              "last-hidden-layer features from the training spectra's, per feature, mean over members "
+              "(dimensionless; out_of_domain above the threshold set on validation for the stated "
+              "false-alarm rate, header OODTHRES and OODALPHA; NaN: ensemble without novelty statistics)"),
              ("flag", "", "sum of bits: " + ", ".join(f"{bit} {name}" for name, bit in FLAGS.items()))]
     return Table(rows=rows, names=("column", "unit", "description"))
 

@@ -27,6 +27,7 @@ from .ensemble import Ensemble
 from .inputs import make_inputs
 from .labels import require_known
 from .model import build, masked_mse, network_spec
+from .novelty import FALSE_ALARM_RATE
 from .photometry import FEATURES, absolute_magnitudes
 from .scaling import LabelScaler
 from .trainingset import label_array
@@ -272,7 +273,9 @@ def train_network(name, flux, error, table, grid, n_models=5, seed=0, slides_lab
     ``split``, the labels and, for a photometry network, the catalogue columns of
     ``photometry.COLUMNS``) are a training set (``trainingset.read_training_set``); only its
     ``train`` rows are fitted and its ``validation`` rows steer early stopping and the
-    calibration. The photometry scaler is fitted on the training rows and kept by the ensemble.
+    calibration; the novelty statistics (``Ensemble.fit_novelty``: feature clouds of the train
+    rows, out-of-domain threshold on the validation rows for ``false_alarm_rate``, a keyword
+    argument, default ``novelty.FALSE_ALARM_RATE``) are fitted last. The photometry scaler is fitted on the training rows and kept by the ensemble.
     Members use the seeds ``seed``, ``seed + 1`` …; ``kwargs`` go to ``train_ensemble``
     (``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``, ``processes``).
     """
@@ -313,7 +316,7 @@ def _network_job(name, flux, error, table, grid, n_models, seed, slides_labels, 
 
 
 def train_networks(names, flux, error, table, grid, n_models=5, seed=0, slides_labels=None,
-                   paper_labels=None, progress=True, processes=1, **kwargs):
+                   paper_labels=None, progress=True, processes=1, false_alarm_rate=FALSE_ALARM_RATE, **kwargs):
     """Train and calibrate the ensembles of the networks ``names``: {name: Ensemble}, in that order.
 
     As ``train_network`` for each name (same arguments, seeds and results), but with ``processes``
@@ -332,5 +335,6 @@ def train_networks(names, flux, error, table, grid, n_models=5, seed=0, slides_l
         ensemble = _finish_ensemble(job, fits, grid, job["metadata"])
         ensemble.photometry_scaler = job["photometry_scaler"]
         ensemble.calibrate(job["x_val"], job["y_val"])
+        ensemble.fit_novelty(job["arrays"][0], job["x_val"], false_alarm_rate)
         ensembles[name] = ensemble
     return ensembles

@@ -231,14 +231,16 @@ def domain_shift(ensemble, real_spectra, grid, literature=None):
     Every real spectrum (``simulation.realism.read_real_spectra`` rows) is fitted with the forward
     model (labels, radial velocity), moved to rest, brought to RAVE's resolution and the ensemble's
     ``grid`` (Å) and given to the (spectra-only) ``ensemble``. Returns a Table: star, library, then
-    ``<label> fit`` and ``<label> network`` for the ``DOMAIN_LABELS`` the ensemble predicts, and the
+    ``<label> fit`` and ``<label> network`` for the ``DOMAIN_LABELS`` the ensemble predicts, the
     literature Teff (K) and log g of the stars in ``literature`` (default
-    ``realism.read_real_labels()``; NaN for the others).
+    ``realism.read_real_labels()``; NaN for the others), and the spectrum's ``ood_score`` and
+    ``out_of_domain`` (above the ensemble's threshold: :mod:`ravecnn_utils.novelty`; NaN and False,
+    with a warning, for an ensemble without novelty statistics).
     """
     if ensemble.takes_photometry:
         raise ValueError("domain_shift needs a spectra-only ensemble (real library spectra have no photometry)")
     fitted, flux = real_on_grid(spectra=real_spectra, grid=grid)
-    network, _ = ensemble.predict(ensemble.inputs(flux), calibrated=True)
+    network, _, ood_score = ensemble.predict(ensemble.inputs(flux), calibrated=True, scores=True)
     literature = read_real_labels() if literature is None else literature
     known = {row["name"]: row for row in literature}
     table = Table({"star": fitted["name"], "library": fitted["library"]})
@@ -250,4 +252,7 @@ def domain_shift(ensemble, real_spectra, grid, literature=None):
         table[f"{label} literature"] = [known[n][column] if n in known else np.nan for n in fitted["name"]]
     for col in table.colnames[2:]:
         table[col].format = ".0f" if col.startswith("teff") else ".2f"
+    table["ood_score"] = ood_score
+    table["ood_score"].format = ".3g"
+    table["out_of_domain"] = np.zeros(len(table), bool) if ensemble.novelty is None else ensemble.novelty.flag(ood_score)
     return table

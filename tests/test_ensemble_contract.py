@@ -88,6 +88,22 @@ def test_calibration_and_validation_spread_for_every_label(photometry_ensemble, 
     np.testing.assert_allclose(spread, np.median(raw, axis=0), rtol=1e-6)
 
 
+def test_novelty_from_the_train_rows_and_threshold_from_the_validation_rows(photometry_ensemble,
+                                                                            toy_training_set):
+    """train_network fits the feature clouds on the 36 train rows (photometry branch included) and
+    sets the threshold on the 12 validation rows for the default rate: too few for 1 %, so it is
+    the largest validation score."""
+    wave, flux, error, table = toy_training_set
+    ens = photometry_ensemble
+    nov = ens.novelty
+    assert (nov.n_train, nov.n_validation, nov.false_alarm_rate) == (36, 12, 0.01)
+    assert nov.mean.shape == (2, 16) and nov.precision.shape == (2, 16, 16)
+    val = rows(table, "validation")
+    _, _, score = ens.predict(ens.inputs(flux[val], error[val], table[val]), scores=True)
+    assert nov.threshold == pytest.approx(score.max(), rel=1e-6)
+    assert not nov.flag(score).any()
+
+
 def test_save_and_load_keep_the_contract(photometry_ensemble, toy_training_set, tmp_path):
     wave, flux, error, table = toy_training_set
     ens = photometry_ensemble
@@ -100,6 +116,7 @@ def test_save_and_load_keep_the_contract(photometry_ensemble, toy_training_set, 
     np.testing.assert_array_equal(back.photometry_scaler.scale, ens.photometry_scaler.scale)
     assert back.validation_spread == pytest.approx(ens.validation_spread, rel=1e-15)
     assert back.calibration == pytest.approx(ens.calibration, rel=1e-15)
+    assert saved["novelty"]["n_validation"] == 12 and back.novelty.threshold == ens.novelty.threshold
     x = ens.inputs(flux, error, table)
     np.testing.assert_array_equal(back.inputs(flux, error, table)["photometry"], x["photometry"])
     for calibrated in (False, True):

@@ -97,3 +97,33 @@ def test_changed_layer_is_named():
     changed = keras.Model.from_config(cfg)
     with pytest.raises(ValueError, match="'conv2'"):
         check_supported(changed)
+
+
+@pytest.mark.parametrize("photometry", [False, True])
+def test_features_equal_keras_last_hidden_layer(rng, photometry):
+    """features=True: the kernel's and the TensorFlow engine's last hidden layer (dense16 after its
+    LeakyReLU) equal Keras' own activations of that layer within 1e-5, and the labels are unchanged."""
+    import keras
+
+    from ravecnn_utils.fastcnn import FEATURE_LAYER
+
+    net = _net(cnn.paper_cnn, 12, n_pixels=70, photometry=photometry)
+    spectra = rng.normal(1, 0.1, (23, 70, 1)).astype(np.float32)
+    x = {"spectrum": spectra, "photometry": rng.uniform(0, 1, (23, 9))} if photometry else spectra
+    hidden = keras.Model(net.inputs, net.get_layer(FEATURE_LAYER).output).predict(x, verbose=0)
+    assert hidden.shape == (23, 16) and np.ptp(hidden) > 0.1
+    for engine in (FastCNN(net, threads=2), CompiledModel(net, batch_size=8)):
+        labels, features = engine(x, features=True)
+        np.testing.assert_allclose(features, hidden, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(labels, engine(x))
+    empty = {k: v[:0] for k, v in x.items()} if photometry else spectra[:0]
+    assert [a.shape for a in CompiledModel(net)(empty, features=True)] == [(0, 9), (0, 16)]
+
+
+def test_features_of_a_network_without_the_layer_are_refused_by_name():
+    import keras
+
+    other = keras.Sequential([keras.Input((30, 1), name="spectrum"), keras.layers.Flatten(),
+                              keras.layers.Dense(2, name="labels")])
+    with pytest.raises(ValueError, match="dense16_lrelu"):
+        CompiledModel(other)(np.ones((2, 30, 1)), features=True)

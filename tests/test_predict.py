@@ -25,7 +25,8 @@ def cube(smoke_survey, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ensemble(cube, tmp_path_factory):
     """Two untrained slides networks, labels scaled over a plausible range, calibrated on random
-    'validation' labels; saved, so the Dask workers can load it."""
+    'validation' labels, novelty statistics from the other 30 spectra; saved, so the Dask workers
+    can load it."""
     import keras
 
     wave, flux, error, _ = read_spectra_cube(cube)
@@ -38,6 +39,7 @@ def ensemble(cube, tmp_path_factory):
                          rng.uniform(-0.1, 0.4, 200)])
     ens = Ensemble(members, LabelScaler().fit(y), LABELS4, grid=wave, metadata={"network": "toy"})
     ens.calibrate(ens.inputs(flux[:30], error[:30]), y[:30])
+    ens.fit_novelty(ens.inputs(flux[30:], error[30:]), ens.inputs(flux[:30], error[:30]))
     folder = tmp_path_factory.mktemp("models") / "toy"
     ens.save(folder)
     return ens, folder
@@ -139,15 +141,15 @@ def test_flags_on_crafted_spectra(cube, ensemble):
 
     narrow = Ensemble(ens.members, LabelScaler(ens.scaler.minimum, ens.scaler.scale), LABELS4,
                       grid=ens.grid, metadata=dict(ens.metadata), calibration=ens.calibration,
-                      validation_spread=ens.validation_spread)
+                      validation_spread=ens.validation_spread, novelty=ens.novelty)
     narrow.scaler.minimum = np.array([1e5, 0, -1, -0.1])   # Teff range 100,000 K and up: all outside
     assert (predict.predict_spectra(narrow, flux, error, wave=wave)["flag"] & bits["outside_coverage"]).all()
     tiny = Ensemble(ens.members, ens.scaler, LABELS4, grid=ens.grid, calibration=ens.calibration,
-                    validation_spread={n: 0.0 for n in LABELS4})
+                    validation_spread={n: 0.0 for n in LABELS4}, novelty=ens.novelty)
     assert (predict.predict_spectra(tiny, flux, error, wave=wave)["flag"] & bits["members_disagree"]).all()
     with pytest.raises(ValueError, match="validation spread"):
-        predict.predict_spectra(Ensemble(ens.members, ens.scaler, LABELS4, grid=ens.grid, calibration=ens.calibration),
-                                flux, error, wave=wave)
+        predict.predict_spectra(Ensemble(ens.members, ens.scaler, LABELS4, grid=ens.grid, calibration=ens.calibration,
+                                         novelty=ens.novelty), flux, error, wave=wave)
 
 
 @pytest.mark.slow
@@ -176,7 +178,7 @@ def test_select_giants_and_column_descriptions():
     assert predict.select_giants(cat, clean=False).tolist() == [True, False, False, False, True]
     desc = predict.column_descriptions(LABELS4)
     assert list(desc["column"][:4]) == ["rave_obs_id", "teff", "teff_err", "teff_spread"]
-    assert len(desc) == 1 + 3 * 4 + 3 and desc["unit"][1] == "K"
+    assert len(desc) == 1 + 3 * 4 + 4 and desc["unit"][1] == "K"
 
 
 def test_spectrum_snr_ignores_pixels_without_information():

@@ -217,9 +217,16 @@ def test_domain_shift_table(two_real_spectra, monkeypatch):
     real, (fitted, flux) = two_real_spectra
     grid = common_wavelengths()
     ens = toy_ensemble(CORE_LABELS, n_pixels=grid.size)
+    rng = np.random.default_rng(5)
+    ens.fit_novelty(*(1 + rng.normal(0, 0.01, (n, grid.size, 1)) for n in (40, 20)))  # flat, noisy 'survey'
     table = validation.domain_shift(ens, real, grid)
     assert table.colnames == ["star", "library", "teff fit", "teff network", "logg fit", "logg network",
-                              "m_h fit", "m_h network", "teff literature", "logg literature"]
+                              "m_h fit", "m_h network", "teff literature", "logg literature", "ood_score",
+                              "out_of_domain"]
+    _, _, score = ens.predict(ens.inputs(flux), scores=True)
+    np.testing.assert_allclose(table["ood_score"], score, rtol=1e-6)
+    np.testing.assert_array_equal(table["out_of_domain"], score > ens.novelty.threshold)
+    assert table["out_of_domain"].all()                         # real lines, unlike the flat 'survey'
     assert list(table["star"]) == list(real["name"]) and list(table["library"]) == list(real["library"])
     network, _ = ens.predict(ens.inputs(flux), calibrated=True)
     for label in ("teff", "logg", "m_h"):
@@ -234,9 +241,11 @@ def test_domain_shift_table(two_real_spectra, monkeypatch):
     # labels are looked up by name: a network predicting (logg, teff) only; the fit is reused
     monkeypatch.setattr(validation, "real_on_grid", lambda **kwargs: (fitted, flux))
     two = toy_ensemble(("logg", "teff"), n_pixels=grid.size)
-    small = validation.domain_shift(two, real, grid, literature=lit[:0])
+    with pytest.warns(UserWarning, match="no novelty statistics"):  # an ensemble without them
+        small = validation.domain_shift(two, real, grid, literature=lit[:0])
     assert small.colnames == ["star", "library", "teff fit", "teff network", "logg fit", "logg network",
-                              "teff literature", "logg literature"]
+                              "teff literature", "logg literature", "ood_score", "out_of_domain"]
+    assert np.isnan(small["ood_score"]).all() and not small["out_of_domain"].any()
     mean, _ = two.predict(two.inputs(flux), calibrated=True)
     np.testing.assert_allclose(small["teff network"], mean[:, 1], rtol=1e-6)
     np.testing.assert_allclose(small["logg network"], mean[:, 0], rtol=1e-6)

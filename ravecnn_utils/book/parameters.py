@@ -86,6 +86,10 @@ def fraction_below_one(v):
     return None if _is_number(v) and 0 <= v < 1 else "a number in [0, 1)"
 
 
+def fraction_strictly_between(v):
+    return None if _is_number(v) and 0 < v < 1 else "a number in (0, 1)"
+
+
 def one_of(*choices):
     def rule(v):
         return None if v in choices else f"one of {list(choices)}"
@@ -180,7 +184,7 @@ RULES = {
     "match_radius_arcsec": positive_number, "learning_rate": positive_number,
     "apogee_snr_min": optional(number), "rave_snr_min": optional(number), "snr_min": number,
     "logg_max": number, "teff_max": positive_number,
-    "dropout": fraction_below_one, "drop_worst": fraction_below_one,
+    "dropout": fraction_below_one, "drop_worst": fraction_below_one, "false_alarm_rate": fraction_strictly_between,
     "starflag_bad_bits": optional(int_list), "aspcap_star_bad_bit": optional(non_negative_int),
     "label_error_max": optional(error_limits), "split_fractions": split_fractions,
     "snr_edges": increasing_numbers,
