@@ -14,7 +14,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate notebooks book html rerun test test-book lab clean
+.PHONY: help install simulate notebooks book html rerun test test-book lab clean emulator
 
 help:
 	@echo "ravecnn — make targets (PROFILE=$(PROFILE); PROFILE=smoke for a quick run)"
@@ -27,6 +27,7 @@ help:
 	@echo "  make test-book  build the smoke book and check every page in headless Chromium (installs it if it can)"
 	@echo "  make lab        JupyterLab on the repository (jupytext: the .py notebooks open as notebooks)"
 	@echo "  make install    create .venv and install requirements.txt + this package (editable)"
+	@echo "  make emulator MOOG=.../MOOGSILENT KURUCZ=.../grids   remake data/emulator/emulator.npz (data/emulator/README.md)"
 	@echo "  make clean      remove book/executed and _build (keeps data/sim)"
 
 # The virtual environment, rebuilt when the requirements or the package metadata change.
@@ -63,6 +64,12 @@ rerun: $(STAMP)
 	@test -n "$(NOTEBOOK)" || { echo 'usage: make rerun NOTEBOOK=04_training PARAMS="-p n_models 10"'; exit 2; }
 	$(PY) -m ravecnn_utils.book --profile $(PROFILE) --only $(NOTEBOOK) $(PARAMS) --out book/executed
 	$(MAKE) html
+
+# The committed emulator of MOOG syntheses (data/emulator/README.md says where MOOG and the
+# ATLAS9 grids come from; the book itself needs neither).
+emulator: $(STAMP)
+	@test -n "$(MOOG)" -a -n "$(KURUCZ)" || { echo 'usage: make emulator MOOG=/path/to/MOOGSILENT KURUCZ=/path/to/atlas9/grids (see data/emulator/README.md)'; exit 2; }
+	$(PY) -m ravecnn_utils.simulation.emulator_build --moog "$(MOOG)" --kurucz "$(KURUCZ)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -9,6 +9,8 @@ GUIGLION2020_DIR = DATA_DIR / "guiglion2020"
 CROSSMATCH_LABELS_FILE = GUIGLION2020_DIR / "training_sample_labels.csv"
 REAL_SPECTRA_FILE = DATA_DIR / "real_cat_spectra" / "spectra.fits"
 REAL_LABELS_FILE = DATA_DIR / "real_cat_spectra" / "labels.csv"
+EMULATOR_FILE = DATA_DIR / "emulator" / "emulator.npz"
+EMULATOR_TEST_FILE = DATA_DIR / "emulator" / "syntheses_test.npz"
 
 PRODUCT_FILES = {
     "spectra_cube": "spectra_cube.fits",    # notebook 02: every RAVE spectrum on the common grid
