@@ -56,18 +56,18 @@ def stage_times(profile, sample, workdir, seed=0):
     labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"][pick]]
     cols = {k: np.asarray(obs[k])[pick] for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
     wanted = simulate.fisher_observations(stars, obs)[pick]
-    model = simulate._cached_model(str(simulate.LINELIST_FILE))
+    model = simulate._cached_model(str(simulate.EMULATOR_FILE))
     totals = dict.fromkeys(("flux", "fisher now", "fisher before", "noise", "write now", "write before"), 0.0)
     noise_rng = np.random.default_rng(seed)
     for start in range(0, len(pick), simulate.CHUNK):
         part = slice(start, start + simulate.CHUNK)
         chunk = {k: v[part] for k, v in cols.items()}
-        (tau, wave, flux), t = timed(model_flux, model, labels[part], chunk)
+        (wave, flux), t = timed(model_flux, model, labels[part], chunk)
         totals["flux"] += t
         (observed, rel_error, cont, sigma, _, _), t = timed(add_noise, flux, chunk["snr"], noise_rng)
         totals["noise"] += t
         for key, rows in (("fisher now", np.flatnonzero(wanted[part])), ("fisher before", np.arange(len(flux)))):
-            totals[key] += timed(fisher_matrices, model, labels[part], chunk, tau, wave, cont, sigma, rows)[1]
+            totals[key] += timed(fisher_matrices, model, labels[part], chunk, wave, cont, sigma, rows)[1]
         for key, writer in (("write now", rave.write_rave_spectrum),
                             ("write before", rave.write_rave_spectrum_with_astropy)):
             folder = workdir / key.replace(" ", "_")
@@ -76,7 +76,7 @@ def stage_times(profile, sample, workdir, seed=0):
     n = len(pick)
     rows = [
         (f"galaxy draw (whole profile, {len(obs):,} observations)", t_draw / len(obs), None),
-        ("flux (forward model + resampling)", totals["flux"] / n, None),
+        ("flux (emulator + resampling)", totals["flux"] / n, None),
         (f"Jacobian + Fisher ({wanted.sum()} cross-match of {n} / all)", totals["fisher now"] / n,
          totals["fisher before"] / n),
         ("noise, continuum, bad pixels", totals["noise"] / n, None),

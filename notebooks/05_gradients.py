@@ -60,7 +60,8 @@ from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, UNITS
 from ravecnn_utils.paths import PRODUCT_FILES
-from ravecnn_utils.simulation.forward import ForwardModel, forward_sensitivity
+from ravecnn_utils.simulation.emulator import Emulator
+from ravecnn_utils.simulation.forward import forward_sensitivity
 from ravecnn_utils.tables import readable
 from ravecnn_utils.trainingset import read_training_set
 
@@ -158,7 +159,7 @@ readable(drivers)
 # %% [markdown]
 # ## 4. Does the network use the lines that carry the information?
 #
-# For a simulated survey, the forward model gives ∂flux/∂label for the same stars (at their
+# For a simulated survey, the forward model (the MOOG emulator) gives ∂flux/∂label for the same stars (at their
 # true labels). Large |∂flux/∂label| marks the pixels that carry information about a label;
 # large |∂label/∂flux| marks the pixels the network reads. The two have inverse units, so we
 # compare their shapes: each normalised to its maximum, and their correlation.
@@ -166,7 +167,7 @@ readable(drivers)
 # %%
 if table.meta["provenance"].get("data_source") == "sim" and survey.read_manifest(survey_dir) is not None:
     true_labels = survey.read_truth(survey_dir, table[rows])["labels"]
-    sens = forward_sensitivity(ForwardModel(), true_labels, wave, label_names=ens.labels)
+    sens = forward_sensitivity(Emulator(), true_labels, wave, label_names=ens.labels)
     fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.2 * len(ens.labels)), sharex=True)
     for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
         net, fwd = np.abs(mean_all[j]), np.abs(sens[j])

@@ -28,8 +28,10 @@ Three areas, one concern per module.
   figures), ``tables`` (tables shown whole and formatted); ``paths`` (the
   committed data files).
 
-**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``forward``, ``spectra``,
-``catalogues``, ``simulate`` (``python -m ravecnn_utils.simulation``), ``realism``. The analysis
+**simulation/** — the embedded default survey: ``galaxy``, ``linelist``, ``emulator`` (spectra
+from labels: MOOG syntheses emulated), ``kurucz``, ``moog``, ``synthgrid`` and ``emulator_build``
+(making the emulator), ``forward``, ``spectra``, ``catalogues``, ``simulate`` (``python -m
+ravecnn_utils.simulation``), ``realism``. The analysis
 imports it only where it compares with the forward model on purpose (``tests/test_layout.py``).
 
 **book/** — the book's tooling: ``notebooks`` (the papermill runner, ``python -m

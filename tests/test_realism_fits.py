@@ -1,4 +1,4 @@
-"""Label and velocity fits of the forward model (ravecnn_utils.simulation.realism): known labels and
+"""Label and velocity fits of the survey's forward model, the MOOG emulator (ravecnn_utils.simulation.realism): known labels and
 a known radial velocity recovered from noiseless model spectra, and real spectra brought onto the
 RAVE grid.
 
@@ -15,7 +15,7 @@ import pytest
 from ravecnn_utils.cube import common_wavelengths
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation import realism
-from ravecnn_utils.simulation.forward import ForwardModel
+from ravecnn_utils.simulation.emulator import Emulator
 
 WAVE = np.arange(realism.FIT_RANGE[0], realism.FIT_RANGE[1], 0.4)
 TOL = {"teff": 0.05, "logg": 1e-4, "fe_h": 1e-4, "velocity": 0.01}
@@ -23,7 +23,7 @@ TOL = {"teff": 0.05, "logg": 1e-4, "fe_h": 1e-4, "velocity": 0.01}
 
 @pytest.fixture(scope="module")
 def model():
-    return ForwardModel(resolution=realism.COMMON_RESOLUTION)
+    return Emulator(resolution=realism.COMMON_RESOLUTION)
 
 
 CASES = [  # (Teff, log g, [Fe/H]), velocity km/s, continuum, start

@@ -381,13 +381,13 @@ def test_a_foreign_folder_is_not_overwritten(tmp_path):
     (dict(profile="nope"), "nope"),
     (dict(seed=-1), "seed"),
     (dict(seed=1.5), "seed"),
-    (dict(linelist_path="nope.csv"), "nope.csv"),
-], ids=["unknown-profile", "negative-seed", "float-seed", "missing-linelist"])
+    (dict(emulator_path="nope.npz"), "nope.npz"),
+], ids=["unknown-profile", "negative-seed", "float-seed", "missing-emulator"])
 def test_bad_parameters_write_nothing(tmp_path, kwargs, match):
     parent = tmp_path / "parent"
     parent.mkdir()
-    if "linelist_path" in kwargs:
-        kwargs["linelist_path"] = tmp_path / kwargs["linelist_path"]
+    if "emulator_path" in kwargs:
+        kwargs["emulator_path"] = tmp_path / kwargs["emulator_path"]
     with pytest.raises(SurveyError, match=re.escape(match)):
         simulate_survey(parent / "out", **kwargs, processes=1, progress=False)
     assert list(parent.iterdir()) == []  # neither ``out`` nor ``.out.tmp``
@@ -540,7 +540,7 @@ def test_observe_with_fewer_fisher_rows_gives_the_same_spectra():
     obs = simulate.draw_observations(stars, rng)
     labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
     cols = {k: np.asarray(obs[k]) for k in ("snr", "rv_residual", "crval1", "cdelt1")}
-    model = simulate._cached_model(str(simulate.LINELIST_FILE))
+    model = simulate._cached_model(str(simulate.EMULATOR_FILE))
     every = simulate.observe(model, labels, cols, np.random.default_rng(9))
     some = simulate.observe(model, labels, cols, np.random.default_rng(9), [4, 0, 7])
     for a, b in zip(every[:2] + every[3:], some[:2] + some[3:]):
@@ -564,7 +564,7 @@ def test_profile_sizes():
     assert simulate.n_observations(simulate.PROFILES["full"]) == 57_000 + 5_700 + 1_140
     assert simulate.n_observations(simulate.PROFILES["scale_10k"]) == 9_999
     for name, sizes in simulate.PROFILES.items():
-        simulate._validate(name, 0, simulate.LINELIST_FILE)
+        simulate._validate(name, 0, simulate.EMULATOR_FILE)
         # REPEAT_FRACTION rounds down: 892 repeats of scale_10k's 8,929 stars is 0.0999
         assert 0.099 <= simulate.n_repeats(sizes) / rave_stars[name] <= 0.15, name
 
@@ -581,4 +581,4 @@ def test_draw_observations_makes_n_observations(monkeypatch):
     assert counts.size == 50 and np.sum(counts == 2) == 14 and np.sum(counts == 3) == 3
     monkeypatch.setitem(simulate.PROFILES, "many", sizes | {"n_repeats": 51})
     with pytest.raises(SurveyError, match="profile 'many': n_repeats must be <= n_field"):
-        simulate._validate("many", 0, simulate.LINELIST_FILE)
+        simulate._validate("many", 0, simulate.EMULATOR_FILE)

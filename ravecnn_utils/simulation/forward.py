@@ -288,7 +288,7 @@ def forward_sensitivity(forward_model, labels, wave, label_names=None, chunk=256
 
     Parameters
     ----------
-    forward_model : ForwardModel
+    forward_model : emulator.Emulator or ForwardModel (anything with ``wavelengths`` and ``flux_and_jacobian``)
     labels : Table with the nine label columns (``labels.LABELS``), array (n, 9) in that
         order, or one row (9,). Physical units. Rows with a missing label are left out.
     wave : array (n_pixels,)

@@ -2,10 +2,13 @@
 
 ``data/real_cat_spectra/spectra.fits`` holds continuum-normalised spectra of
 the Indo-US and Keck/DEIMOS libraries (see its README). To compare them with the
-forward model, both are brought to a common, lower resolution (``COMMON_RESOLUTION``),
+survey's model of spectra (the MOOG emulator, ``emulator.Emulator``; any object with
+``wavelengths`` and ``flux(labels)`` will do, e.g. the hand-built ``forward.ForwardModel``),
+both are brought to a common, lower resolution (``COMMON_RESOLUTION``),
 the real spectrum by a Gaussian whose width is the quadrature difference of the
 two line-spread functions; nuisance parameters (radial velocity, a linear
-continuum) are fitted to every spectrum.
+continuum) are fitted to every spectrum. Nothing here is tuned on the real spectra, except
+``calibrate``, which fits the hand-built model's constants to the two labelled stars.
 """
 
 import numpy as np
@@ -17,6 +20,7 @@ from scipy.optimize import least_squares
 from ..cube import common_wavelengths
 from ..labels import LABELS
 from ..paths import REAL_LABELS_FILE, REAL_SPECTRA_FILE
+from .emulator import Emulator
 from .forward import SPEED_OF_LIGHT_KMS, ForwardModel, resample
 
 COMMON_RESOLUTION = 4000.0
@@ -124,7 +128,7 @@ def fit_labels_and_velocity(model, wave, flux, start=(5000.0, 3.0, 0.0)):
 
     fit = least_squares(
         resid, [*start, v, *cont], x_scale=[300, 0.5, 0.3, 5, 0.05, 0.05],
-        bounds=([3500, 0.0, -3.0, -300, 0.5, -0.5], [8000, 5.0, 0.6, 300, 1.5, 0.5]),
+        bounds=([3500, 0.0, -2.5, -300, 0.5, -0.5], [8000, 5.0, 0.6, 300, 1.5, 0.5]),
     )
     return labels_from_literature(*fit.x[:3]), float(fit.x[3]), float(np.sqrt(np.mean(fit.fun**2)))
 
@@ -136,7 +140,7 @@ def benchmark_comparison(model=None, spectra=None, labels=None):
     fitted radial velocity, and ``rms`` (the RMS flux residual at the common resolution),
     plus the arrays ``wave``, ``real`` and ``simulated`` for plotting.
     """
-    model = model or ForwardModel(resolution=COMMON_RESOLUTION)
+    model = model or Emulator(resolution=COMMON_RESOLUTION)
     spectra = read_real_spectra() if spectra is None else spectra
     labels = read_real_labels() if labels is None else labels
     rows = []
@@ -157,8 +161,8 @@ def benchmark_comparison(model=None, spectra=None, labels=None):
 
 
 def fit_all(model=None, spectra=None):
-    """Fit the forward model's labels to every real spectrum; Table of fitted labels and RMS."""
-    model = model or ForwardModel(resolution=COMMON_RESOLUTION)
+    """Fit the model's labels to every real spectrum; Table of fitted labels and RMS."""
+    model = model or Emulator(resolution=COMMON_RESOLUTION)
     spectra = read_real_spectra() if spectra is None else spectra
     rows = []
     for star in spectra:
@@ -194,7 +198,7 @@ def real_on_grid(model=None, spectra=None, grid=None):
     Returns (Table: library, name, fitted teff/logg/m_h (the fit's [Fe/H], = [M/H] here), velocity km/s,
     rms; flux (n, n_grid)).
     """
-    model = model or ForwardModel(resolution=COMMON_RESOLUTION)
+    model = model or Emulator(resolution=COMMON_RESOLUTION)
     spectra = read_real_spectra() if spectra is None else spectra
     rows, fluxes = [], []
     for star in spectra:
@@ -205,7 +209,7 @@ def real_on_grid(model=None, spectra=None, grid=None):
 
 
 def calibrate(model=None, spectra=None, labels=None):
-    """Fit the constants ``CALIBRATED`` of the forward model to the labelled real stars.
+    """Fit the constants ``CALIBRATED`` of the hand-built ``ForwardModel`` to the labelled real stars.
 
     The literature labels are held fixed; the constants are fitted together with every
     star's radial velocity and linear continuum, in one least-squares problem. Returns

@@ -58,14 +58,13 @@ from .. import __version__, apogee, discs, files, fitsbytes, rave
 from ..crlb import fisher_information
 from ..files import write_table
 from ..labels import LABELS
-from ..paths import CROSSMATCH_LABELS_FILE, LINELIST_FILE
+from ..paths import CROSSMATCH_LABELS_FILE, EMULATOR_FILE
 from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
 from .catalogues import (SurveyError, allstar_table, benchmark_table, decorrelated_sample, rave_catalogue,
                          rave_obs_ids, truth_tables, twomass_id, write_truth)
-from .forward import ForwardModel
-from .linelist import read_linelist
+from .emulator import Emulator
 from .spectra import RAVE_GRID, observe
 
 PROFILES = {
@@ -102,7 +101,7 @@ SNR_RANGE = (5.0, 250.0)
 CHUNK = 1000
 
 
-def _validate(profile, seed, linelist_path):
+def _validate(profile, seed, emulator_path):
     if profile not in PROFILES:
         raise SurveyError(f"unknown profile {profile!r}; known profiles: {sorted(PROFILES)}")
     for key, value in PROFILES[profile].items():
@@ -114,8 +113,8 @@ def _validate(profile, seed, linelist_path):
         raise SurveyError(f"profile {profile!r}: n_repeats must be <= n_field + n_crossmatch (the RAVE stars)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SurveyError(f"seed must be a non-negative integer, got {seed!r}")
-    if not Path(linelist_path).is_file():
-        raise SurveyError(f"line list file not found: {linelist_path}")
+    if not Path(emulator_path).is_file():
+        raise SurveyError(f"emulator file not found: {emulator_path} (made by `make emulator`)")
 
 
 # ------------------------------------------------------------------ stars
@@ -190,9 +189,9 @@ def draw_observations(stars, rng, repeats=None):
 # ------------------------------------------------------------------ spectra
 def _simulate_chunk(args):
     """Worker: simulate and write the spectra of one chunk (own random stream)."""
-    labels, obs, spectra_dir, linelist_path, seed_seq = args
+    labels, obs, spectra_dir, emulator_path, seed_seq = args
     rng = np.random.default_rng(seed_seq)
-    flux, rel_error, fisher, n_bad, n_cosmic = observe(_cached_model(linelist_path), labels, obs, rng,
+    flux, rel_error, fisher, n_bad, n_cosmic = observe(_cached_model(emulator_path), labels, obs, rng,
                                                        np.flatnonzero(obs["fisher"]))
     for i, obs_id in enumerate(obs["rave_obs_id"]):
         write_rave_spectrum(Path(spectra_dir) / spectrum_filename(obs_id), flux[i], rel_error[i],
@@ -208,12 +207,12 @@ def _default_sigterm():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _cached_model(linelist_path):
-    """The forward model of a line list, built once per process."""
-    if linelist_path not in _MODELS:
+def _cached_model(emulator_path):
+    """The emulator of an emulator file, read once per process."""
+    if emulator_path not in _MODELS:
         _MODELS.clear()
-        _MODELS[linelist_path] = ForwardModel(lines=read_linelist(linelist_path))
-    return _MODELS[linelist_path]
+        _MODELS[emulator_path] = Emulator(emulator_path)
+    return _MODELS[emulator_path]
 
 
 def fisher_observations(stars, obs):
@@ -239,7 +238,7 @@ def worker_pool(processes):
         pool.join()
 
 
-def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True,
+def write_spectra(stars, obs, spectra_dir, seed, emulator_path=EMULATOR_FILE, processes=2, progress=True,
                   with_fisher=None, pool=None, stream=1):
     """Simulate every observation's spectrum into ``spectra_dir``; returns the Fisher matrices of
     the observations ``with_fisher`` (bool over ``obs``; default ``fisher_observations``), and
@@ -252,7 +251,7 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
     starts = range(0, len(obs), CHUNK)
     seeds = np.random.SeedSequence([seed, stream]).spawn(len(starts))
     tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir),
-              str(linelist_path), ss)
+              str(emulator_path), ss)
              for s, ss in zip(starts, seeds)]
     bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
     results = []
@@ -271,7 +270,7 @@ def write_spectra(stars, obs, spectra_dir, seed, linelist_path=LINELIST_FILE, pr
     return tuple(np.concatenate(parts) for parts in zip(*results))
 
 
-def write_decorrelated(stars, obs, out_dir, seed, linelist_path=LINELIST_FILE, processes=2, progress=True,
+def write_decorrelated(stars, obs, out_dir, seed, emulator_path=EMULATOR_FILE, processes=2, progress=True,
                        pool=None):
     """The decorrelated test sample (``catalogues.decorrelated_sample``) into ``out_dir``: its
     spectra in ``spectra/`` and its ``truth.fits``, every spectrum with its Fisher matrix; random
@@ -279,23 +278,23 @@ def write_decorrelated(stars, obs, out_dir, seed, linelist_path=LINELIST_FILE, p
     twins, twin_obs = decorrelated_sample(stars, obs, np.random.default_rng(np.random.SeedSequence([seed, 2])))
     every = np.ones(len(twin_obs), bool)
     (Path(out_dir) / FILES["spectra"]).mkdir(parents=True)
-    fisher, n_bad, n_cosmic = write_spectra(twins, twin_obs, Path(out_dir) / FILES["spectra"], seed, linelist_path,
+    fisher, n_bad, n_cosmic = write_spectra(twins, twin_obs, Path(out_dir) / FILES["spectra"], seed, emulator_path,
                                             processes, progress, every, pool, stream=3)
     write_truth(*truth_tables(twins, twin_obs, n_bad, n_cosmic, every, fisher), Path(out_dir) / FILES["truth"])
     return len(twin_obs)
 
 
 # ------------------------------------------------------------------ the survey
-def fingerprint(linelist_path=LINELIST_FILE):
+def fingerprint(emulator_path=EMULATOR_FILE):
     """SHA-256 of what the survey is made from: the simulation's source code, what it uses from
     the analysis (the writers, not the readers; the disc boundary; the APOGEE flag bits and label
-    columns; the file names), the line list and the real cross-match labels.
+    columns; the file names), the emulator's weights and the real cross-match labels.
 
     Stored in ``survey.json``; a survey whose fingerprint differs is out of date.
     """
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for module in ("simulate", "spectra", "catalogues", "forward", "galaxy", "linelist"):
+    for module in ("simulate", "spectra", "catalogues", "forward", "emulator", "galaxy"):
         digest.update((here / f"{module}.py").read_bytes())
     for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
                  rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
@@ -304,12 +303,12 @@ def fingerprint(linelist_path=LINELIST_FILE):
     digest.update(repr((apogee.APOGEE_COLUMNS, apogee.STARFLAG_BAD_BITS, apogee.ASPCAP_STAR_BAD_BIT,
                         apogee.EXTRATARG_DUPLICATE_BIT, discs.ALPHA_BOUNDARY, discs.HALO_M_H_MAX,
                         FILES, MANIFEST)).encode())
-    for path in (Path(linelist_path), CROSSMATCH_LABELS_FILE):
+    for path in (Path(emulator_path), CROSSMATCH_LABELS_FILE):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=LINELIST_FILE,
+def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, emulator_path=EMULATOR_FILE,
                     processes=2, progress=True, overwrite=False):
     """Write the simulated survey to ``out_dir`` (see the module docstring); returns its manifest.
 
@@ -318,16 +317,16 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
     is simulated again. Nothing is written until every parameter is checked, and the
     folder appears only when complete.
     """
-    _validate(profile, seed, linelist_path)
+    _validate(profile, seed, emulator_path)
     out_dir = Path(out_dir)
     wanted = {"profile": profile, "seed": int(seed), "version": __version__,
-              "fingerprint": fingerprint(linelist_path)}
+              "fingerprint": fingerprint(emulator_path)}
     existing = read_manifest(out_dir)
     if existing is not None and not overwrite:
         if {k: existing.get(k) for k in wanted} == wanted:
             return existing
         if (existing.get("profile"), existing.get("seed")) == (profile, int(seed)):
-            print(f"{out_dir}: made by other code or another line list; simulating it again")
+            print(f"{out_dir}: made by other code or another emulator; simulating it again")
             overwrite = True
     if out_dir.exists() and not overwrite:
         raise FileExistsError(
@@ -344,9 +343,9 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, linelist_path=L
             stars = draw_stars(sizes, rng)
             obs = draw_observations(stars, rng, n_repeats(sizes))
             with_fisher = fisher_observations(stars, obs)
-            fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, linelist_path,
+            fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, emulator_path,
                                                     processes, progress, with_fisher, pool)
-            n_decorrelated = write_decorrelated(stars, obs, tmp / FILES["decorrelated"], seed, linelist_path,
+            n_decorrelated = write_decorrelated(stars, obs, tmp / FILES["decorrelated"], seed, emulator_path,
                                                 processes, progress, pool)
         write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
@@ -377,14 +376,14 @@ def main(argv=None):
     parser.add_argument("--profile", default="smoke", help=f"one of {sorted(PROFILES)} (default smoke)")
     parser.add_argument("--out", required=True, help="output folder, e.g. data/sim/smoke")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--linelist", default=str(LINELIST_FILE), help="line list CSV")
+    parser.add_argument("--emulator", default=str(EMULATOR_FILE), help="the emulator's weights (.npz)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, different survey")
     args = parser.parse_args(argv)
     # a `kill` (SIGTERM) becomes SystemExit, so the temporary folder is removed as on Ctrl-C
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        manifest = simulate_survey(args.out, args.profile, args.seed, args.linelist, args.processes,
+        manifest = simulate_survey(args.out, args.profile, args.seed, args.emulator, args.processes,
                                    overwrite=args.overwrite)
     except (SurveyError, FileExistsError, PermissionError) as err:
         parser.exit(2, f"error: {err}\n")

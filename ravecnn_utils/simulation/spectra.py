@@ -15,13 +15,17 @@ RAVE_GRID = dict(crval1=8409.5, cdelt1=0.39, npix=990)
 always covering the common grid 8410–8795 Å of ``cube.COMMON_GRID``."""
 
 
+JACOBIAN_ROWS = 250
+"""Observations whose Jacobians are computed at once (each holds 9 × 3,155 model-grid floats)."""
+
+
 def model_flux(model, labels, obs):
     """The noiseless flux of each observation on its own pixels (the file's CRVAL1, CDELT1,
-    Doppler shifted by ``rv_residual``, km/s); returns (optical depth on the model grid, the
-    pixels' wavelengths (Å), flux), arrays of ``len(labels)`` rows."""
+    Doppler shifted by ``rv_residual``, km/s); returns (the pixels' wavelengths (Å), flux),
+    arrays of ``len(labels)`` rows. ``model``: anything with ``wavelengths`` (Å), ``flux(labels)``
+    and ``jacobian(labels)`` on them (``emulator.Emulator``, ``forward.ForwardModel``)."""
     wave = obs["crval1"][:, None] + np.arange(RAVE_GRID["npix"])[None, :] * obs["cdelt1"][:, None]
-    tau = model.optical_depth(labels)
-    return tau, wave, resample(model.flux(labels, tau), model.wavelengths, wave, obs["rv_residual"])
+    return wave, resample(model.flux(labels), model.wavelengths, wave, obs["rv_residual"])
 
 
 def add_noise(flux, snr, rng):
@@ -45,14 +49,17 @@ def add_noise(flux, snr, rng):
     return observed, rel_error, cont, sigma, n_bad, n_cosmic
 
 
-def fisher_matrices(model, labels, obs, tau, wave, cont, sigma, rows):
+def fisher_matrices(model, labels, obs, wave, cont, sigma, rows):
     """Fisher matrices (len(rows), 9, 9) of the observations ``rows`` (indices), from the
-    Jacobian (about 10× the cost of the flux) resampled like the flux, times the continuum, and σ."""
+    Jacobian resampled like the flux, times the continuum, and σ."""
     rows = np.asarray(rows, int)
     if rows.size == 0:
         return np.empty((0, len(LABELS), len(LABELS)))
-    jac = resample(model.jacobian(labels[rows], tau[rows]), model.wavelengths, wave[rows], obs["rv_residual"][rows])
-    return fisher_information(jac * cont[rows, None, :], sigma[rows])
+    out = []
+    for part in np.array_split(rows, -(-rows.size // JACOBIAN_ROWS)):  # memory: JACOBIAN_ROWS × 9 × model pixels
+        jac = resample(model.jacobian(labels[part]), model.wavelengths, wave[part], obs["rv_residual"][part])
+        out.append(fisher_information(jac * cont[part, None, :], sigma[part]))
+    return np.concatenate(out)
 
 
 def observe(model, labels, obs, rng, fisher_rows=None):
@@ -63,7 +70,7 @@ def observe(model, labels, obs, rng, fisher_rows=None):
     depend on it. Returns flux, relative error (σ/expected flux), Fisher matrices
     (len(fisher_rows), 9, 9), and the number of bad pixels and cosmic rays per spectrum.
     """
-    tau, wave, flux = model_flux(model, labels, obs)
+    wave, flux = model_flux(model, labels, obs)
     observed, rel_error, cont, sigma, n_bad, n_cosmic = add_noise(flux, obs["snr"], rng)
     rows = np.arange(len(labels)) if fisher_rows is None else fisher_rows
-    return observed, rel_error, fisher_matrices(model, labels, obs, tau, wave, cont, sigma, rows), n_bad, n_cosmic
+    return observed, rel_error, fisher_matrices(model, labels, obs, wave, cont, sigma, rows), n_bad, n_cosmic
