@@ -66,6 +66,7 @@ from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS, TEXT, axis_label
 from ravecnn_utils.simulation import realism
 from ravecnn_utils.simulation.galaxy import read_crossmatch_labels
+from ravecnn_utils.simulation.linelist import read_linelist
 from ravecnn_utils.simulation.simulate import simulate_survey
 from ravecnn_utils.tables import readable
 
@@ -284,13 +285,14 @@ np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
 plots.caption(fig, "Real spectra (black) and the forward model at the stars' benchmark labels (red), "
                    "both at R = 4,000.")
 plt.show()
+glued.glue("n_lines", glued.count(len(read_linelist())))  # the forward model's lines
 glued.glue("bench_rms", " and ".join(f"{row['rms']:.3f} ({row['name']})" for row in bench))
 readable(bench["name", "library", "teff", "logg", "fe_h", "velocity", "rms"])
 
 # %% [markdown]
-# The model knows only the 211 strongest lines of the region, so the many weak lines of
-# real spectra stay in the residual. For every real spectrum we also fit Teff, log g and
-# [Fe/H] with the forward model: the RMS of the best fit measures how far the simulated
+# The model knows only the {glue:text}`n_lines` strongest lines of the region, so the many weak
+# lines of real spectra stay in the residual. For every real spectrum we also fit Teff, log g
+# and [Fe/H] with the forward model: the RMS of the best fit measures how far the simulated
 # spectra are from real ones across the library.
 
 # %%
@@ -340,7 +342,7 @@ plt.show()
 #   medians of this run's APOGEE table lie within {glue:text}`median_shift` standard deviations
 #   of the real labels' medians (the largest offset is in {glue:text}`median_shift_label`).
 # * The forward model reproduces the real spectra of the two benchmark stars to an RMS of
-#   {glue:text}`bench_rms` (the fit it was calibrated by); its best fits to
+#   {glue:text}`bench_rms` (its constants were calibrated on them); its best fits to
 #   {glue:text}`n_real_fits` real spectra leave a median RMS of {glue:text}`median_fit_rms`,
 #   and the residuals of section 6 show the weak lines it lacks.
 #

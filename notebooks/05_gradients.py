@@ -204,8 +204,8 @@ readable(agreement)
 # ## Summary
 #
 # * The gradients of {glue:text}`n_spectra` spectra (computed in {glue:text}`gradient_time`)
-#   show which lines move each label, population by population. The strongest peak of each
-#   label lies on {glue:text}`strongest_lines`.
+#   show which lines move each label, population by population. Where the strongest peak of
+#   each label lies: {glue:text}`strongest_lines`.
 # * {glue:text}`agreement`
 #
 # ## What's next
