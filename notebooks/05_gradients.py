@@ -188,11 +188,11 @@ else:
     agreement = None
     print("real data: the forward model's sensitivity is not the data's; comparison skipped")
 if agreement is None:
-    glued.glue("agreement", "Real data have no forward-model sensitivity to compare with, so this run "
+    glued.glue_sentence("agreement", "Real data have no forward-model sensitivity to compare with, so this run "
                             "does not measure it.")
 else:
     low = agreement[np.asarray(agreement["correlation"]) < 0.5]
-    glued.glue("agreement", "The correlation between where the network looks and where the forward model "
+    glued.glue_sentence("agreement", "The correlation between where the network looks and where the forward model "
                "puts the information is " + ", ".join(f"{TEXT[r['label']]} {r['correlation']:.2f}" for r in agreement)
                + (f"; below 0.5 for {', '.join(TEXT[r['label']] for r in low)}, which the network then predicts "
                   "partly from something other than its own lines (for example from correlations with other "
@@ -206,7 +206,7 @@ readable(agreement)
 # * The gradients of {glue:text}`n_spectra` spectra (computed in {glue:text}`gradient_time`)
 #   show which lines move each label, population by population. Where the strongest peak of
 #   each label lies: {glue:text}`strongest_lines`.
-# * {glue:text}`agreement`
+# * {glue:md}`agreement`
 #
 # ## What's next
 #

@@ -214,8 +214,8 @@ if simulated:
     summary, confusion = discs.disc_sides(g["m_h"], g["alpha_m"], true["m_h"], true["alpha_m"], population)
     display(readable(summary))  # noqa: F821 (IPython)
     display(readable(confusion))  # noqa: F821 (IPython)
-    glued.glue_all(same_side=glued.percent(summary["same side"][0]),
-                   discs=discs.separation_sentence(*discs.fraction_on_side(g["m_h"], g["alpha_m"], population)))
+    glued.glue("same_side", glued.percent(summary["same side"][0]))
+    glued.glue_sentence("discs", discs.separation_sentence(*discs.fraction_on_side(g["m_h"], g["alpha_m"], population)))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)
     for ax, (mh, am), title in ((axes[0], (true["m_h"], true["alpha_m"]), "true labels"),
                                 (axes[1], (g["m_h"], g["alpha_m"]), f"{network}")):
@@ -232,9 +232,9 @@ if simulated:
     plt.show()
 else:
     print("real data: no true populations; the comparison needs a simulated survey")
-    glued.glue_all(same_side="n/a (real data: no true labels)",
-                   discs="Real data have no true populations: whether the discs stay apart is read from the "
-                         "figure alone.")
+    glued.glue("same_side", "n/a (real data: no true labels)")
+    glued.glue_sentence("discs", "Real data have no true populations: whether the discs stay apart is read from "
+                                 "the figure alone.")
 
 # %% [markdown]
 # ## 5. On the sky, and the label distributions
@@ -305,7 +305,7 @@ else:
 #   {glue:text}`n_flagged` spectra ({glue:text}`flagged`) carry a flag.
 # * {glue:text}`n_giants` of the {glue:text}`n_clean` unflagged spectra are giants with SNR
 #   above {glue:text}`snr_min`. The network puts {glue:text}`same_side` of them on the side of
-#   the thin/thick boundary their true labels are on. {glue:text}`discs`
+#   the thin/thick boundary their true labels are on. {glue:md}`discs`
 # * Section 6: {glue:text}`scaling`.
 #
 # ## What's next

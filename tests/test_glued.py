@@ -37,7 +37,8 @@ def summary(nb):
 
 
 def glued_names(nb):
-    """The names the notebook's code glues: ``glued.glue("name", …)`` and ``glued.glue_all(name=…)``."""
+    """The names the notebook's code glues: ``glued.glue("name", …)``, ``glued.glue_sentence("name", …)``
+    and ``glued.glue_all(name=…)``."""
     names = set()
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -45,7 +46,7 @@ def glued_names(nb):
         for node in ast.walk(ast.parse(cell.source)):
             if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
                 func = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
-                if func == "glue" and node.args and isinstance(node.args[0], ast.Constant):
+                if func in ("glue", "glue_sentence") and node.args and isinstance(node.args[0], ast.Constant):
                     names.add(node.args[0].value)
                 elif func == "glue_all":
                     names.update(k.arg for k in node.keywords)

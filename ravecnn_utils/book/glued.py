@@ -1,8 +1,8 @@
 """Numbers for the notebooks' prose, computed in the run and glued (myst-nb) into the text.
 
 A notebook glues a short string under a name (``glue``); its markdown pastes it with
-``{glue:text}`name` ``, so that a summary quotes what this run measured, not a number typed
-once. The formatters write the strings the text quotes: ``count`` (12,345), ``percent``
+``{glue:text}`name` `` (a sentence: ``glue_sentence``, pasted with ``{glue:md}`name` ``), so
+that a summary quotes what this run measured, not a number typed once. The formatters write the strings the text quotes: ``count`` (12,345), ``percent``
 (12 %), ``value`` (0.123 dex, 85 K), ``labelled`` (Teff 85 K, log g 0.12 dex) and ``seconds``
 (12 s, 3.4 min). ``choose`` picks a
 sentence by a measured value, so that a statement whose truth depends on the run (the discs
@@ -33,6 +33,18 @@ def glue(name: str, text) -> str:
     text = str(text)
     myst_glue(name, text, display=False)
     return text
+
+
+def glue_sentence(name: str, text: str) -> str:
+    """Store a whole sentence (Markdown) under ``name`` for ``{glue:md}`name` ``: it reads as the
+    text around it, where ``{glue:text}`` sets a pasted number in bold; returns the text."""
+    if not NAME.match(name):
+        raise ValueError(f"glue name {name!r}: use letters, digits and _ only (no ':')")
+    from IPython.display import Markdown
+    from myst_nb import glue as myst_glue
+
+    myst_glue(name, Markdown(str(text)), display=False)
+    return str(text)
 
 
 def glue_all(**texts) -> dict:
