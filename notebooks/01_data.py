@@ -50,6 +50,7 @@
 #
 # NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the survey
 # readers, the plots and the simulation, which writes the survey if it is missing.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 from pathlib import Path

@@ -45,6 +45,7 @@
 #
 # NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the survey
 # readers, the cross-match, the spectra cube and the training-set writer.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 from pathlib import Path

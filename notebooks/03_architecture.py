@@ -45,6 +45,7 @@
 #
 # Matplotlib and the network builders of `ravecnn_utils.model`; TensorFlow's C++ start-up
 # messages are silenced before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os

@@ -51,6 +51,7 @@
 #
 # NumPy, Matplotlib and Astropy's `Table`, and the training code of `ravecnn_utils.train`;
 # TensorFlow's C++ start-up messages are silenced before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os

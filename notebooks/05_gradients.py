@@ -42,6 +42,7 @@
 # NumPy, Matplotlib, Astropy tables, the gradient tools of `ravecnn_utils.gradients`, the
 # saved ensembles and the forward model; TensorFlow's C++ start-up messages are silenced
 # before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os

@@ -56,6 +56,7 @@
 # NumPy, Matplotlib, seaborn, Astropy tables, and the validation tools, metrics and saved
 # ensembles of `ravecnn_utils`; TensorFlow's C++ start-up messages are silenced before it is
 # imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os

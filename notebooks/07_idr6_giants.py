@@ -47,6 +47,7 @@
 # NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the catalogue
 # writer (`predict`), the disc boundary (`discs`) and the saved ensembles; TensorFlow's C++
 # start-up messages are silenced before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os
