@@ -50,6 +50,7 @@
 #
 # NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the survey
 # readers, the plots and the simulation, which writes the survey if it is missing.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 from pathlib import Path
@@ -61,10 +62,12 @@ from astropy.table import Table
 
 from ravecnn_utils import plots, rave, survey
 from ravecnn_utils.apogee import APOGEE_COLUMNS
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
-from ravecnn_utils.labels import LABELS, axis_label
+from ravecnn_utils.labels import LABELS, TEXT, axis_label
 from ravecnn_utils.simulation import realism
 from ravecnn_utils.simulation.galaxy import read_crossmatch_labels
+from ravecnn_utils.simulation.linelist import read_linelist
 from ravecnn_utils.simulation.simulate import simulate_survey
 from ravecnn_utils.tables import readable
 
@@ -185,6 +188,8 @@ plt.show()
 n_repeat = len(catalogue) - rave.count_stars(catalogue)
 print(f"{len(catalogue)} observations; median SNR {np.median(snr):.1f}; "
       f"{np.mean(snr > 80):.1%} above SNR 80; {n_repeat} repeat observations")
+glued.glue_all(n_obs=glued.count(len(catalogue)), median_snr=glued.value(np.median(snr)),
+               above_snr80=glued.percent(np.mean(snr > 80)), n_repeat=glued.count(n_repeat))
 
 # %% [markdown]
 # ## 4. Who the stars are: Kiel diagram and the [α/M]–[M/H] plane
@@ -231,9 +236,12 @@ if simulated:
 
 # %%
 real_labels = read_crossmatch_labels()
+shift = {}  # |median of this run − median of the real labels| / their standard deviation, per label
 fig, axes = plt.subplots(2, 5, figsize=(15, 5.5))
 for ax, name in zip(axes.flat, LABELS):
     values = np.ma.filled(allstar[APOGEE_COLUMNS[name]].astype(float), np.nan)
+    real = real_labels[:, LABELS.index(name)]
+    shift[name] = abs(np.nanmedian(values) - np.nanmedian(real)) / np.nanstd(real)
     bins = np.linspace(*np.nanpercentile(real_labels[:, LABELS.index(name)], [0.5, 99.5]), 40)
     ax.hist(real_labels[:, LABELS.index(name)], bins=bins, density=True, histtype="step", color="k",
             label="real cross-match (Guiglion+2020)")
@@ -247,6 +255,9 @@ fig.tight_layout()
 plt.show()
 in_rave = np.isin(allstar["APOGEE_ID"], catalogue["id_2mass"])
 print(f"{len(allstar)} APOGEE entries; {in_rave.sum()} share a 2MASS id with a RAVE observation")
+worst = max(shift, key=shift.get)
+glued.glue_all(n_apogee=glued.count(len(allstar)), n_shared=glued.count(in_rave.sum()),
+               median_shift=glued.value(shift[worst]), median_shift_label=TEXT[worst])
 
 # %% [markdown]
 # ## 6. Does the simulation look like real stars?
@@ -276,9 +287,14 @@ np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
 plots.caption(fig, "Real spectra (black) and the forward model at the stars' benchmark labels (red), "
                    "both at R = 4,000.")
 plt.show()
+glued.glue("n_lines", glued.count(len(read_linelist())))  # the forward model's lines
+glued.glue("bench_rms", " and ".join(f"{row['rms']:.3f} ({row['name']})" for row in bench))
 readable(bench["name", "library", "teff", "logg", "fe_h", "velocity", "rms"])
 
 # %% [markdown]
+# The syntheses know only the {glue:text}`n_lines` strongest lines of the region (atomic and Paschen) and no
+# molecular lines, so the many weak lines of real spectra stay in the residual.
+#
 # Then the other way round, as a spectroscopist would: Teff, log g and [Fe/H] (with the
 # radial velocity and the continuum) fitted to every real spectrum, from a giant's and a
 # dwarf's start. For the two labelled stars the fitted labels stand beside the literature
@@ -305,6 +321,10 @@ plots.caption(fig, f"Best forward-model fit to {len(fits_all)} real spectra (Ind
 plt.show()
 print(f"median RMS over {len(fits_all)} real spectra: {np.median(fits_all['rms']):.3f} "
       f"(16–84 %: {np.percentile(fits_all['rms'], 16):.3f}–{np.percentile(fits_all['rms'], 84):.3f})")
+glued.glue_all(n_real_fits=glued.count(len(fits_all)), median_fit_rms=f"{np.median(fits_all['rms']):.3f}",
+               fit_labelled="; ".join(f"{r['star']} Teff {r['Teff fit [K]']:.0f} K, log g {r['log g fit']:.2f}, "
+                                      f"[Fe/H] {r['[Fe/H] fit']:+.2f} (literature {r['Teff literature [K]']:.0f} K, "
+                                      f"{r['log g literature']:.2f}, {r['[Fe/H] literature']:+.2f})" for r in recovered))
 
 # %% [markdown]
 # ## 7. Where the stars are
@@ -329,13 +349,21 @@ plt.show()
 # %% [markdown]
 # ## Summary
 #
-# * The survey folder holds RAVE-format spectra, a RAVE catalogue, an APOGEE allStar table
-#   and a benchmark sample; the same readers serve real files.
+# * The survey folder holds {glue:text}`n_obs` RAVE-format spectra with their RAVE catalogue,
+#   an APOGEE allStar table of {glue:text}`n_apogee` entries ({glue:text}`n_shared` of them
+#   share a 2MASS identifier with a RAVE observation) and a benchmark sample; the same readers
+#   serve real files.
 # * The spectra show the Ca II triplet, Fe I, Mg I, Si I and Ti I lines and, in hot stars,
-#   the Paschen series; their SNR distribution and the stars' labels are printed above.
-# * The stars APOGEE observed follow the real cross-match's label distribution.
-# * The forward model reproduces real spectra of two benchmark stars to the RMS printed
-#   in section 6; the weak lines it lacks are the main difference.
+#   the Paschen series. Their median SNR is {glue:text}`median_snr`; {glue:text}`above_snr80`
+#   of the observations have SNR > 80, and {glue:text}`n_repeat` are repeat observations.
+# * The labels of the stars APOGEE observed are drawn from the real cross-match's: the
+#   medians of this run's APOGEE table lie within {glue:text}`median_shift` standard deviations
+#   of the real labels' medians (the largest offset is in {glue:text}`median_shift_label`).
+# * The forward model (MOOG syntheses, nothing tuned on real stars) reproduces the real spectra
+#   of the two benchmark stars at their literature labels to an RMS of {glue:text}`bench_rms`.
+#   Fitted freely, it gives them {glue:text}`fit_labelled`. Its best fits to
+#   {glue:text}`n_real_fits` real spectra leave a median RMS of {glue:text}`median_fit_rms`,
+#   and the residuals of section 6 show the weak and molecular lines it lacks.
 #
 # ## What's next
 #

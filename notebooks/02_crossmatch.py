@@ -45,6 +45,7 @@
 #
 # NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the survey
 # readers, the cross-match, the spectra cube and the training-set writer.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 from pathlib import Path
@@ -55,6 +56,7 @@ import seaborn as sns
 from astropy.table import Table
 
 from ravecnn_utils import crossmatch, cube, files, metrics, plots, rave, splits, survey, trainingset
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import CORE_LABELS, LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
@@ -138,6 +140,11 @@ matched = crossmatch.join_matches(catalogue, apogee, pairs)
 print(f"{len(pairs)} RAVE observations matched: {pairs.meta['n_2mass']} by 2MASS id, "
       f"{pairs.meta['n_sky']} on the sky (radius {match_radius_arcsec} arcsec); "
       f"{len(np.unique(matched['apogee_id']))} distinct APOGEE stars")
+by_id = np.asarray(pairs["separation_arcsec"])[pairs["method"] == "2mass"]
+glued.glue_all(n_matched=glued.count(len(pairs)), n_by_id=glued.count(pairs.meta["n_2mass"]),
+               n_by_sky=glued.count(pairs.meta["n_sky"]),
+               sep_median=glued.value(np.median(by_id) if by_id.size else np.nan, "arcsec"),
+               sep_max=glued.value(np.max(by_id) if by_id.size else np.nan, "arcsec"))
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 sep = np.asarray(pairs["separation_arcsec"])
@@ -180,6 +187,10 @@ plots.caption(fig, f"Cut flow of the cross-match, {source}.")
 plt.show()
 missing = Table({name: [int(np.ma.getmaskarray(kept[name]).sum())] for name in LABELS})
 print("missing (masked) labels among the kept observations:")
+top = int(np.argmax(cutflow["removed"]))
+glued.glue_all(n_kept=glued.count(len(kept)), top_cut=str(cutflow["cut"][top]),
+               top_removed=glued.count(cutflow["removed"][top]),
+               n_masked=glued.count(sum(int(missing[name][0]) for name in LABELS)))
 readable(missing)
 
 # %% [markdown]
@@ -200,6 +211,8 @@ wave = cube.read_spectra_cube_grid(cube_path)
 cube_ids = cube.read_cube_table(cube_path)  # one row per spectrum; the spectra stay on disk
 print(f"cube: {len(cube_ids)} spectra × {wave.size} pixels, {wave[0]:.2f}–{wave[-1]:.2f} Å; "
       f"{int(np.sum(cube_ids['rejected']))} flagged for too many bad pixels")
+glued.glue_all(n_cube=glued.count(len(cube_ids)), n_pixels=glued.count(wave.size),
+               n_rejected=glued.count(np.sum(cube_ids["rejected"])))
 
 # %% [markdown]
 # ## 5. Training, validation and test sets
@@ -305,16 +318,20 @@ _, flux, error, _ = cube.read_spectra_cube(cube_path, rows=index)
 trainingset.write_training_set(training_path, trainingset.training_table(kept), flux, error, wave, provenance)
 print(f"wrote {training_path}: {len(kept)} spectra "
       + ", ".join(f"{p} {int(np.sum(kept['split'] == p))}" for p in splits.PARTS))
+glued.glue("split_counts", ", ".join(f"{glued.count(np.sum(kept['split'] == p))} {p}" for p in splits.PARTS))
 
 # %% [markdown]
 # ## Summary
 #
-# * RAVE and APOGEE were matched by 2MASS identifier, with a sky-position fallback; the
-#   separations confirm the matches.
-# * The cut flow above lists what each quality cut removed; labels APOGEE lacks are masked,
-#   not fatal.
-# * All RAVE spectra are on one grid in `spectra_cube.fits`; the matched ones, their labels
-#   and a stratified, star-by-star train / validation / test split are in
+# * {glue:text}`n_matched` RAVE observations were matched to APOGEE: {glue:text}`n_by_id` by
+#   2MASS identifier and {glue:text}`n_by_sky` by sky position. The identifier matches lie a
+#   median {glue:text}`sep_median` apart (at most {glue:text}`sep_max`).
+# * The quality cuts kept {glue:text}`n_kept` observations; the cut that removed most was
+#   "{glue:text}`top_cut`" ({glue:text}`top_removed`). Labels APOGEE lacks are masked, not
+#   fatal: {glue:text}`n_masked` label values among the kept observations.
+# * All {glue:text}`n_cube` RAVE spectra are on one grid of {glue:text}`n_pixels` pixels in
+#   `spectra_cube.fits` ({glue:text}`n_rejected` flagged for too many bad pixels); the matched
+#   ones, their labels and a stratified, star-by-star split ({glue:text}`split_counts`) are in
 #   `training_set.fits`, with the cuts and the split in its header.
 #
 # ## What's next

@@ -45,6 +45,7 @@
 #
 # Matplotlib and the network builders of `ravecnn_utils.model`; TensorFlow's C++ start-up
 # messages are silenced before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os
@@ -54,6 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # silence TensorFlow's C++ s
 import matplotlib.pyplot as plt
 
 from ravecnn_utils import cube, model, photometry, plots, plots_model
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.simulation.realism import read_real_spectra
@@ -98,7 +100,11 @@ plt.show()
 # Its total number of parameters, beside the count the talk quotes.
 
 # %%
-print(f"slides' network: {slides.count_params():,} parameters (the talk quotes 44,226)")
+quoted = model.QUOTED_PARAMETERS
+print(f"slides' network: {slides.count_params():,} parameters (the talk quotes {quoted['slides']:,})")
+
+glued.glue_all(slides_params=glued.count(slides.count_params()),
+               slides_match=glued.matches(slides.count_params(), quoted["slides"]))
 
 # %% [markdown]
 # ## 2. The paper's network, with and without photometry
@@ -111,8 +117,12 @@ print(f"slides' network: {slides.count_params():,} parameters (the talk quotes 4
 paper = model.paper_cnn(n_pixels=paper_pixels, labels=LABELS, photometry=True, dropout=dropout)
 paper_spectra_only = model.paper_cnn(n_pixels=paper_pixels, labels=LABELS, photometry=False, dropout=dropout)
 print(f"paper's network with photometry ({len(photometry.FEATURES)} inputs: "
-      f"{', '.join(photometry.FEATURES)}): {paper.count_params():,} parameters (the paper quotes 58,549)")
+      f"{', '.join(photometry.FEATURES)}): {paper.count_params():,} parameters "
+      f"(the paper quotes {quoted['paper_photometry']:,})")
 print(f"paper's network, spectra only: {paper_spectra_only.count_params():,} parameters")
+glued.glue_all(paper_params=glued.count(paper.count_params()),
+               paper_match=glued.matches(paper.count_params(), quoted["paper_photometry"]),
+               paper_spectra_params=glued.count(paper_spectra_only.count_params()))
 fig, _, _ = plots_model.architecture_figure(paper, "paper's network, with photometry")
 plots.caption(fig, "The paper's network as built by ravecnn_utils.model: the photometry branch (right) "
                    "merges into the dense layers.")
@@ -128,6 +138,8 @@ plt.show()
 # %%
 wave = cube.common_wavelengths()
 counts = model.network_table(wave.size, wave[1] - wave[0], dropout, slides_labels)
+glued.glue_all(grid_pixels=glued.count(wave.size),
+               grid_counts="; ".join(f"{row['network']} {glued.count(row['parameters'])}" for row in counts))
 readable(counts)
 
 # %% [markdown]
@@ -176,9 +188,11 @@ plt.show()
 #
 # ## Summary
 #
-# * The slides' network is rebuilt exactly (the count above matches the talk), and the paper's
-#   with photometry matches the published count.
-# * On our 987-pixel grid the counts are in the table of section 3.
+# * The slides' network has {glue:text}`slides_params` parameters, {glue:text}`slides_match`
+#   in the talk; the paper's with photometry has {glue:text}`paper_params`,
+#   {glue:text}`paper_match` in the paper, and {glue:text}`paper_spectra_params` without it.
+# * On our grid of {glue:text}`grid_pixels` pixels only the first dense layer grows:
+#   {glue:text}`grid_counts` parameters (section 3).
 #
 # ## What's next
 #

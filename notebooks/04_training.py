@@ -51,6 +51,7 @@
 #
 # NumPy, Matplotlib and Astropy's `Table`, and the training code of `ravecnn_utils.train`;
 # TensorFlow's C++ start-up messages are silenced before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os
@@ -64,8 +65,9 @@ import matplotlib.pyplot as plt
 from astropy.table import Table
 
 from ravecnn_utils import metrics, plots, train
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
-from ravecnn_utils.labels import axis_label
+from ravecnn_utils.labels import CORE_LABELS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.tables import readable
 from ravecnn_utils.trainingset import label_array, read_training_set
@@ -160,6 +162,10 @@ timing = Table(rows=[(name, len(ens), ", ".join(map(str, ens.metadata["best_epoc
                      for name, ens in ensembles.items()],
                names=("network", "members", "chosen epochs", "seconds per epoch", "parameters"))
 timing["seconds per epoch"].format = ".2f"
+glued.glue("training_runs", "; ".join(
+    f"{name}: {len(ens)} members kept of {len(ens) + len(ens.metadata['dropped'])}, best epochs "
+    f"{', '.join(map(str, ens.metadata['best_epochs']))}, {glued.seconds(np.mean(ens.metadata['seconds_per_epoch']))} "
+    "per epoch" for name, ens in ensembles.items()))
 readable(timing)
 
 # %% [markdown]
@@ -207,6 +213,12 @@ summary = Table(rows=rows, names=("network", "label", "validation spectra", "bia
                                   "median raw spread", "calibration k"))
 for col in ("bias", "robust scatter", "median raw spread", "calibration k"):
     summary[col].format = ".3g"
+glued.glue_all(
+    validation_scatter="; ".join(
+        f"{name}: " + glued.labelled({row["label"]: row["robust scatter"] for row in summary
+                                      if row["network"] == name and row["label"] in CORE_LABELS})
+        for name in ensembles),
+    k_min=glued.value(np.min(summary["calibration k"])), k_max=glued.value(np.max(summary["calibration k"])))
 readable(summary)
 
 # %% [markdown]
@@ -236,18 +248,23 @@ novelty_table = Table(rows=novelty_rows, names=("network", "training spectra", "
                                                 "false-alarm rate asked", "validation spectra flagged"))
 for col in ("median validation ood_score", "threshold", "validation spectra flagged"):
     novelty_table[col].format = ".3g"
+glued.glue_all(false_alarm=glued.percent(false_alarm_rate, 1), ood_flagged="; ".join(
+    f"{row['network']} {glued.percent(row['validation spectra flagged'], 1)} of "
+    f"{glued.count(row['validation spectra'])}" for row in novelty_table))
 readable(novelty_table)
 
 # %% [markdown]
 # ## Summary
 #
-# * Ensembles of the slides' and the paper's networks were trained with early stopping on
-#   the validation set; their learning curves, chosen epochs and time per epoch are above.
-# * On the validation stars, the bias and scatter per label are in the table; the raw
-#   ensemble spread is rescaled by the calibration factor k, saved with the ensemble.
+# * The ensembles were trained with early stopping on the validation set
+#   ({glue:text}`training_runs`).
+# * On the validation stars the robust scatter of network − APOGEE is
+#   {glue:text}`validation_scatter`. The raw ensemble spread is rescaled by the calibration
+#   factor k, here between {glue:text}`k_min` and {glue:text}`k_max`, saved with the ensemble.
 # * Each ensemble keeps the statistics of its training spectra's features and an out-of-domain
-#   threshold set on the validation spectra for the false-alarm rate in the table of section 5;
-#   notebook 06 puts real spectra against it, notebook 07 flags the survey's spectra with it.
+#   threshold set on the validation spectra for a false-alarm rate of {glue:text}`false_alarm`;
+#   of the validation spectra it flags {glue:text}`ood_flagged`. Notebook 06 puts real spectra
+#   against it, notebook 07 flags the survey's spectra with it.
 # * The ensembles are in `data/products/models/`, each with the metadata needed to use it
 #   safely: a loader refuses a grid or label set other than the one it was trained on.
 #

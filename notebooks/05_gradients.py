@@ -42,6 +42,7 @@
 # NumPy, Matplotlib, Astropy tables, the gradient tools of `ravecnn_utils.gradients`, the
 # saved ensembles and the forward model; TensorFlow's C++ start-up messages are silenced
 # before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os
@@ -56,9 +57,10 @@ import matplotlib.pyplot as plt
 from astropy.table import Table, vstack
 
 from ravecnn_utils import gradients, plots, survey
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
-from ravecnn_utils.labels import LATEX, UNITS
+from ravecnn_utils.labels import LATEX, TEXT, UNITS
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.simulation.emulator import Emulator
 from ravecnn_utils.simulation.forward import forward_sensitivity
@@ -115,6 +117,7 @@ grad = gradients.label_gradients(ens, x)
 seconds = time.perf_counter() - start
 print(f"gradients of {rows.size} spectra × {len(ens.labels)} labels × {wave.size} pixels "
       f"through {len(ens)} members in {seconds:.1f} s")
+glued.glue_all(n_spectra=glued.count(rows.size), gradient_time=glued.seconds(seconds))
 masks = gradients.population_masks(table[rows])
 pop_mean = gradients.mean_gradients(grad, masks)
 readable(Table({"population": list(masks), "spectra": [int(m.sum()) for m in masks.values()]}))
@@ -154,6 +157,10 @@ for j, label in enumerate(ens.labels):
 drivers = vstack(tables)
 drivers["wavelength_peak"].format = drivers["line_wavelength"].format = ".2f"
 drivers["gradient"].format = ".3g"
+strongest = drivers[drivers["rank"] == 1]
+glued.glue("strongest_lines", "; ".join(
+    f"{TEXT[row['label']]}: " + (f"{row['species']} {row['line_wavelength']:.2f} Å" if np.isfinite(row["line_wavelength"])
+                                 else f"no landmark line ({row['wavelength_peak']:.2f} Å)") for row in strongest))
 readable(drivers)
 
 # %% [markdown]
@@ -182,17 +189,26 @@ if table.meta["provenance"].get("data_source") == "sim" and survey.read_manifest
 else:
     agreement = None
     print("real data: the forward model's sensitivity is not the data's; comparison skipped")
+if agreement is None:
+    glued.glue_sentence("agreement", "Real data have no forward-model sensitivity to compare with, so this run "
+                            "does not measure it.")
+else:
+    low = agreement[np.asarray(agreement["correlation"]) < 0.5]
+    glued.glue_sentence("agreement", "The correlation between where the network looks and where the forward model "
+               "puts the information is " + ", ".join(f"{TEXT[r['label']]} {r['correlation']:.2f}" for r in agreement)
+               + (f"; below 0.5 for {', '.join(TEXT[r['label']] for r in low)}, which the network then predicts "
+                  "partly from something other than its own lines (for example from correlations with other "
+                  "labels in the training set)." if len(low) else
+                  "; above 0.5 for every label."))
 readable(agreement)
 
 # %% [markdown]
 # ## Summary
 #
-# * The gradient spectra show which lines move each label, population by population; the
-#   table lists the strongest peaks and the lines they fall on.
-# * For the simulated survey, the correlation between where the network looks and where the
-#   forward model puts the information is in the last table: a low value for a label means
-#   the network predicts it from something other than its own lines (for example from
-#   correlations with other labels in the training set).
+# * The gradients of {glue:text}`n_spectra` spectra (computed in {glue:text}`gradient_time`)
+#   show which lines move each label, population by population. Where the strongest peak of
+#   each label lies: {glue:text}`strongest_lines`.
+# * {glue:md}`agreement`
 #
 # ## What's next
 #

@@ -56,6 +56,7 @@
 # NumPy, Matplotlib, seaborn, Astropy tables, and the validation tools, metrics and saved
 # ensembles of `ravecnn_utils`; TensorFlow's C++ start-up messages are silenced before it is
 # imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os
@@ -70,9 +71,10 @@ import seaborn as sns
 from astropy.table import Table, vstack
 
 from ravecnn_utils import metrics, plots, plots_validation, prior, survey, validation
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
-from ravecnn_utils.labels import CORE_LABELS, LABELS, LATEX, UNITS, axis_label
+from ravecnn_utils.labels import CORE_LABELS, LABELS, LATEX, TEXT, UNITS, axis_label
 from ravecnn_utils.paths import PRODUCT_FILES
 from ravecnn_utils.simulation import realism
 from ravecnn_utils.survey import FILES
@@ -126,6 +128,8 @@ apogee = label_array(table, LABELS, parts["test"])
 apogee_err = label_array(table, [f"{n}_err" for n in LABELS], parts["test"])
 print(f"This run uses: {source}")
 print(f"test set: {len(test)} spectra of {len(np.unique(test['apogee_id']))} stars")
+glued.glue_all(n_test=glued.count(len(test)), n_test_stars=glued.count(len(np.unique(test["apogee_id"]))),
+               main_network=main_network)
 
 ensembles = {name: Ensemble.load(products / PRODUCT_FILES["models"] / name, grid=wave) for name in networks}
 if main_network not in ensembles:
@@ -155,6 +159,17 @@ for name in ensembles:
         t = metrics.residual_table(pred[name], ref, LABELS, what="network − reference")
         t.add_columns([name, ref_name], names=["network", "reference"], indexes=[0, 0])
         tables.append(t[t["spectra"] > 0])
+core_main = [LABELS.index(n) for n in CORE_LABELS if n in main_labels]
+
+
+def core_scatter(reference):
+    """The main network's robust scatter against ``reference`` for its core labels, as text."""
+    diff = pred[main_network][:, core_main] - reference[:, core_main]
+    return glued.labelled({LABELS[j]: metrics.bias_and_scatter(diff[:, k])[1] for k, j in enumerate(core_main)})
+
+
+glued.glue_all(scatter_apogee=core_scatter(apogee),
+               scatter_truth="no truth to compare with (real data)" if truth is None else core_scatter(truth["labels"]))
 readable(vstack(tables))
 
 # %% [markdown]
@@ -206,8 +221,25 @@ if truth is not None:
     print(f"{main_network}, SNR ≥ 50: worst scatter / bound = {worst9[0]:.2f} ({worst9[1]}) with all nine "
           f"labels unknown; {worst4[0]:.2f} ({worst4[1]}) with the abundances known")
     display(readable(ratio_tables[main_network][1]))  # noqa: F821 (IPython)
+    top9 = validation.top_bin_ratios(ratio_tables[main_network][0], CORE_LABELS)
+    top4 = validation.top_bin_ratios(ratio_tables[main_network][1], CORE_LABELS)
+    below = [TEXT[n] for n, r in top9.items() if r < 1]
+    measured = np.isfinite(list(top9.values())).any()
+    glued.glue_all(
+        bound_all=", ".join(f"{TEXT[n]} {glued.value(r)}" for n, r in top9.items()),
+        bound_core=", ".join(f"{TEXT[n]} {glued.value(r)}" for n, r in top4.items()))
+    if below:
+        verdict = (f"Below 1 ({', '.join(below)}), the network does better than any unbiased method could with "
+                   "all nine labels unknown: it has learnt the label correlations of the training set.")
+    elif measured:
+        verdict = "No ratio with all nine labels unknown is below 1."
+    else:
+        verdict = "(n/a: this test set has too few spectra per SNR bin to measure a ratio.)"
+    glued.glue_sentence("bound_verdict", verdict)
 else:
     print("real data: no truth, no Fisher information; the Cramér–Rao comparison needs a simulated survey")
+    glued.glue_all(bound_all="n/a (real data)", bound_core="n/a (real data)")
+    glued.glue_sentence("bound_verdict", "Real data have no Fisher information: this run does not measure the bound.")
 
 # %% [markdown]
 # ## 4. Residual trends with SNR, Teff and [M/H]
@@ -295,6 +327,10 @@ readable(benchmark_table)
 rep = validation.repeat_rows(catalogue, n_repeat_stars, seed)
 repeats = validation.repeat_precision(ensembles, cube_path, catalogue, rep)
 print(f"{len(rep)} observations of {len(np.unique(catalogue['id_2mass'][rep]))} stars observed twice or more")
+main_rep = repeats[(repeats["network"] == main_network) & np.isin(repeats["label"], CORE_LABELS)]
+glued.glue("repeat_precision", ", ".join(
+    f"{TEXT[r['label']]} {glued.value(r['precision from pairs'], UNITS[r['label']])} "
+    f"(predicted {glued.value(r['median predicted σ'], UNITS[r['label']])})" for r in main_rep) or "n/a")
 readable(repeats)
 
 # %% [markdown]
@@ -324,6 +360,11 @@ plots.caption(fig, f"Normalised test-set residuals; {source}.")
 plt.show()
 calibration = Table(rows=rows, names=("network", "label", "robust σ of z", "fraction |z| < 1"))
 calibration["robust σ of z"].format = calibration["fraction |z| < 1"].format = ".2f"
+z_main = calibration[calibration["network"] == main_network]
+glued.glue_all(z_sigma_min=glued.value(np.nanmin(z_main["robust σ of z"])),
+               z_sigma_max=glued.value(np.nanmax(z_main["robust σ of z"])),
+               z_within_min=glued.percent(np.nanmin(z_main["fraction |z| < 1"])),
+               z_within_max=glued.percent(np.nanmax(z_main["fraction |z| < 1"])))
 readable(calibration)
 
 # %% [markdown]
@@ -346,6 +387,8 @@ paper_pred, paper_sigma, paper_apogee = validation.paper_test_set()
 vs_apogee = validation.method_table(methods | {"Guiglion+2020 (published, real)": (paper_pred, paper_apogee)},
                                     apogee, LABELS)
 print("robust scatter of method − APOGEE on the test set (K for Teff, dex otherwise):")
+best = validation.best_methods(vs_apogee, CORE_LABELS, skip=["Guiglion+2020 (published, real)"])
+glued.glue("best_methods", "; ".join(f"{TEXT[n]}: {m} ({glued.value(v, UNITS[n])})" for n, (m, v) in best.items()))
 readable(vs_apogee)
 
 # %% [markdown]
@@ -390,8 +433,14 @@ if truth is not None:
     print(f"decorrelated spectra of {len(decor)} test stars; reported: {which}")
     print("slope of estimate against truth at fixed [M/H] (1 = reads the spectrum, 0 = returns the prior):")
     display(readable(prior.wide(decorrelated)))  # noqa: F821 (IPython)
+    slopes = {m: (prior.entry(decorrelated, m, "alpha_m"), prior.entry(decorrelated, m, "alpha_m", "± slope"))
+              for m in dict.fromkeys(decorrelated["method"]) if m.startswith("CNN ")}
+    glued.glue_all(decor_sample=which, alpha_slopes=", ".join(
+        f"{m} {glued.value(b)} ± {glued.value(e, digits=1)}" for m, (b, e) in slopes.items() if np.isfinite(b))
+        or "n/a (no network gives [α/M])")
 else:
     print("real data: no decorrelated sample (it needs a simulated survey); section skipped")
+    glued.glue_all(decor_sample="no decorrelated sample (real data)", alpha_slopes="n/a (real data)")
 
 # %% [markdown]
 # The estimated [α/M] of each network against the new truth, coloured by the star's [M/H]: a
@@ -505,31 +554,41 @@ if spectra_only and n_real > 0 and ens.novelty is not None:
     flagged = np.asarray(domain["out_of_domain"], bool)
     print(f"threshold {nov.threshold:.3g}, set on {nov.n_validation} validation spectra for a false-alarm rate "
           f"of {nov.false_alarm_rate:.0%}; validation spectra above it: {np.mean(val_score > nov.threshold):.1%}")
+    glued.glue("real_ood", f"the out-of-domain check of {spectra_only[0]} flags {glued.count(flagged.sum())} of the "
+               f"{glued.count(flagged.size)} real spectra (its threshold set for a false-alarm rate of "
+               f"{glued.percent(nov.false_alarm_rate)})")
     print(f"real spectra out of domain: {flagged.sum()} of {flagged.size}; their median ood_score "
           f"{np.median(real_score):.3g}, that of the validation spectra {np.median(val_score):.3g}")
     for row in domain[known]:
         print(f"{row['star']} (literature labels; the network's are in the table above): ood_score "
               f"{row['ood_score']:.3g} -> {'out of domain' if row['out_of_domain'] else 'not flagged'}")
-elif spectra_only and n_real > 0:
-    print(f"the {spectra_only[0]} ensemble has no out-of-domain statistics (saved by older code): rerun notebook 04")
+else:
+    glued.glue("real_ood", "this run has no out-of-domain check of real spectra (no spectra-only network with "
+                           "out-of-domain statistics, or n_real = 0)")
+    if spectra_only and n_real > 0:
+        print(f"the {spectra_only[0]} ensemble has no out-of-domain statistics (saved by older code): rerun notebook 04")
 
 # %% [markdown]
 # ## Summary
 #
-# * Section 2 gives the test-set bias, scatter and outlier fraction of each network against
-#   APOGEE and (simulated survey) against the truth; section 8 puts them beside the peers, the
-#   RAVE pipeline and the paper's published numbers — all computed above in this run.
+# * On the {glue:text}`n_test` test spectra ({glue:text}`n_test_stars` stars), the robust
+#   scatter of {glue:text}`main_network` is {glue:text}`scatter_apogee` against APOGEE, and
+#   {glue:text}`scatter_truth` against the truth (section 2). Of every method of section 8
+#   (the published network aside: other stars), the smallest scatter against APOGEE is
+#   {glue:text}`best_methods`.
 # * Section 9 asks whether each label is read from the spectrum or from the training labels'
-#   correlations: on the decorrelated sample a slope near 1 means the former, near 0 the
-#   latter, whatever the test-set scatter said.
-# * Section 3 measures how close the networks come to the Cramér–Rao bound. Where the
-#   network's scatter lies below the bound with all nine labels unknown, it does better than
-#   any unbiased method could, because it learnt the label correlations of the training set;
-#   the ratios against the bound with the abundances known show how much room is left, mostly
-#   at high SNR, where the scatter stops falling with SNR.
-# * The repeat pairs (section 6) and the z distributions (section 7) say whether the reported
-#   uncertainties can be trusted; section 10 shows what happens on real spectra, and how many
-#   of them the networks' own out-of-domain check flags at the false-alarm rate it was set for.
+#   correlations: on the decorrelated sample a slope near one means the former, near zero
+#   the latter. For [α/M] the networks' slopes are {glue:text}`alpha_slopes`, measured on
+#   {glue:text}`decor_sample`.
+# * Section 3 measures how close the networks come to the Cramér–Rao bound: in the highest SNR
+#   bin, {glue:text}`main_network`'s scatter / bound is {glue:text}`bound_all` with all nine
+#   labels unknown, and {glue:text}`bound_core` with the abundances known.
+#   {glue:md}`bound_verdict`
+# * The repeat pairs (section 6) give a precision of {glue:text}`repeat_precision`; the
+#   robust σ of z (section 7) lies between {glue:text}`z_sigma_min` and {glue:text}`z_sigma_max`
+#   (one when the uncertainties are calibrated), with {glue:text}`z_within_min` to
+#   {glue:text}`z_within_max` of the spectra within |z| < 1. On real spectra (section 10),
+#   {glue:text}`real_ood`.
 #
 # ## What's next
 #

@@ -47,6 +47,7 @@
 # NumPy, Matplotlib, seaborn and Astropy's `Table`, and from `ravecnn_utils` the catalogue
 # writer (`predict`), the disc boundary (`discs`) and the saved ensembles; TensorFlow's C++
 # start-up messages are silenced before it is imported.
+# `book.glued` glues the numbers this run measures into the text (the Summary quotes them).
 
 # %%
 import os
@@ -62,6 +63,7 @@ import seaborn as sns
 from astropy.table import Table
 
 from ravecnn_utils import costs, discs, files, plots, predict, survey
+from ravecnn_utils.book import glued
 from ravecnn_utils.book.parameters import check_parameters
 from ravecnn_utils.ensemble import Ensemble
 from ravecnn_utils.labels import LATEX, axis_label
@@ -131,6 +133,8 @@ source = survey.describe(manifest)  # for captions: the data, never a path
 print(f"This run uses: {source}, files in {rave_dir}")
 print(f"{len(cat):,} spectra through {len(ens)} members of {network} in {seconds:.0f} s "
       f"({len(cat) / seconds:,.0f} spectra/s, reading and writing included) -> {out}")
+glued.glue_all(n_catalogue=glued.count(len(cat)), n_members=glued.count(len(ens)), network=network,
+               predict_time=glued.seconds(seconds), predict_rate=glued.count(len(cat) / seconds))
 
 # %% [markdown]
 # ## 2. The catalogue
@@ -152,6 +156,7 @@ display(readable(Table({  # noqa: F821 (IPython)
     "flag": list(predict.FLAGS), "bit": list(predict.FLAGS.values()),
     "spectra": [int(((cat["flag"] & bit) > 0).sum()) for bit in predict.FLAGS.values()],
     "fraction": np.round([((cat["flag"] & bit) > 0).mean() for bit in predict.FLAGS.values()], 3)})))
+glued.glue_all(n_flagged=glued.count(np.sum(cat["flag"] > 0)), flagged=glued.percent(np.mean(cat["flag"] > 0), 1))
 if ens.novelty is not None:
     print(f"out_of_domain: {np.mean((cat['flag'] & predict.FLAGS['out_of_domain']) > 0):.1%} of the spectra; "
           f"{ens.novelty.false_alarm_rate:.0%} expected of spectra like the validation ones "
@@ -168,6 +173,7 @@ giant = predict.select_giants(cat, snr_min, logg_max, teff_max)
 clean = np.asarray(cat["flag"]) == 0
 g = cat[giant]
 print(f"{giant.sum():,} giants with SNR > {snr_min} and no flag, of {clean.sum():,} unflagged spectra")
+glued.glue_all(n_giants=glued.count(giant.sum()), n_clean=glued.count(clean.sum()), snr_min=f"{snr_min:g}")
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
 for ax, t, title in ((axes[0], cat[clean], "all unflagged spectra"), (axes[1], g, f"giants, SNR > {snr_min}")):
     sc = plots.kiel(ax, t["teff"], t["logg"], t["m_h"], LATEX["m_h"], s=1, **plots.colour_scale("m_h"))
@@ -209,6 +215,8 @@ if simulated:
     summary, confusion = discs.disc_sides(g["m_h"], g["alpha_m"], true["m_h"], true["alpha_m"], population)
     display(readable(summary))  # noqa: F821 (IPython)
     display(readable(confusion))  # noqa: F821 (IPython)
+    glued.glue("same_side", glued.percent(summary["same side"][0]))
+    glued.glue_sentence("discs", discs.separation_sentence(*discs.fraction_on_side(g["m_h"], g["alpha_m"], population)))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)
     for ax, (mh, am), title in ((axes[0], (true["m_h"], true["alpha_m"]), "true labels"),
                                 (axes[1], (g["m_h"], g["alpha_m"]), f"{network}")):
@@ -225,6 +233,9 @@ if simulated:
     plt.show()
 else:
     print("real data: no true populations; the comparison needs a simulated survey")
+    glued.glue("same_side", "n/a (real data: no true labels)")
+    glued.glue_sentence("discs", "Real data have no true populations: whether the discs stay apart is read from "
+                                 "the figure alone.")
 
 # %% [markdown]
 # ## 5. On the sky, and the label distributions
@@ -266,6 +277,7 @@ plt.show()
 
 # %%
 if scale_results is None or not Path(scale_results).exists():
+    glued.glue("scaling", "this run has no scaling results (the parameter scale_results)")
     print(f"No scaling results ({'scale_results not given' if scale_results is None else scale_results + ' does not exist'}). "
           "Make them from the repository with\n"
           "    python benchmarks/scale.py --products data/products\n"
@@ -275,6 +287,10 @@ else:
     scale = costs.read_results(scale_results)
     print(costs.table(scale))
     print(costs.summary_line(scale))
+    headline = costs.summary(scale)
+    glued.glue("scaling", f"the steepest stage grows as the size to the power {glued.value(headline['scale_slope_max'])}, "
+                          f"predict takes {glued.seconds(headline['predict_518k_s'])} at the largest size and no "
+                          f"process needs more than {glued.count(headline['peak_rss_mb'])} MB")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     plots.scaling(scale, axes)
     plots.caption(fig, costs.caption(scale))
@@ -283,16 +299,15 @@ else:
 # %% [markdown]
 # ## Summary
 #
-# * The whole survey went through the ensemble in the time printed in section 1; the
-#   catalogue holds every label with its calibrated uncertainty, the member spread, the SNR
-#   and the flags, and loads with `Table.read`.
-# * Section 4 sets the network's [α/M]–[M/H] plane of the giants with SNR > 80 beside the plane
-#   of their true labels (simulated survey). Whether the thin- and thick-disc sequences stay apart
-#   in the network's plane is read from those two panels, not assumed: the tables there count
-#   how many giants the network puts on the side of the boundary their true labels are on, and
-#   how many true thick-disc giants it moves to the thin side.
-# * Section 6, when `scale_results` is given, shows how the time and memory of each stage grow
-#   from 10k to 518k spectra, as measured on the machine its caption names.
+# * The {glue:text}`n_catalogue` spectra went through the {glue:text}`n_members` members of
+#   {glue:text}`network` in {glue:text}`predict_time` ({glue:text}`predict_rate` spectra per
+#   second, reading and writing included); the catalogue holds every label with its calibrated
+#   uncertainty, the member spread, the SNR and the flags, and loads with `Table.read`.
+#   {glue:text}`n_flagged` spectra ({glue:text}`flagged`) carry a flag.
+# * {glue:text}`n_giants` of the {glue:text}`n_clean` unflagged spectra are giants with SNR
+#   above {glue:text}`snr_min`. The network puts {glue:text}`same_side` of them on the side of
+#   the thin/thick boundary their true labels are on. {glue:md}`discs`
+# * Section 6: {glue:text}`scaling`.
 #
 # ## What's next
 #

@@ -36,8 +36,9 @@ imports it only where it compares with the forward model on purpose (``tests/tes
 
 **book/** — the book's tooling: ``notebooks`` (the papermill runner, ``python -m
 ravecnn_utils.book``), ``parameters`` (each notebook's parameters checked where they enter),
-``pages`` (generated pages, link check), ``checks`` (what a built page must not show) and
-``citations`` (the author–year citation styles, a Sphinx extension).
+``pages`` (generated pages, link check), ``checks`` (what a built page must not show),
+``citations`` (the author–year citation styles, a Sphinx extension) and ``glued`` (numbers
+computed in the run, glued into the notebooks' prose; what prose may type).
 """
 
 __version__ = "0.1.0"

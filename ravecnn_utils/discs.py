@@ -64,3 +64,22 @@ def fraction_on_side(m_h, alpha_m, population, side="thick"):
         return np.nan, 0
     placed = chemical_population(np.asarray(m_h, float)[sel], np.asarray(alpha_m, float)[sel])
     return float(np.mean(placed == side)), int(sel.sum())
+
+
+SEPARATED = 0.8
+"""Fraction of the true thick-disc stars a method must keep on the thick side (fewer than one in
+five crossing the boundary) for ``separation_sentence`` to say that the two sequences stay apart."""
+
+
+def separation_sentence(fraction_kept, n_thick):
+    """A sentence for the prose, chosen by the measured ``fraction_kept`` (``fraction_on_side``) of
+    the ``n_thick`` true thick-disc stars that a method puts on the thick side of the boundary."""
+    if not n_thick or not np.isfinite(fraction_kept):
+        return "No star of this selection belongs to the thick disc, so whether the discs stay apart is not measured."
+    said = (f"The network puts {100 * fraction_kept:.0f}\u00a0% of the {n_thick:,} true thick-disc stars on the "
+            f"thick side of the boundary and {100 * (1 - fraction_kept):.0f}\u00a0% on the thin side")
+    if fraction_kept >= SEPARATED:
+        return said + ": fewer than one in five crosses the boundary, and in its plane the two sequences stay apart."
+    if fraction_kept >= 0.5:
+        return said + ": more than one in five crosses the boundary, so in its plane the two sequences are not apart."
+    return said + ": most cross the boundary, so in its plane the thick disc is no sequence of its own."

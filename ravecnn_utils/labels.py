@@ -28,6 +28,10 @@ LATEX = {
 }
 """Axis labels for figures."""
 
+TEXT = {"teff": "Teff", "logg": "log g", "alpha_m": "[α/M]"} | {
+    name: LATEX[name] for name in LABELS if name not in ("teff", "logg", "alpha_m")}
+"""Names for prose (glued into the notebooks' text): plain Unicode, no LaTeX."""
+
 GUIGLION2020_COLUMNS = {
     "teff": "Teff",
     "logg": "logg",

@@ -17,6 +17,10 @@ from keras import layers, ops
 
 from .labels import CORE_LABELS, LABELS
 
+QUOTED_PARAMETERS = {"slides": 44_226, "paper_photometry": 58_549}
+"""Parameter counts as published: the talk's network (723 px, 4 labels) and the paper's with
+photometry (912 px, 9 labels, 9 photometric inputs)."""
+
 LEAKY_SLOPE = 0.3
 """Negative slope of every LeakyReLU: the Keras default, as in the authors' code."""
 

@@ -167,6 +167,29 @@ def worst_ratio(ratios, snr_min=50):
     return float(sel["ratio"][k]), str(sel["label"][k])
 
 
+def top_bin_ratios(ratios, labels):
+    """Per label of ``labels`` in a ``bound_ratios`` table, the ratio of its highest SNR bin with
+    a finite ratio (NaN if none): {label: ratio}."""
+    out = {}
+    for name in labels:
+        sel = ratios[(np.asarray(ratios["label"]) == name) & np.isfinite(np.asarray(ratios["ratio"], float))]
+        out[name] = float(sel["ratio"][np.argmax(sel["snr_lo"])]) if len(sel) else np.nan
+    return out
+
+
+def best_methods(table, labels, skip=()):
+    """Per label, the method of a ``method_table`` with the smallest finite value, leaving out the
+    methods in ``skip``: {label: (method, value)}; labels no method gives are left out."""
+    out = {}
+    for name in labels:
+        rows = [(float(r[name]), str(r["method"])) for r in table
+                if str(r["method"]) not in skip and np.isfinite(float(r[name]))]
+        if rows:
+            value, method = min(rows)
+            out[name] = (method, value)
+    return out
+
+
 def repeat_rows(catalogue, max_stars=None, seed=0, star_column="id_2mass"):
     """Catalogue rows of stars observed at least twice (all their observations), for the
     precision from repeat pairs; at most ``max_stars`` stars, drawn with ``seed``."""

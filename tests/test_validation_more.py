@@ -255,3 +255,15 @@ def test_domain_shift_table(two_real_spectra, monkeypatch):
 def test_domain_shift_refuses_a_photometry_ensemble(with_photometry):
     with pytest.raises(ValueError, match="spectra-only"):
         validation.domain_shift(with_photometry, realism.read_real_spectra()[:1], common_wavelengths())
+
+
+def test_the_summary_picks_of_the_tables():
+    """top_bin_ratios: each label's highest SNR bin with a ratio; best_methods: the smallest scatter."""
+    ratios = Table({"snr_lo": [10, 50, 80, 10], "label": ["teff", "teff", "teff", "logg"],
+                    "ratio": [2.0, 1.5, np.nan, 0.7]})
+    assert validation.top_bin_ratios(ratios, ["teff", "logg", "m_h"]) == pytest.approx(
+        {"teff": 1.5, "logg": 0.7, "m_h": np.nan}, nan_ok=True)
+    table = Table({"method": ["CNN a", "ridge", "published"], "teff": [80.0, 90.0, 50.0],
+                   "logg": [np.nan, 0.2, 0.1]})
+    assert validation.best_methods(table, ["teff", "logg"], skip=["published"]) == {
+        "teff": ("CNN a", 80.0), "logg": ("ridge", 0.2)}
