@@ -161,11 +161,32 @@ def test_emulator_jacobian_matches_finite_differences(emulator):
         np.testing.assert_allclose(jac[0, k], numeric[0], atol=1e-6 * max(1.0, np.abs(numeric).max()) + 1e-7)
 
 
-def test_emulator_responds_to_gravity_in_the_calcium_wings(emulator):
-    wave = emulator.wavelengths
-    wing = (np.abs(wave - 8542.1) > 3) & (np.abs(wave - 8542.1) < 8)
+def test_calcium_triplet_is_stronger_in_a_giant_than_in_a_dwarf(emulator):
+    """The luminosity effect of the Ca II triplet (Jones, Alloin & Jones 1984; Díaz et al. 1989):
+    at the same Teff and abundances, the lines are stronger at low gravity."""
+    near = np.abs(emulator.wavelengths - 8542.1) < 15
     dwarf, giant = emulator.flux([[5800, 4.5, 0, 0, 0, 0, 0, 0, 0], [5800, 2.0, 0, 0, 0, 0, 0, 0, 0]])
-    assert dwarf[wing].mean() < giant[wing].mean() - 0.01   # pressure-broadened wings of a dwarf
+    assert (1 - giant[near]).sum() > 1.1 * (1 - dwarf[near]).sum()
+
+
+LINES = {"mg_fe": 8736.0, "si_fe": 8742.4, "al_fe": 8773.9, "ni_fe": 8770.7}
+"""A line of each element with an [X/Fe] label: Mg I, Si I, Al I, Ni I (Å, air)."""
+
+
+@pytest.mark.parametrize("label", sorted(LINES))
+def test_each_abundance_moves_its_own_line(emulator, label):
+    """+0.2 dex in [X/Fe] deepens the line of X (depth change > 0.004 for a 4,800 K giant) and
+    moves the other elements' lines by less than a tenth of that."""
+    base = np.array([4800.0, 2.5, 0, 0, 0, 0, 0, 0, 0])
+    more = base.copy()
+    more[LABELS.index(label)] += 0.2
+    change = emulator.flux(more)[0] - emulator.flux(base)[0]
+    pixel = {name: np.argmin(np.abs(emulator.wavelengths - wave)) for name, wave in LINES.items()}
+    own = change[pixel[label]]
+    assert own < -0.004
+    for other, i in pixel.items():
+        if other != label:
+            assert abs(change[i]) < 0.1 * abs(own), other
 
 
 def test_emulator_resolution_and_range_are_checked(emulator):

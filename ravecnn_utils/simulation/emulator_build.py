@@ -88,7 +88,7 @@ def _commit():
 
 
 def build(moog, kurucz, n=6000, seed=2020, processes=2, grid_dir=DATA_DIR / "emulator" / "grid",
-          out=EMULATOR_FILE, test_out=EMULATOR_TEST_FILE, n_test=12, epochs=200):
+          out=EMULATOR_FILE, test_out=EMULATOR_TEST_FILE, n_test=12, epochs=200, verbose=2):
     """Syntheses (cached), network, and the two files; returns the emulation errors on the
     validation syntheses (median, 99th percentile of |Δflux|)."""
     from .emulator import Emulator
@@ -97,7 +97,7 @@ def build(moog, kurucz, n=6000, seed=2020, processes=2, grid_dir=DATA_DIR / "emu
     grid = KuruczGrid(kurucz)
     labels, flux = compute_grid(design_labels(n, grid, seed), grid_dir, moog, kurucz, processes=processes)
     train, val = split(len(labels), seed)
-    weights, history = fit_network(labels, flux, train, val, seed, epochs)
+    weights, history = fit_network(labels, flux, train, val, seed, epochs, verbose=verbose)
     about = {
         "about_moog": f"MOOG NOV2019 (Sneden 1973), MOOGSILENT at {moog}",
         "about_atmospheres": f"Castelli & Kurucz (2003) ATLAS9 a[mp]XXk2 grids from {kurucz}, interpolated by ravecnn_utils.simulation.kurucz",
