@@ -5,10 +5,10 @@
 For each labelled real star of ``data/real_cat_spectra`` (Gaia FGK benchmark stars): its
 literature labels, the least-squares fit of the survey's model of spectra (the MOOG emulator; Teff,
 log g, [Fe/H], radial velocity, linear continuum, from a giant's and a dwarf's start) and, when
-notebook 04 has trained them, each spectra-only ensemble's prediction ± its calibrated spread and
-whether the spectrum is flagged out of domain. Then the RMS flux residual over all real spectra, at
-the best fit and (labelled stars) at the literature labels, for the emulator and for the hand-built
-model it replaced. Nothing is tuned on the real spectra. The last line is
+notebook 04 has trained them, each spectra-only ensemble's prediction ± its calibrated
+uncertainty σ, z = (network − literature) / σ, and whether the spectrum is flagged out of
+domain. Then the RMS flux residual over all real spectra, at the best fit and (labelled stars) at
+the literature labels, for the emulator and for the hand-built model it replaced. Nothing is tuned on the real spectra. The last line is
 ``realism_worst_logg_dex=<x> realism_worst_teff_K=<y> cnn_worst_teff_K=<z>`` (largest |fit −
 literature| over the labelled stars; ``cnn_worst_teff_K`` over the ensembles found, nan if none).
 """
@@ -72,9 +72,12 @@ def main():
         table = domain_shift(ens, spectra[labelled], common_wavelengths(), literature)
         print(f"\n{network}: the network on the labelled real spectra")
         for row in table:
-            print(f"  {row['star']:10s} Teff {row['teff network']:6.0f} (literature {row['teff literature']:.0f})  "
-                  f"log g {row['logg network']:5.2f} (literature {row['logg literature']:.2f})  "
-                  f"ood_score {row['ood_score']:.3g} {'FLAGGED out of domain' if row['out_of_domain'] else ''}")
+            z = {k: (row[f"{k} network"] - row[f"{k} literature"]) / row[f"{k} sigma"] for k in ("teff", "logg")}
+            print(f"  {row['star']:10s} Teff {row['teff network']:6.0f} ± {row['teff sigma']:3.0f} "
+                  f"(literature {row['teff literature']:.0f}, z {z['teff']:+.1f})  "
+                  f"log g {row['logg network']:5.2f} ± {row['logg sigma']:.2f} "
+                  f"(literature {row['logg literature']:.2f}, z {z['logg']:+.1f})  "
+                  f"ood_score {row['ood_score']:.3g}{'  FLAGGED out of domain' if row['out_of_domain'] else ''}")
             error = abs(row["teff network"] - row["teff literature"])
             cnn_worst = error if np.isnan(cnn_worst) else max(cnn_worst, error)
 

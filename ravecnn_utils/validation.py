@@ -254,7 +254,8 @@ def domain_shift(ensemble, real_spectra, grid, literature=None):
     Every real spectrum (``simulation.realism.read_real_spectra`` rows) is fitted with the forward
     model (labels, radial velocity), moved to rest, brought to RAVE's resolution and the ensemble's
     ``grid`` (Å) and given to the (spectra-only) ``ensemble``. Returns a Table: star, library, then
-    ``<label> fit`` and ``<label> network`` for the ``DOMAIN_LABELS`` the ensemble predicts, the
+    ``<label> fit``, ``<label> network`` and ``<label> sigma`` (its calibrated uncertainty) for the
+    ``DOMAIN_LABELS`` the ensemble predicts, the
     literature Teff (K) and log g of the stars in ``literature`` (default
     ``realism.read_real_labels()``; NaN for the others), and the spectrum's ``ood_score`` and
     ``out_of_domain`` (above the ensemble's threshold: :mod:`ravecnn_utils.novelty`; NaN and False,
@@ -263,7 +264,7 @@ def domain_shift(ensemble, real_spectra, grid, literature=None):
     if ensemble.takes_photometry:
         raise ValueError("domain_shift needs a spectra-only ensemble (real library spectra have no photometry)")
     fitted, flux = real_on_grid(spectra=real_spectra, grid=grid)
-    network, _, ood_score = ensemble.predict(ensemble.inputs(flux), calibrated=True, scores=True)
+    network, sigma, ood_score = ensemble.predict(ensemble.inputs(flux), calibrated=True, scores=True)
     literature = read_real_labels() if literature is None else literature
     known = {row["name"]: row for row in literature}
     table = Table({"star": fitted["name"], "library": fitted["library"]})
@@ -271,6 +272,7 @@ def domain_shift(ensemble, real_spectra, grid, literature=None):
         if label in ensemble.labels:
             table[f"{label} fit"] = fitted[label]
             table[f"{label} network"] = network[:, list(ensemble.labels).index(label)]
+            table[f"{label} sigma"] = sigma[:, list(ensemble.labels).index(label)]
     for label, column in (("teff", "teff_K"), ("logg", "logg_dex")):
         table[f"{label} literature"] = [known[n][column] if n in known else np.nan for n in fitted["name"]]
     for col in table.colnames[2:]:

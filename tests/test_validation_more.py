@@ -220,18 +220,19 @@ def test_domain_shift_table(two_real_spectra, monkeypatch):
     rng = np.random.default_rng(5)
     ens.fit_novelty(*(1 + rng.normal(0, 0.01, (n, grid.size, 1)) for n in (40, 20)))  # flat, noisy 'survey'
     table = validation.domain_shift(ens, real, grid)
-    assert table.colnames == ["star", "library", "teff fit", "teff network", "logg fit", "logg network",
-                              "m_h fit", "m_h network", "teff literature", "logg literature", "ood_score",
-                              "out_of_domain"]
+    assert table.colnames == ["star", "library", "teff fit", "teff network", "teff sigma", "logg fit",
+                              "logg network", "logg sigma", "m_h fit", "m_h network", "m_h sigma",
+                              "teff literature", "logg literature", "ood_score", "out_of_domain"]
     _, _, score = ens.predict(ens.inputs(flux), scores=True)
     np.testing.assert_allclose(table["ood_score"], score, rtol=1e-6)
     np.testing.assert_array_equal(table["out_of_domain"], score > ens.novelty.threshold)
     assert table["out_of_domain"].all()                         # real lines, unlike the flat 'survey'
     assert list(table["star"]) == list(real["name"]) and list(table["library"]) == list(real["library"])
-    network, _ = ens.predict(ens.inputs(flux), calibrated=True)
+    network, sigma = ens.predict(ens.inputs(flux), calibrated=True)
     for label in ("teff", "logg", "m_h"):
         np.testing.assert_allclose(table[f"{label} fit"], fitted[label], rtol=1e-6)
         np.testing.assert_allclose(table[f"{label} network"], network[:, CORE_LABELS.index(label)], rtol=1e-6)
+        np.testing.assert_allclose(table[f"{label} sigma"], sigma[:, CORE_LABELS.index(label)], rtol=1e-6)
     lit = realism.read_real_labels()
     star = lit[list(lit["name"]).index("HD39587")]
     assert table["teff literature"][0] == star["teff_K"] and table["logg literature"][0] == star["logg_dex"]
@@ -243,8 +244,9 @@ def test_domain_shift_table(two_real_spectra, monkeypatch):
     two = toy_ensemble(("logg", "teff"), n_pixels=grid.size)
     with pytest.warns(UserWarning, match="no novelty statistics"):  # an ensemble without them
         small = validation.domain_shift(two, real, grid, literature=lit[:0])
-    assert small.colnames == ["star", "library", "teff fit", "teff network", "logg fit", "logg network",
-                              "teff literature", "logg literature", "ood_score", "out_of_domain"]
+    assert small.colnames == ["star", "library", "teff fit", "teff network", "teff sigma", "logg fit",
+                              "logg network", "logg sigma", "teff literature", "logg literature", "ood_score",
+                              "out_of_domain"]
     assert np.isnan(small["ood_score"]).all() and not small["out_of_domain"].any()
     mean, _ = two.predict(two.inputs(flux), calibrated=True)
     np.testing.assert_allclose(small["teff network"], mean[:, 1], rtol=1e-6)
