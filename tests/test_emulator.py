@@ -197,3 +197,13 @@ def test_emulator_resolution_and_range_are_checked(emulator):
     assert list(emulator.outside([SUN, SUN * [1, 1, 1, 1, 1, 1, 1, 1, 1] + [0, 0, 5, 0, 0, 0, 0, 0, 0]])) == [False, True]
     with pytest.raises(ValueError, match="9 "):
         emulator.flux([5000, 2.5])
+
+
+def test_labels_outside_the_emulator_are_counted_and_said(emulator, capsys):
+    """A star outside the training range is counted and reported (its spectrum is extrapolated),
+    never silently; the survey keeps the count in survey.json."""
+    far = SUN.copy()
+    far[LABELS.index("m_h")] = -3.5
+    assert emulator.count_outside([SUN, far]) == 1
+    assert "1 of 2 stars have a label outside the emulator's training range" in capsys.readouterr().out
+    assert emulator.count_outside([SUN]) == 0 and capsys.readouterr().out == ""

@@ -582,12 +582,3 @@ def test_draw_observations_makes_n_observations(monkeypatch):
     monkeypatch.setitem(simulate.PROFILES, "many", sizes | {"n_repeats": 51})
     with pytest.raises(SurveyError, match="profile 'many': n_repeats must be <= n_field"):
         simulate._validate("many", 0, simulate.EMULATOR_FILE)
-
-
-def test_stars_outside_the_emulator_are_counted_and_said(capsys):
-    """A star whose labels lie outside the emulator's training range is counted and reported
-    (its spectrum is extrapolated), never silently."""
-    rows = {name: [0.0, 0.0] for name in LABELS}
-    rows["teff"], rows["logg"], rows["m_h"] = [4800.0, 4800.0], [2.5, 2.5], [-0.2, -3.5]
-    assert simulate.outside_emulator(Table(rows), simulate.EMULATOR_FILE) == 1
-    assert "1 of 2 stars have a label outside the emulator's training range" in capsys.readouterr().out

@@ -81,6 +81,15 @@ class Emulator:
         labels = np.atleast_2d(np.asarray(labels, float))
         return np.any((labels < self.label_lo) | (labels > self.label_hi), axis=1)
 
+    def count_outside(self, labels, what="stars"):
+        """How many rows of ``labels`` lie outside the training range; says so when there are any
+        (their spectra are extrapolated)."""
+        n = int(self.outside(labels).sum())
+        if n:
+            print(f"{n} of {len(labels)} {what} have a label outside the emulator's training range "
+                  f"({self.path}): their spectra are extrapolated")
+        return n
+
     def flux(self, labels):
         """Flux on ``self.wavelengths`` (Å), shape (n_stars, n_pixels)."""
         w = self.weights

@@ -285,17 +285,6 @@ def write_decorrelated(stars, obs, out_dir, seed, emulator_path=EMULATOR_FILE, p
 
 
 # ------------------------------------------------------------------ the survey
-def outside_emulator(stars, emulator_path):
-    """How many ``stars`` have a label outside the range the emulator was trained on (their spectra
-    are extrapolated); says so when there are any."""
-    labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])
-    n = int(_cached_model(str(emulator_path)).outside(labels).sum())
-    if n:
-        print(f"{n} of {len(stars)} stars have a label outside the emulator's training range "
-              f"({emulator_path}): their spectra are extrapolated (survey.json: n_stars_outside_emulator)")
-    return n
-
-
 def fingerprint(emulator_path=EMULATOR_FILE):
     """SHA-256 of what the survey is made from: the simulation's source code, what it uses from
     the analysis (the writers, not the readers; the disc boundary; the APOGEE flag bits and label
@@ -352,7 +341,8 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, emulator_path=E
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
         with worker_pool(processes) as pool:
             stars = draw_stars(sizes, rng)
-            n_outside = outside_emulator(stars, emulator_path)
+            n_outside = _cached_model(str(emulator_path)).count_outside(  # said, and kept in survey.json
+                np.column_stack([np.asarray(stars[name], float) for name in LABELS]))
             obs = draw_observations(stars, rng, n_repeats(sizes))
             with_fisher = fisher_observations(stars, obs)
             fisher, n_bad, n_cosmic = write_spectra(stars, obs, tmp / FILES["spectra"], seed, emulator_path,
