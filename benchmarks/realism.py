@@ -66,7 +66,8 @@ def main():
     for network in args.networks:
         folder = args.products_dir / PRODUCT_FILES["models"] / network
         if not folder.is_dir():
-            print(f"\n{network}: no trained ensemble in {folder} (run notebook 04, e.g. `make book`)")
+            print(f"\n{network}: no trained ensemble in {folder} (notebook 04 trains the networks of its "
+                  f"`networks` parameter: `make rerun NOTEBOOK=04_training PARAMS='-p networks \"[{network}]\"'`)")
             continue
         ens = Ensemble.load(folder, grid=common_wavelengths())
         table = domain_shift(ens, spectra[labelled], common_wavelengths(), literature)
