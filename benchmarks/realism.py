@@ -73,11 +73,15 @@ def main():
         table = domain_shift(ens, spectra[labelled], common_wavelengths(), literature)
         print(f"\n{network}: the network on the labelled real spectra")
         for row in table:
+            row_lit = literature[literature["name"] == row["star"]][0]
             z = {k: (row[f"{k} network"] - row[f"{k} literature"]) / row[f"{k} sigma"] for k in ("teff", "logg")}
+            z["m_h"] = (row["m_h network"] - row_lit["feh_dex"]) / row["m_h sigma"]
             print(f"  {row['star']:10s} Teff {row['teff network']:6.0f} ± {row['teff sigma']:3.0f} "
                   f"(literature {row['teff literature']:.0f}, z {z['teff']:+.1f})  "
                   f"log g {row['logg network']:5.2f} ± {row['logg sigma']:.2f} "
                   f"(literature {row['logg literature']:.2f}, z {z['logg']:+.1f})  "
+                  f"[M/H] {row['m_h network']:+.2f} ± {row['m_h sigma']:.2f} "
+                  f"(literature [Fe/H] {row_lit['feh_dex']:+.2f}, z {z['m_h']:+.1f})  "
                   f"ood_score {row['ood_score']:.3g}{'  FLAGGED out of domain' if row['out_of_domain'] else ''}")
             error = abs(row["teff network"] - row["teff literature"])
             cnn_worst = error if np.isnan(cnn_worst) else max(cnn_worst, error)
