@@ -464,7 +464,7 @@ if decorrelated is not None:
                          f"{prior.entry(decorrelated, method, 'alpha_m', '± slope'):.2f}", fontsize=9)
             ax.set_xlabel(f"true {axis_label('alpha_m')}")
             ax.set_ylabel(f"estimated {axis_label('alpha_m')}")
-        fig.colorbar(points, ax=list(axes), label=f"true {axis_label('m_h')}")
+        fig.colorbar(points, ax=axes[-1], label=f"true {axis_label('m_h')}")
         plots.caption(fig, f"[α/M] on the decorrelated sample ({which}); {source}.")
         plt.show()
 readable(decorrelated)
@@ -527,7 +527,7 @@ if spectra_only and n_real > 0 and ens.novelty is not None:
     _, _, val_score = ens.predict(ens.inputs(flux[val_rows], error[val_rows]), scores=True)
     real_score = np.asarray(domain["ood_score"], float)
     known = np.isfinite(np.asarray(domain["teff literature"], float))
-    fig, (top, ax) = plt.subplots(2, 1, figsize=(6, 4.4), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
+    fig, (top, ax) = plt.subplots(2, 1, figsize=(7, 4.4), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
     every = np.r_[val_score, real_score, nov.threshold]
     bins = np.geomspace(every.min() / 1.2, every.max() * 1.2, 40)
     ax.hist(val_score, bins=bins, color="0.7", label=f"validation spectra ({val_rows.sum()}, simulated)")
