@@ -248,8 +248,7 @@ for ax, name in zip(axes, LABELS):
     ax.hist(values[np.isfinite(values)], bins=bins, density=True, histtype="step", color="tab:red",
             label="APOGEE table of this run")
     ax.set_xlabel(axis_label(name))
-fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 1), ncol=2,
-           fontsize=9, frameon=False)
+plots.legend_above(fig, axes, 2)
 plots.caption(fig, f"APOGEE labels of the {source} against the real cross-match labels.")
 fig.tight_layout()
 plt.show()

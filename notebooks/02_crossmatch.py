@@ -240,9 +240,9 @@ for ax, name in zip(axes, CORE_LABELS):
         sel = kept["split"] == part
         ax.hist(values[sel], bins=bins, density=True, histtype="step", lw=1.5, label=part)
     ax.set_xlabel(axis_label(name))
-axes[0].legend(fontsize=9)
 plots.caption(fig, f"APOGEE labels of the training, validation and test sets, {source}.")
 fig.tight_layout()
+plots.legend_above(fig, axes, 3)
 plt.show()
 
 # %% [markdown]

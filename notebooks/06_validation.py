@@ -350,12 +350,13 @@ for ax, name in zip(axes, ensembles):
         total = np.hypot(sigma[name][:, j], np.nan_to_num(apogee_err[:, j]))
         z = metrics.zscores(pred[name][:, j] - apogee[:, j], total)
         rows.append((name, label, *metrics.z_summary(z)))
-        ax.hist(z[np.isfinite(z)], bins=zgrid[::8], histtype="step", density=True, label=LATEX[label])
+        ax.hist(z[np.isfinite(z)], bins=zgrid[::8], histtype="step", density=True, label=LATEX[label],
+                color=f"C{j % 10}")
     ax.plot(zgrid, np.exp(-zgrid**2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
     ax.set_xlabel("z")
     ax.set_title(name)
-axes[0].legend(fontsize=8, ncol=2)
 fig.tight_layout()
+plots.legend_above(fig, axes, 5)
 plots.caption(fig, f"Normalised test-set residuals; {source}.")
 plt.show()
 calibration = Table(rows=rows, names=("network", "label", "robust σ of z", "fraction |z| < 1"))
@@ -497,8 +498,7 @@ if spectra_only and n_real > 0:
         ax.set_xlabel(f"reference {axis_label(label)}")
         ax.set_ylabel(f"network {axis_label(label)}")
     fig.tight_layout()
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 1), ncol=2,
-               fontsize=9, frameon=False)
+    plots.legend_above(fig, axes, 2)
     plots.caption(fig, f"REAL spectra ({len(domain)} stars) through the {spectra_only[0]} network "
                        f"trained on: {source}.")
     plt.show()

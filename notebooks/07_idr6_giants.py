@@ -260,7 +260,8 @@ for ax, label in zip(axes, ens.labels):
     ax.hist(np.asarray(g[label]), bins=bins, histtype="step", color="C3", density=True, label="giants")
     ax.set_xlabel(axis_label(label))
     ax.set_yticks([])
-axes[0].legend(fontsize=8)
+    ax.locator_params(axis="x", nbins=4)
+plots.legend_above(fig, axes, 2)
 plots.caption(fig, f"Label distributions of the {network} catalogue; {source}.")
 plt.show()
 

@@ -54,6 +54,14 @@ def panel_grid(n, ncols, row_height, width=PAGE_WIDTH, **kwargs):
     return fig, axes.flat[:n]
 
 
+def legend_above(fig, axes, ncol):
+    """One legend for the whole figure, above it in ``ncol`` columns, with the entries of the
+    panel of ``axes`` that has the most (so no panel's data lies under a legend)."""
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[1]))
+    return fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1), ncol=ncol, fontsize=9,
+                      frameon=False)
+
+
 def colour_scale(meaning):
     """``cmap`` and ``norm`` keyword arguments that colour points by ``meaning`` ('snr', 'm_h')
     the same way in every figure (SNR on a log scale)."""

@@ -131,3 +131,14 @@ def test_panel_grid_fits_the_page_and_switches_off_spare_cells():
     fig, axes = plots.panel_grid(1, 2, 3.0)
     assert len(axes) == 1 and len(fig.axes) == 1
     plt.close(fig)
+
+
+def test_legend_above_takes_the_panel_with_most_entries_and_leaves_the_panels_free():
+    fig, axes = plots.panel_grid(2, 2, 3.0)
+    axes[0].plot([0, 1], label="a")
+    for name in "abc":
+        axes[1].plot([0, 1], label=name)
+    legend = plots.legend_above(fig, axes, 3)
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c"]
+    assert all(ax.get_legend() is None for ax in axes)
+    plt.close(fig)
