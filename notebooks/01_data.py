@@ -154,7 +154,7 @@ else:
         gallery.append((wave, flux, f"{catalogue['rave_obs_id'][i]}\nSNR {catalogue['snr_med_sparv'][i]:.0f}",
                         rel_error))
 
-fig, ax = plt.subplots(figsize=(9.5, 1.3 * len(gallery) + 1.5))
+fig, ax = plt.subplots(figsize=(plots.PAGE_WIDTH, 1.3 * len(gallery) + 1.5))
 n_bad, n_hits = plots.spectrum_stack(ax, gallery)
 plots.mark_lines(ax)
 ax.set_xlim(8400, 8900)
@@ -198,7 +198,7 @@ glued.glue_all(n_obs=glued.count(len(catalogue)), median_snr=glued.value(np.medi
 # errors of 100–300 K and 0.2–0.4 dex); on the right, for a simulated survey, the truth.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(plots.PAGE_WIDTH, 4), sharey=True)
 plots.kiel(axes[0], catalogue["teff_cal_madera"], catalogue["logg_cal_madera"],
            catalogue["m_h_cal_madera"], "[M/H] (RAVE pipeline)", **plots.colour_scale("m_h"))
 axes[0].set_title("RAVE pipeline")
@@ -237,8 +237,8 @@ if simulated:
 # %%
 real_labels = read_crossmatch_labels()
 shift = {}  # |median of this run − median of the real labels| / their standard deviation, per label
-fig, axes = plt.subplots(2, 5, figsize=(15, 5.5))
-for ax, name in zip(axes.flat, LABELS):
+fig, axes = plots.panel_grid(len(LABELS), 3, 2.4)
+for ax, name in zip(axes, LABELS):
     values = np.ma.filled(allstar[APOGEE_COLUMNS[name]].astype(float), np.nan)
     real = real_labels[:, LABELS.index(name)]
     shift[name] = abs(np.nanmedian(values) - np.nanmedian(real)) / np.nanstd(real)
@@ -248,8 +248,7 @@ for ax, name in zip(axes.flat, LABELS):
     ax.hist(values[np.isfinite(values)], bins=bins, density=True, histtype="step", color="tab:red",
             label="APOGEE table of this run")
     ax.set_xlabel(axis_label(name))
-axes.flat[-1].axis("off")
-axes.flat[0].legend(fontsize=7, loc="upper left")
+plots.legend_above(fig, axes, 2)
 plots.caption(fig, f"APOGEE labels of the {source} against the real cross-match labels.")
 fig.tight_layout()
 plt.show()

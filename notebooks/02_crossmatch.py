@@ -232,7 +232,7 @@ readable(splits.split_counts(kept))
 # shapes.
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+fig, axes = plots.panel_grid(len(CORE_LABELS), 2, 2.6)
 for ax, name in zip(axes, CORE_LABELS):
     values = np.ma.filled(kept[name].astype(float), np.nan)
     bins = np.linspace(np.nanmin(values), np.nanmax(values), 30)
@@ -240,9 +240,9 @@ for ax, name in zip(axes, CORE_LABELS):
         sel = kept["split"] == part
         ax.hist(values[sel], bins=bins, density=True, histtype="step", lw=1.5, label=part)
     ax.set_xlabel(axis_label(name))
-axes[0].legend(fontsize=8)
 plots.caption(fig, f"APOGEE labels of the training, validation and test sets, {source}.")
 fig.tight_layout()
+plots.legend_above(fig, axes, 3)
 plt.show()
 
 # %% [markdown]
@@ -253,7 +253,7 @@ plt.show()
 # training set's region the network's labels are extrapolations.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+fig, axes = plt.subplots(1, 2, figsize=(plots.PAGE_WIDTH, 4))
 axes[0].scatter(catalogue["teff_cal_madera"], catalogue["logg_cal_madera"], s=1, color="0.75", label="RAVE survey",
                 rasterized=True)
 train = kept[kept["split"] == "train"]

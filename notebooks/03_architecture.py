@@ -153,7 +153,7 @@ readable(counts)
 # %%
 star = read_real_spectra()
 star = star[star["name"] == "HD161096"][0]
-fig, ax = plt.subplots(figsize=(11, 3.5))
+fig, ax = plt.subplots(figsize=(plots.PAGE_WIDTH, 3.5))
 ax.plot(star["wave"], star["flux"], color="k", lw=0.7, label="HD 161096 (real K giant, DEIMOS)")
 for (name, colour), row in zip((("slides", "tab:red"), ("paper", "tab:blue")), counts[:2]):
     half = row["receptive field [Å]"] / 2

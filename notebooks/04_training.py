@@ -141,8 +141,8 @@ for name, ensemble in ensembles.items():
 # the dot marks the epoch whose weights were kept (the best validation loss).
 
 # %%
-fig, axes = plt.subplots(1, len(ensembles), figsize=(6.5 * len(ensembles), 4), squeeze=False)
-for ax, (name, ens) in zip(axes[0], ensembles.items()):
+fig, axes = plots.panel_grid(len(ensembles), 2, 3.8)
+for ax, (name, ens) in zip(axes, ensembles.items()):
     for k, (hist, best) in enumerate(zip(ens.metadata["histories"], ens.metadata["best_epochs"])):
         colour = f"C{k}"
         epochs_run = np.arange(1, len(hist["loss"]) + 1)
@@ -153,7 +153,7 @@ for ax, (name, ens) in zip(axes[0], ensembles.items()):
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (dashed: training, solid: validation)")
     ax.set_title(f"{name}: {len(ens)} members kept, {len(ens.metadata['dropped'])} dropped")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
 plots.caption(fig, f"Learning curves, {source}.")
 plt.show()
 
@@ -181,10 +181,8 @@ for name, ens in ensembles.items():
     mean, sigma = ens.predict(x_val, calibrated=True)
     _, spread = ens.predict(x_val)
     truth = label_array(table, ens.labels, parts["validation"])
-    ncol = 5 if len(ens.labels) > 4 else 4
-    nrow = int(np.ceil(len(ens.labels) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.2 * nrow), squeeze=False)
-    for j, (ax, label) in enumerate(zip(axes.flat, ens.labels)):
+    fig, axes = plots.panel_grid(len(ens.labels), 3, 2.8)
+    for j, (ax, label) in enumerate(zip(axes, ens.labels)):
         ok = np.isfinite(truth[:, j])
         bias, scatter = metrics.bias_and_scatter(mean[ok, j] - truth[ok, j])
         ax.errorbar(truth[ok, j], mean[ok, j], yerr=sigma[ok, j], fmt=".", ms=2, lw=0.3, alpha=0.5,
@@ -198,8 +196,6 @@ for name, ens in ensembles.items():
         ax.text(0.04, 0.96, f"bias {bias:+.3g}\nσ {scatter:.3g}", transform=ax.transAxes, va="top", fontsize=8)
         rows.append((name, label, ok.sum(), bias, scatter, np.nanmedian(spread[ok, j]),
                      ens.calibration[label]))
-    for ax in axes.flat[len(ens.labels):]:
-        ax.axis("off")
     fig.suptitle(f"{name}: validation set", fontsize=11)
     plots.caption(fig, f"Validation stars of the {source}; error bars: calibrated ensemble σ.")
     plt.show()

@@ -127,13 +127,13 @@ readable(Table({"population": list(masks), "spectra": [int(m.sum()) for m in mas
 # (K or dex per unit of normalised flux), with the landmark lines marked.
 
 # %%
-fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.4 * len(ens.labels)), sharex=True)
+fig, axes = plt.subplots(len(ens.labels), 1, figsize=(plots.PAGE_WIDTH, 2.2 * len(ens.labels)), sharex=True)
 for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
     for k, (name, g) in enumerate(pop_mean.items()):
         ax.plot(wave, g[j], lw=0.8, color=f"C{k}", label=f"{name} ({int(masks[name].sum())})")
     plots.mark_lines(ax)
     ax.set_ylabel(f"∂{LATEX[label]}/∂flux\n[{UNITS[label]}]", fontsize=9)
-np.atleast_1d(axes)[0].legend(ncol=5, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.15))
+np.atleast_1d(axes)[0].legend(ncol=3, fontsize=9, loc="lower left", bbox_to_anchor=(0, 1.15))
 np.atleast_1d(axes)[-1].set_xlabel("wavelength [Å]")
 plots.caption(fig, f"Mean gradients of the {network} ensemble per population, {source}.")
 plt.show()
@@ -175,7 +175,7 @@ readable(drivers)
 if table.meta["provenance"].get("data_source") == "sim" and survey.read_manifest(survey_dir) is not None:
     true_labels = survey.read_truth(survey_dir, table[rows])["labels"]
     sens = forward_sensitivity(Emulator(), true_labels, wave, label_names=ens.labels)
-    fig, axes = plt.subplots(len(ens.labels), 1, figsize=(12, 2.2 * len(ens.labels)), sharex=True)
+    fig, axes = plt.subplots(len(ens.labels), 1, figsize=(plots.PAGE_WIDTH, 2 * len(ens.labels)), sharex=True)
     for j, (ax, label) in enumerate(zip(np.atleast_1d(axes), ens.labels)):
         net, fwd = np.abs(mean_all[j]), np.abs(sens[j])
         ax.plot(wave, fwd / fwd.max(), color="0.5", lw=0.8, label="|∂flux/∂label| (forward model)")

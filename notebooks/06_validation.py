@@ -251,7 +251,7 @@ else:
 trend_x = {"RAVE SNR": (np.asarray(test["snr_med_sparv"], float), snr_edges),
            "APOGEE Teff [K]": (apogee[:, 0], np.arange(3500, 7001, 500)),
            "APOGEE [M/H] [dex]": (apogee[:, 2], np.arange(-2.0, 0.61, 0.4))}
-fig, axes = plt.subplots(len(main_labels), 3, figsize=(12, 1.9 * len(main_labels)), sharex="col")
+fig, axes = plt.subplots(len(main_labels), 3, figsize=(plots.PAGE_WIDTH, 1.9 * len(main_labels)), sharex="col")
 for i, label in enumerate(main_labels):
     j = LABELS.index(label)
     res = pred[main_network][:, j] - apogee[:, j]
@@ -342,20 +342,21 @@ readable(repeats)
 
 # %%
 rows = []
-fig, axes = plt.subplots(1, len(ensembles), figsize=(5 * len(ensembles), 3.2), squeeze=False)
+fig, axes = plots.panel_grid(len(ensembles), 2, 3.4)
 zgrid = np.linspace(-5, 5, 201)
-for ax, name in zip(axes[0], ensembles):
+for ax, name in zip(axes, ensembles):
     for label in ensembles[name].labels:
         j = LABELS.index(label)
         total = np.hypot(sigma[name][:, j], np.nan_to_num(apogee_err[:, j]))
         z = metrics.zscores(pred[name][:, j] - apogee[:, j], total)
         rows.append((name, label, *metrics.z_summary(z)))
-        ax.hist(z[np.isfinite(z)], bins=zgrid[::8], histtype="step", density=True, label=LATEX[label])
+        ax.hist(z[np.isfinite(z)], bins=zgrid[::8], histtype="step", density=True, label=LATEX[label],
+                color=f"C{j % 10}")
     ax.plot(zgrid, np.exp(-zgrid**2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
     ax.set_xlabel("z")
     ax.set_title(name)
-axes[0, 0].legend(fontsize=7, ncol=2)
 fig.tight_layout()
+plots.legend_above(fig, axes, 5)
 plots.caption(fig, f"Normalised test-set residuals; {source}.")
 plt.show()
 calibration = Table(rows=rows, names=("network", "label", "robust σ of z", "fraction |z| < 1"))
@@ -454,8 +455,8 @@ if decorrelated is not None:
     cnns = [m for m, v in decor_methods.items() if m.startswith("CNN ") and np.isfinite(v[:, j]).any()]
     x, colour = decor_truth["labels"][decor_rows, j], decor_truth["labels"][decor_rows, LABELS.index("m_h")]
     if cnns:
-        fig, axes = plt.subplots(1, len(cnns), figsize=(4.5 * len(cnns), 4), squeeze=False)
-        for ax, method in zip(axes[0], cnns):
+        fig, axes = plots.panel_grid(len(cnns), 2, 3.6)
+        for ax, method in zip(axes, cnns):
             y = decor_methods[method][decor_rows, j]
             points = ax.scatter(x, y, s=8, c=colour, **plots.colour_scale("m_h"))
             lims = np.nanpercentile(np.r_[x, y], [0, 100])
@@ -464,7 +465,7 @@ if decorrelated is not None:
                          f"{prior.entry(decorrelated, method, 'alpha_m', '± slope'):.2f}", fontsize=9)
             ax.set_xlabel(f"true {axis_label('alpha_m')}")
             ax.set_ylabel(f"estimated {axis_label('alpha_m')}")
-        fig.colorbar(points, ax=axes[0, -1], label=f"true {axis_label('m_h')}")
+        fig.colorbar(points, ax=axes[-1], label=f"true {axis_label('m_h')}")
         plots.caption(fig, f"[α/M] on the decorrelated sample ({which}); {source}.")
         plt.show()
 readable(decorrelated)
@@ -485,7 +486,7 @@ spectra_only = [name for name, ens in ensembles.items() if not ens.takes_photome
 if spectra_only and n_real > 0:
     ens = ensembles[spectra_only[0]]
     domain = validation.domain_shift(ens, realism.read_real_spectra()[:n_real], wave)
-    fig, axes = plt.subplots(1, len(validation.DOMAIN_LABELS), figsize=(13, 4))
+    fig, axes = plt.subplots(1, len(validation.DOMAIN_LABELS), figsize=(plots.PAGE_WIDTH, 3.2))
     for ax, label in zip(axes, validation.DOMAIN_LABELS):
         ax.scatter(domain[f"{label} fit"], domain[f"{label} network"], s=14, label="network vs forward-model fit")
         if f"{label} literature" in domain.colnames:
@@ -496,8 +497,8 @@ if spectra_only and n_real > 0:
         ax.plot(lims, lims, color="0.4", lw=0.8)
         ax.set_xlabel(f"reference {axis_label(label)}")
         ax.set_ylabel(f"network {axis_label(label)}")
-    axes[0].legend(fontsize=7)
     fig.tight_layout()
+    plots.legend_above(fig, axes, 2)
     plots.caption(fig, f"REAL spectra ({len(domain)} stars) through the {spectra_only[0]} network "
                        f"trained on: {source}.")
     plt.show()
@@ -526,7 +527,7 @@ if spectra_only and n_real > 0 and ens.novelty is not None:
     _, _, val_score = ens.predict(ens.inputs(flux[val_rows], error[val_rows]), scores=True)
     real_score = np.asarray(domain["ood_score"], float)
     known = np.isfinite(np.asarray(domain["teff literature"], float))
-    fig, (top, ax) = plt.subplots(2, 1, figsize=(9, 4.4), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
+    fig, (top, ax) = plt.subplots(2, 1, figsize=(7, 4.4), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
     every = np.r_[val_score, real_score, nov.threshold]
     bins = np.geomspace(every.min() / 1.2, every.max() * 1.2, 40)
     ax.hist(val_score, bins=bins, color="0.7", label=f"validation spectra ({val_rows.sum()}, simulated)")
@@ -542,12 +543,12 @@ if spectra_only and n_real > 0 and ens.novelty is not None:
                      fontsize=7)
     top.set_ylim(-1, 2.5)
     top.set_yticks([])
-    top.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    top.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")
     plots.plain_log_ticks(ax, "x")
     ax.set_xlabel("ood_score (dimensionless)")
     ax.set_ylabel("validation spectra")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     plots.caption(fig, f"Out-of-domain score of the {spectra_only[0]} network: validation spectra ({source}) "
                        "and REAL spectra.")
     plt.show()

@@ -174,7 +174,7 @@ clean = np.asarray(cat["flag"]) == 0
 g = cat[giant]
 print(f"{giant.sum():,} giants with SNR > {snr_min} and no flag, of {clean.sum():,} unflagged spectra")
 glued.glue_all(n_giants=glued.count(giant.sum()), n_clean=glued.count(clean.sum()), snr_min=f"{snr_min:g}")
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(plots.PAGE_WIDTH, 4), sharey=True)
 for ax, t, title in ((axes[0], cat[clean], "all unflagged spectra"), (axes[1], g, f"giants, SNR > {snr_min}")):
     sc = plots.kiel(ax, t["teff"], t["logg"], t["m_h"], LATEX["m_h"], s=1, **plots.colour_scale("m_h"))
     ax.set_title(f"{title} ({len(t):,})")
@@ -217,7 +217,7 @@ if simulated:
     display(readable(confusion))  # noqa: F821 (IPython)
     glued.glue("same_side", glued.percent(summary["same side"][0]))
     glued.glue_sentence("discs", discs.separation_sentence(*discs.fraction_on_side(g["m_h"], g["alpha_m"], population)))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(plots.PAGE_WIDTH, 4), sharex=True, sharey=True)
     for ax, (mh, am), title in ((axes[0], (true["m_h"], true["alpha_m"]), "true labels"),
                                 (axes[1], (g["m_h"], g["alpha_m"]), f"{network}")):
         for k, p in enumerate(np.unique(population)):
@@ -227,7 +227,7 @@ if simulated:
         ax.set_title(title)
         ax.set_xlabel(axis_label("m_h"))
     axes[0].set_ylabel(axis_label("alpha_m"))
-    axes[0].legend(markerscale=4, fontsize=8)
+    axes[0].legend(markerscale=4, fontsize=9)
     plots.caption(fig, "The same giants at their true labels and as the network sees them, coloured by "
                        f"true population; {source}.")
     plt.show()
@@ -245,22 +245,23 @@ else:
 
 # %%
 rows = files.row_index(rave["rave_obs_id"], g["rave_obs_id"], "RAVE catalogue")  # the giants' catalogue rows
-fig = plt.figure(figsize=(10, 5))
+fig = plt.figure(figsize=(plots.PAGE_WIDTH, 4.5))
 ax = plots.sky_map(fig, rave["ra_input"][rows], rave["dec_input"][rows], c=np.asarray(g["m_h"]), cmap="viridis",
                    vmin=-1.5, vmax=0.5, s=2)
 fig.colorbar(ax.collections[0], ax=ax, shrink=0.6, label=axis_label("m_h"))
 plots.caption(fig, f"Giants with SNR > {snr_min} on the sky (equatorial), coloured by [M/H]; {source}.")
 plt.show()
 
-fig, axes = plt.subplots(1, len(ens.labels), figsize=(2.6 * len(ens.labels), 2.8))
-for ax, label in zip(np.atleast_1d(axes), ens.labels):
+fig, axes = plots.panel_grid(len(ens.labels), 3, 2.3)
+for ax, label in zip(axes, ens.labels):
     values = np.asarray(cat[label])[clean]
     bins = np.linspace(*np.nanpercentile(values, [0.5, 99.5]), 40)
     ax.hist(values, bins=bins, histtype="step", color="0.4", density=True, label="all unflagged")
     ax.hist(np.asarray(g[label]), bins=bins, histtype="step", color="C3", density=True, label="giants")
-    ax.set_xlabel(axis_label(label), fontsize=8)
+    ax.set_xlabel(axis_label(label))
     ax.set_yticks([])
-np.atleast_1d(axes)[0].legend(fontsize=7)
+    ax.locator_params(axis="x", nbins=4)
+plots.legend_above(fig, axes, 2)
 plots.caption(fig, f"Label distributions of the {network} catalogue; {source}.")
 plt.show()
 
@@ -291,7 +292,7 @@ else:
     glued.glue("scaling", f"the steepest stage grows as the size to the power {glued.value(headline['scale_slope_max'])}, "
                           f"predict takes {glued.seconds(headline['predict_518k_s'])} at the largest size and no "
                           f"process needs more than {glued.count(headline['peak_rss_mb'])} MB")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(plots.PAGE_WIDTH, 4))
     plots.scaling(scale, axes)
     plots.caption(fig, costs.caption(scale))
     plt.show()

@@ -34,8 +34,32 @@ COLOUR_MAPS = {"snr": "plasma", "m_h": "viridis"}
 COLOUR_RANGES = {"snr": (10, 200), "m_h": (-1.5, 0.5)}
 """The range each colour map spans: SNR 10–200 per pixel (log scale), [M/H] −1.5 to +0.5 dex."""
 
+PAGE_WIDTH = 8.5
+"""Widest figure (inches; saved at 100 dpi): the book's text column is 688 px wide, so a wider
+figure is shrunk and its 10-pt text read smaller (``book.checks.MAX_FIGURE_SHRINK``)."""
+
 COLOUR_LABELS = {"snr": "RAVE SNR per pixel", "m_h": "[M/H] [dex]"}
 """The colourbar's label for each meaning."""
+
+
+def panel_grid(n, ncols, row_height, width=PAGE_WIDTH, **kwargs):
+    """A figure of ``n`` panels in rows of at most ``ncols``, ``width`` inches wide and
+    ``row_height`` inches per row (``kwargs`` go to ``plt.subplots``); the cells left over are
+    switched off. Returns the figure and the ``n`` axes in reading order."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows), squeeze=False, **kwargs)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat[:n]
+
+
+def legend_above(fig, axes, ncol):
+    """One legend for the whole figure, above it in ``ncol`` columns, with the entries of the
+    panel of ``axes`` that has the most (so no panel's data lies under a legend)."""
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda hl: len(hl[1]))
+    return fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1), ncol=ncol, fontsize=9,
+                      frameon=False)
 
 
 def colour_scale(meaning):
@@ -157,7 +181,7 @@ def scaling(results, axes=None):
     Returns the axes.
     """
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+        _, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4))
     ax_time, ax_rss = axes
     fits = stage_fits(results)
     for k, (name, (n, t, rss)) in enumerate(by_stage(results).items()):

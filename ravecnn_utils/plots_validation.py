@@ -20,7 +20,7 @@ BOUND_MEANING = (
 """What the bound means, written on the figure that draws it (notebook 06, section 3)."""
 
 
-def one_to_one_grid(reference, estimate, labels, snr, reference_name, ncols=3, panel=2.6):
+def one_to_one_grid(reference, estimate, labels, snr, reference_name, ncols=3, panel=2.4):
     """One panel per label: ``estimate`` against ``reference`` ((n, len(labels)) arrays) with
     the 1:1 line, points coloured by ``snr`` (``plots.colour_scale('snr')``) and one colourbar
     for all panels; each title gives the bias ± robust scatter (estimate − reference), and the

@@ -5,8 +5,8 @@ page must load in the browser and show its figures (images drawn with a non-zero
 link of any page may lead to a page of the book that does not exist; no page may show an
 stderr block, a table's dtype row or a table cut around "…", or name a paper of the
 bibliography without linking its citation, or draw a figure narrower than 0.9 of its text column
-(``ravecnn_utils.book.checks``; the browser's window is Playwright's default 1280 × 720 px, a
-laptop's). A full-page screenshot of every page is kept in ``_build/screens/`` for a person to
+or shrink one more than 1.3 times to fit it (``ravecnn_utils.book.checks``; the browser's window
+is Playwright's default 1280 × 720 px, a laptop's). A full-page screenshot of every page is kept in ``_build/screens/`` for a person to
 look at. Marked ``book``: not part of ``make test``.
 """
 
@@ -94,7 +94,8 @@ def test_notebook_page_has_its_figures(page, server, browser):
 
 def test_every_page_screenshot_and_figure_widths(site, server, browser):
     """Every page of the book saved as a full-page PNG in _build/screens/ (executed/01_data.html →
-    executed__01_data.png), and no figure on any page drawn narrower than 0.9 of its text."""
+    executed__01_data.png), and no figure on any page drawn narrower than 0.9 of its text or shrunk
+    more than 1.3 times to fit it (its text too small to read)."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     narrow = []
     tab = browser.new_page()
@@ -105,7 +106,7 @@ def test_every_page_screenshot_and_figure_widths(site, server, browser):
         tab.goto(urljoin(server, rel), wait_until="load")
         tab.screenshot(path=str(SCREENS / (rel.removesuffix(".html").replace("/", "__") + ".png")), full_page=True)
         widths = tab.eval_on_selector_all("main img", checks.FIGURE_WIDTHS_JS)
-        narrow += [f"{rel}: {p}" for p in checks.narrow_figures(widths)]
+        narrow += [f"{rel}: {p}" for p in checks.narrow_figures(widths) + checks.shrunk_figures(widths)]
     tab.close()
     assert not narrow, "\n".join(narrow)
 

@@ -70,8 +70,17 @@ def test_site_problems_name_the_page(tmp_path):
 
 
 def test_narrow_figures_are_found():
-    widths = [["wide.png", 688.0, 688.0], ["scaled.png", 640.0, 688.0], ["small.png", 420.0, 688.0],
-              ["hidden.png", 0.0, 0.0]]
+    widths = [["wide.png", 688.0, 688.0, 850], ["scaled.png", 640.0, 688.0, 640], ["small.png", 420.0, 688.0, 420],
+              ["hidden.png", 0.0, 0.0, 0]]
     found = checks.narrow_figures(widths)
     assert found == ["figure narrower than its text: small.png (420 of 688 px, 61%)"]
     assert len(checks.narrow_figures(widths, min_ratio=0.95)) == 2
+
+
+def test_shrunk_figures_are_found():
+    widths = [["page.png", 688.0, 688.0, 850], ["small.png", 420.0, 688.0, 420],
+              ["strip.png", 688.0, 688.0, 1500], ["hidden.png", 0.0, 0.0, 0]]
+    found = checks.shrunk_figures(widths)
+    assert found == ["figure shrunk 2.18× to fit its text, text too small to read: strip.png "
+                     "(1500 px drawn in 688 px; save it at most 8.9 in wide at 100 dpi)"]
+    assert len(checks.shrunk_figures(widths, max_shrink=1.2)) == 2

@@ -1,5 +1,6 @@
 """The book's figures for people: architecture layout from the model, colour scales, sky map,
-spikes in spectra, the 1:1 grid's colourbar and the Cramér–Rao figure's meaning."""
+spikes in spectra, the 1:1 grid's colourbar, the Cramér–Rao figure's meaning and grids of panels
+that fit the page."""
 
 import os
 
@@ -118,4 +119,26 @@ def test_bound_figure_says_what_the_bound_is():
     assert "forward model" in plots_validation.BOUND_MEANING and "prior" in plots_validation.BOUND_MEANING
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("Cramér–Rao bound, all nine" in n for n in names) and any("robust scatter, net" in n for n in names)
+    plt.close(fig)
+
+
+def test_panel_grid_fits_the_page_and_switches_off_spare_cells():
+    fig, axes = plots.panel_grid(7, 3, 2.4)
+    assert len(axes) == 7
+    assert tuple(fig.get_size_inches()) == (plots.PAGE_WIDTH, 3 * 2.4)
+    assert [ax.axison for ax in fig.axes] == [True] * 7 + [False] * 2
+    plt.close(fig)
+    fig, axes = plots.panel_grid(1, 2, 3.0)
+    assert len(axes) == 1 and len(fig.axes) == 1
+    plt.close(fig)
+
+
+def test_legend_above_takes_the_panel_with_most_entries_and_leaves_the_panels_free():
+    fig, axes = plots.panel_grid(2, 2, 3.0)
+    axes[0].plot([0, 1], label="a")
+    for name in "abc":
+        axes[1].plot([0, 1], label=name)
+    legend = plots.legend_above(fig, axes, 3)
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c"]
+    assert all(ax.get_legend() is None for ax in axes)
     plt.close(fig)

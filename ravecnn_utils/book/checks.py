@@ -5,8 +5,9 @@
 * a table cut in the middle ("…" or "..." rows, as astropy and pandas cut long tables);
 * a paper of the bibliography named in the text ("Guiglion et al. (2020)", "The Cannon")
   on a page that never links its citation;
-* a figure narrower than its text (``narrow_figures``: widths measured in the browser with
-  ``FIGURE_WIDTHS_JS``).
+* a figure narrower than its text (``narrow_figures``), or shrunk so much to fit it that its
+  text becomes too small to read (``shrunk_figures``): widths measured in the browser with
+  ``FIGURE_WIDTHS_JS``.
 
 Each check reads one HTML page as text (or the browser's measurements of it) and returns what
 it found, so that a test can say which page shows what.
@@ -39,14 +40,20 @@ SKIPPED_PAGES = ("genindex.html", "search.html")
 MIN_FIGURE_WIDTH = 0.9
 """A figure must be drawn at least this fraction of its text column's width (CSS px)."""
 
+MAX_FIGURE_SHRINK = 1.3
+"""A figure's saved width (image px) may be at most this many times its drawn width (CSS px):
+matplotlib's 10-pt text at 100 dpi stays above 7.5 pt on the page. The text column is 688 px,
+so figures are saved at most about 8.5 inches wide (``plots.PAGE_WIDTH``)."""
+
 FIGURE_WIDTHS_JS = """imgs => imgs.map(img => {
   const column = img.closest('article') || img.parentElement;
   const style = getComputedStyle(column);
   const text = column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-  return [img.getAttribute('src'), img.getBoundingClientRect().width, text];
+  return [img.getAttribute('src'), img.getBoundingClientRect().width, text, img.naturalWidth];
 })"""
 """For Playwright's ``eval_on_selector_all("main img", …)``: per image, [src, drawn width, width
-of the text column it sits in (the article, less its padding)], in CSS pixels."""
+of the text column it sits in (the article, less its padding), in CSS pixels; the image's own
+width, in its pixels]."""
 
 
 class _Page(HTMLParser):
@@ -169,11 +176,20 @@ def uncited(page: _Page, known) -> list[str]:
 
 def narrow_figures(widths, min_ratio=MIN_FIGURE_WIDTH) -> list[str]:
     """Figures drawn narrower than ``min_ratio`` of their text: ``widths`` is what
-    ``FIGURE_WIDTHS_JS`` returns (src, drawn width, text width; CSS px). A figure saved narrower
+    ``FIGURE_WIDTHS_JS`` returns (src, drawn width, text width in CSS px, natural width). A figure saved narrower
     than the column is drawn at its own size beside an empty margin; a wider one is scaled down
     to the column (so figures are best saved at about the column's width, 7–8 inches at 100 dpi)."""
     return [f"figure narrower than its text: {src} ({drawn:.0f} of {text:.0f} px, {drawn / text:.0%})"
-            for src, drawn, text in widths if text > 0 and drawn < min_ratio * text]
+            for src, drawn, text, *_ in widths if text > 0 and drawn < min_ratio * text]
+
+
+def shrunk_figures(widths, max_shrink=MAX_FIGURE_SHRINK) -> list[str]:
+    """Figures whose image is more than ``max_shrink`` times wider (image px) than drawn (CSS px):
+    ``widths`` is what ``FIGURE_WIDTHS_JS`` returns. A figure saved 12 inches wide at 100 dpi is
+    drawn in the 688-px column at 57 % of its size, its 10-pt text at 5.7 pt."""
+    return [f"figure shrunk {natural / drawn:.2f}× to fit its text, text too small to read: {src} "
+            f"({natural} px drawn in {drawn:.0f} px; save it at most {max_shrink * drawn / 100:.1f} in wide at 100 dpi)"
+            for src, drawn, _, natural in widths if drawn > 0 and natural > max_shrink * drawn]
 
 
 def page_problems(html: str, known=()) -> list[str]:
