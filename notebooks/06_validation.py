@@ -502,7 +502,7 @@ if spectra_only and n_real > 0:
     plots.caption(fig, f"REAL spectra ({len(domain)} stars) through the {spectra_only[0]} network "
                        f"trained on: {source}.")
     plt.show()
-    display(readable(domain))  # noqa: F821 (IPython)
+    display(readable(domain[[c for c in domain.colnames if not c.endswith(" sigma")]]))  # noqa: F821 (IPython); σ: benchmarks/realism.py
 else:
     print("no spectra-only network among networks (or n_real = 0): section skipped")
 
