@@ -27,10 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from astropy.table import Table  # noqa: E402
-
-from ravecnn_utils import discs, prior, survey, validation  # noqa: E402
-from ravecnn_utils.predict import select_giants  # noqa: E402
+from ravecnn_utils import prior, survey, validation  # noqa: E402
 from ravecnn_utils.rave import read_rave_catalogue  # noqa: E402
 from ravecnn_utils.labels import CORE_LABELS, LABELS  # noqa: E402
 from ravecnn_utils.paths import PRODUCT_FILES, REPO_ROOT  # noqa: E402
@@ -101,12 +98,8 @@ def main():
     prior.wide(slopes, "ratio").pprint_all()
     alpha_slope = prior.entry(slopes, f"CNN {args.network}", "alpha_m")
 
-    t = truth["labels"]
-    giants = select_giants(Table({"logg": t[:, 1], "teff": t[:, 0], "snr": truth["snr"]}), clean=False)
-    thick, n_thick = discs.fraction_on_side(p[giants, LABELS.index("m_h")], p[giants, LABELS.index("alpha_m")],
-                                            truth["population"][giants], "thick")
-    thin, n_thin = discs.fraction_on_side(p[giants, LABELS.index("m_h")], p[giants, LABELS.index("alpha_m")],
-                                          truth["population"][giants], "thin")
+    thick, n_thick = validation.giants_on_side(p, truth, "thick")
+    thin, n_thin = validation.giants_on_side(p, truth, "thin")
     print(f"\ntest set, giants with SNR > 80 (true labels): CNN {args.network} puts {thick:.1%} of the {n_thick} "
           f"true thick-disc spectra on the thick side, {thin:.1%} of the {n_thin} thin-disc ones on the thin side")
     print(f"worst_crlb_ratio_snr_ge_50={worst9:.2f} alpha_slope={alpha_slope:.2f} thick_on_side={thick:.3f}")
