@@ -19,9 +19,7 @@ bound, SNR ≥ 50; the slope of --network's [α/M] on the decorrelated sample; t
 thick-disc giants of the test set on the thick side, nan when the test set has none).
 """
 
-import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,25 +28,19 @@ import numpy as np  # noqa: E402
 from ravecnn_utils import prior, survey, validation  # noqa: E402
 from ravecnn_utils.rave import read_rave_catalogue  # noqa: E402
 from ravecnn_utils.labels import CORE_LABELS, LABELS  # noqa: E402
-from ravecnn_utils.paths import PRODUCT_FILES, REPO_ROOT  # noqa: E402
+from ravecnn_utils.paths import PRODUCT_FILES  # noqa: E402
 from ravecnn_utils.survey import FILES  # noqa: E402
 from ravecnn_utils.ensemble import Ensemble  # noqa: E402
-from ravecnn_utils.trainingset import label_array, read_training_set  # noqa: E402
+from ravecnn_utils.trainingset import label_array  # noqa: E402
+
+from common import read_simulated, simulated_parser  # noqa: E402  (benchmarks/common.py)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="full", help="simulated survey profile (default full)")
-    parser.add_argument("--products-dir", type=Path, default=REPO_ROOT / "data" / "products")
-    parser.add_argument("--survey-dir", type=Path, default=None, help="default data/sim/<profile>")
-    parser.add_argument("--network", default="paper_photometry", help="ensemble compared with the bound")
+    parser = simulated_parser(__doc__.splitlines()[0], "ensemble compared with the bound")
     parser.add_argument("--networks", nargs="+", default=["slides", "paper_photometry"])
     args = parser.parse_args()
-    survey_dir = args.survey_dir or REPO_ROOT / "data" / "sim" / args.profile
-
-    wave, flux, error, table = read_training_set(args.products_dir / PRODUCT_FILES["training_set"])
-    if table.meta["provenance"].get("data_source") != "sim":
-        raise SystemExit(f"{args.products_dir}: the training set is not from a simulated survey (no truth)")
+    survey_dir, wave, flux, error, table = read_simulated(args)
     train, test = (np.flatnonzero(np.asarray(table["split"]) == s) for s in ("train", "test"))
     ensembles = {n: Ensemble.load(args.products_dir / PRODUCT_FILES["models"] / n, grid=wave) for n in args.networks}
     if args.network not in ensembles:

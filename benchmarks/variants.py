@@ -30,7 +30,6 @@ the variant with the largest slope whose two scatters stay within 5 % of the bas
 (``validation.best_variant``). Nothing is written but a temporary spectra cube.
 """
 
-import argparse
 import os
 import tempfile
 import time
@@ -44,10 +43,10 @@ from astropy.table import Table  # noqa: E402
 from ravecnn_utils import prior, survey, train, validation  # noqa: E402
 from ravecnn_utils.labels import LABELS  # noqa: E402
 from ravecnn_utils.metrics import bias_and_scatter  # noqa: E402
-from ravecnn_utils.paths import PRODUCT_FILES, REPO_ROOT  # noqa: E402
 from ravecnn_utils.rave import read_rave_catalogue  # noqa: E402
 from ravecnn_utils.survey import FILES  # noqa: E402
-from ravecnn_utils.trainingset import read_training_set  # noqa: E402
+
+from common import read_simulated, simulated_parser  # noqa: E402  (benchmarks/common.py)
 
 
 def variant_settings(args):
@@ -73,11 +72,7 @@ def variant_settings(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="full", help="simulated survey profile (default full)")
-    parser.add_argument("--products-dir", type=Path, default=REPO_ROOT / "data" / "products")
-    parser.add_argument("--survey-dir", type=Path, default=None, help="default data/sim/<profile>")
-    parser.add_argument("--network", default="paper_photometry", help="the network trained in every variant")
+    parser = simulated_parser(__doc__.splitlines()[0], "the network trained in every variant")
     parser.add_argument("--members", type=int, default=5, help="ensemble members (default 5, as notebook 04)")
     parser.add_argument("--more-members", type=int, default=None, help="members of more_members (default 2 × --members)")
     parser.add_argument("--drop-worst", type=float, default=0.2, help="fraction of members dropped (notebook 04's)")
@@ -94,11 +89,7 @@ def main():
     args = parser.parse_args()
     args.more_members = args.more_members or 2 * args.members
     settings = variant_settings(args)
-    survey_dir = args.survey_dir or REPO_ROOT / "data" / "sim" / args.profile
-
-    wave, flux, error, table = read_training_set(args.products_dir / PRODUCT_FILES["training_set"])
-    if table.meta["provenance"].get("data_source") != "sim":
-        raise SystemExit(f"{args.products_dir}: the training set is not from a simulated survey (no truth)")
+    survey_dir, wave, flux, error, table = read_simulated(args)
     test = np.flatnonzero(np.asarray(table["split"]) == "test")
     truth = survey.read_truth(survey_dir, table[test])
     catalogue = read_rave_catalogue([survey_dir / FILES["catalogue"]])

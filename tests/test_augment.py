@@ -149,7 +149,42 @@ def test_sample_weights_reach_the_fit():
     x = np.ones((40, 1), np.float32)
     y = np.concatenate([np.zeros(20), np.ones(20)]).astype(np.float32)[:, None].repeat(2, axis=1)
     sw = np.concatenate([np.full(20, 0.25), np.full(20, 1.75)])
-    fit = dict(epochs=150, batch_size=40, patience=150, learning_rate=0.01, seed=0)
+    fit = dict(epochs=20, batch_size=8, patience=20, learning_rate=0.02, seed=0)
     results = [float(train.fit_model(partial(shared_build, "zeros"), x, y, x[:4], np.full((4, 2), 10.0), sample_weight=weights,
                                      **fit)[0].get_layer("w").get_weights()[0][0, 0]) for weights in (None, sw)]
     assert results == pytest.approx([0.5, 0.875], abs=0.05)
+
+
+VARIANTS = dict(decorrelate=True, noise_per_epoch=True, label_weights={"alpha_m": 4.0})
+
+
+def test_train_network_passes_the_variants_to_every_member(toy_training_set, monkeypatch):
+    wave, flux, error, table = toy_training_set
+    seen = []
+    fit_model = train.fit_model
+    monkeypatch.setattr(train, "fit_model", lambda *a, **k: seen.append(k) or fit_model(*a, **k))
+    ens = train.train_network("slides", flux, error, table, wave, n_models=2, progress=False, epochs=1,
+                              batch_size=16, patience=1, **VARIANTS)
+    n_train = int(np.sum(np.asarray(table["split"]) == "train"))
+    for kwargs in seen:
+        assert kwargs["label_weights"] == [1.0, 1.0, 1.0, 4.0]  # teff, logg, m_h, alpha_m
+        assert kwargs["sample_weight"].shape == (n_train,) and np.mean(kwargs["sample_weight"]) == pytest.approx(1)
+        assert kwargs["noise_sigma"].shape == (n_train, len(wave))
+    assert len(seen) == 2
+    assert ens.metadata["decorrelated"] == list(train.DECORRELATED) and ens.metadata["noise_per_epoch"]
+    assert ens.metadata["fit"]["label_weights"] == [1.0, 1.0, 1.0, 4.0]
+    with pytest.raises(ValueError, match="fe_h"):
+        train.train_network("slides", flux, error, table, wave, n_models=2, label_weights={"fe_h": 2.0})
+
+
+def test_the_variants_reach_members_trained_in_processes(toy_training_set):
+    """Two processes (the per-row weights and noise σ travel as files) give the serial members to
+    round-off; without the variants the members differ by far more."""
+    wave, flux, error, table = toy_training_set
+    kwargs = dict(n_models=2, seed=5, progress=False, epochs=1, batch_size=16, patience=1)
+    pooled = train.train_network("slides", flux, error, table, wave, processes=2, **kwargs, **VARIANTS)
+    serial = train.train_network("slides", flux, error, table, wave, processes=1, **kwargs, **VARIANTS)
+    plain = train.train_network("slides", flux, error, table, wave, processes=1, **kwargs)
+    for a, b, c in zip(pooled.members, serial.members, plain.members):
+        wa, wb, wc = (np.concatenate([w.ravel() for w in m.get_weights()]) for m in (a, b, c))
+        assert np.max(np.abs(wa - wb)) < 1e-4 < np.max(np.abs(wc - wb))
