@@ -93,7 +93,8 @@ def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
     label_weights : sequence of float, one per label, or None
         Weight of each label in the loss (``model.WeightedMaskedMSE``; also in val_loss).
     sample_weight : array (n_train,) or None
-        Weight of each training star in the loss (e.g. ``augment.decorrelating_weights``).
+        Weight of each training star in the loss (e.g. ``augment.decorrelating_weights``); the
+        validation loss, which early stopping watches, stays unweighted.
     noise_sigma : array (n_train, n_pixels) or None
         Noise σ per pixel (``augment.noise_sigma``): each epoch the training spectra get fresh
         Gaussian noise of ``noise_scale`` × σ (``augment.NoisyInputs``); the validation set does not.
