@@ -13,6 +13,7 @@ judges each on the test split and on the decorrelated spectra of the test stars 
 * ``decorrelated``: training stars weighted so that [α/M] and each [X/Fe] are less correlated
   with [M/H] (``augment.decorrelating_weights``; with real APOGEE stars this re-weights the stars
   that exist and cannot create missing combinations);
+* ``decorrelated_alpha``: the same for [α/M] alone (milder weights: more effective stars);
 * ``noise_per_epoch``: fresh Gaussian noise at each spectrum's own error level every epoch
   (``augment.NoisyInputs``; validation spectra fixed);
 * ``alpha_weighted``: [α/M] weighted --alpha-weight times in the loss (``model.WeightedMaskedMSE``);
@@ -58,6 +59,7 @@ def variant_settings(args):
     settings = {
         "baseline": (base, "the book's recipe"),
         "decorrelated": (base | {"decorrelate": True}, "stars weighted: [α/M], [X/Fe] ⟂ [M/H]"),
+        "decorrelated_alpha": (base | {"decorrelate": ["alpha_m"]}, "stars weighted: [α/M] ⟂ [M/H]"),
         "noise_per_epoch": (base | {"noise_per_epoch": True}, "fresh noise each epoch"),
         "alpha_weighted": (base | alpha, f"[α/M] × {args.alpha_weight:g} in the loss"),
         "paper_schedule": (paper, f"batch 16, patience 40, epochs capped at {paper['epochs']} (paper: 1000)"),
@@ -83,9 +85,9 @@ def main():
     parser.add_argument("--alpha-weight", type=float, default=4.0, help="weight of [α/M] in alpha_weighted")
     parser.add_argument("--seed", type=int, default=42, help="member k uses seed + k (notebook 04's default)")
     parser.add_argument("--processes", type=int, default=2, help="members trained at once")
-    parser.add_argument("--variants", nargs="+", default=["baseline", "decorrelated", "noise_per_epoch",
-                                                          "alpha_weighted", "paper_schedule", "more_members",
-                                                          "combined"])
+    parser.add_argument("--variants", nargs="+", default=["baseline", "decorrelated", "decorrelated_alpha",
+                                                          "noise_per_epoch", "alpha_weighted", "paper_schedule",
+                                                          "more_members", "combined"])
     args = parser.parse_args()
     args.more_members = args.more_members or 2 * args.members
     settings = variant_settings(args)
@@ -121,7 +123,9 @@ def main():
         out.append((name, len(ens), int(np.median(ens.metadata["best_epochs"])),
                     prior.entry(slopes, f"CNN {name}", "alpha_m"), prior.entry(slopes, f"CNN {name}", "alpha_m", "± slope"),
                     scatter["alpha_m"], scatter["teff"], validation.worst_ratio(ratios)[0],
-                    validation.giants_on_side(p, truth, "thick")[0], seconds[name], note))
+                    validation.giants_on_side(p, truth, "thick")[0], seconds[name], note
+                    + (f" (effective stars {ens.metadata['effective_train_fraction']:.0%})"
+                       if "effective_train_fraction" in ens.metadata else "")))
     table = Table(rows=out, names=("variant", "members", "best epoch", "alpha slope", "± slope", "alpha scatter",
                                    "teff scatter", "worst crlb ratio", "thick on side", "train s", "note"))
     for col, fmt in (("alpha slope", ".3f"), ("± slope", ".3f"), ("alpha scatter", ".4f"), ("teff scatter", ".1f"),

@@ -336,7 +336,8 @@ def _network_job(name, flux, error, table, grid, n_models, seed, slides_labels, 
         decorrelate = DECORRELATED if decorrelate is True else tuple(decorrelate)
         kwargs["sample_weight"] = decorrelating_weights(label_array(table, ["m_h"], parts["train"])[:, 0],
                                                         label_array(table, decorrelate, parts["train"]))
-        meta["decorrelated"] = list(decorrelate)
+        meta["decorrelated"] = list(decorrelate)  # and the weighted sample's effective size / its size:
+        meta["effective_train_fraction"] = float(1 / np.mean(kwargs["sample_weight"] ** 2))
     if noise_per_epoch:
         kwargs["noise_sigma"] = noise_sigma(error[parts["train"]])
         meta["noise_per_epoch"] = True

@@ -172,6 +172,7 @@ def test_train_network_passes_the_variants_to_every_member(toy_training_set, mon
         assert kwargs["noise_sigma"].shape == (n_train, len(wave))
     assert len(seen) == 2
     assert ens.metadata["decorrelated"] == list(train.DECORRELATED) and ens.metadata["noise_per_epoch"]
+    assert 0 < ens.metadata["effective_train_fraction"] <= 1
     assert ens.metadata["fit"]["label_weights"] == [1.0, 1.0, 1.0, 4.0]
     with pytest.raises(ValueError, match="fe_h"):
         train.train_network("slides", flux, error, table, wave, n_models=2, label_weights={"fe_h": 2.0})
