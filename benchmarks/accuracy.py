@@ -19,39 +19,28 @@ bound, SNR ≥ 50; the slope of --network's [α/M] on the decorrelated sample; t
 thick-disc giants of the test set on the thick side, nan when the test set has none).
 """
 
-import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from astropy.table import Table  # noqa: E402
-
-from ravecnn_utils import discs, prior, survey, validation  # noqa: E402
-from ravecnn_utils.predict import select_giants  # noqa: E402
+from ravecnn_utils import prior, survey, validation  # noqa: E402
 from ravecnn_utils.rave import read_rave_catalogue  # noqa: E402
 from ravecnn_utils.labels import CORE_LABELS, LABELS  # noqa: E402
-from ravecnn_utils.paths import PRODUCT_FILES, REPO_ROOT  # noqa: E402
+from ravecnn_utils.paths import PRODUCT_FILES  # noqa: E402
 from ravecnn_utils.survey import FILES  # noqa: E402
 from ravecnn_utils.ensemble import Ensemble  # noqa: E402
-from ravecnn_utils.trainingset import label_array, read_training_set  # noqa: E402
+from ravecnn_utils.trainingset import label_array  # noqa: E402
+
+from common import read_simulated, simulated_parser  # noqa: E402  (benchmarks/common.py)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="full", help="simulated survey profile (default full)")
-    parser.add_argument("--products-dir", type=Path, default=REPO_ROOT / "data" / "products")
-    parser.add_argument("--survey-dir", type=Path, default=None, help="default data/sim/<profile>")
-    parser.add_argument("--network", default="paper_photometry", help="ensemble compared with the bound")
+    parser = simulated_parser(__doc__.splitlines()[0], "ensemble compared with the bound")
     parser.add_argument("--networks", nargs="+", default=["slides", "paper_photometry"])
     args = parser.parse_args()
-    survey_dir = args.survey_dir or REPO_ROOT / "data" / "sim" / args.profile
-
-    wave, flux, error, table = read_training_set(args.products_dir / PRODUCT_FILES["training_set"])
-    if table.meta["provenance"].get("data_source") != "sim":
-        raise SystemExit(f"{args.products_dir}: the training set is not from a simulated survey (no truth)")
+    survey_dir, wave, flux, error, table = read_simulated(args)
     train, test = (np.flatnonzero(np.asarray(table["split"]) == s) for s in ("train", "test"))
     ensembles = {n: Ensemble.load(args.products_dir / PRODUCT_FILES["models"] / n, grid=wave) for n in args.networks}
     if args.network not in ensembles:
@@ -101,12 +90,8 @@ def main():
     prior.wide(slopes, "ratio").pprint_all()
     alpha_slope = prior.entry(slopes, f"CNN {args.network}", "alpha_m")
 
-    t = truth["labels"]
-    giants = select_giants(Table({"logg": t[:, 1], "teff": t[:, 0], "snr": truth["snr"]}), clean=False)
-    thick, n_thick = discs.fraction_on_side(p[giants, LABELS.index("m_h")], p[giants, LABELS.index("alpha_m")],
-                                            truth["population"][giants], "thick")
-    thin, n_thin = discs.fraction_on_side(p[giants, LABELS.index("m_h")], p[giants, LABELS.index("alpha_m")],
-                                          truth["population"][giants], "thin")
+    thick, n_thick = validation.giants_on_side(p, truth, "thick")
+    thin, n_thin = validation.giants_on_side(p, truth, "thin")
     print(f"\ntest set, giants with SNR > 80 (true labels): CNN {args.network} puts {thick:.1%} of the {n_thick} "
           f"true thick-disc spectra on the thick side, {thin:.1%} of the {n_thin} thin-disc ones on the thin side")
     print(f"worst_crlb_ratio_snr_ge_50={worst9:.2f} alpha_slope={alpha_slope:.2f} thick_on_side={thick:.3f}")

@@ -15,7 +15,8 @@ Three areas, one concern per module.
 * the network: ``labels`` (names, units, the core four), ``model`` (architectures, the book's
   networks, masked loss), ``inputs`` (the input contract), ``scaling`` (min–max scaling of
   labels and photometry), ``ensemble`` (the saved artefact: scalers, calibration, training
-  range, its file), ``train`` (seeded fits, ensembles, a network end to end),
+  range, its file), ``train`` (seeded fits, ensembles, a network end to end), ``augment`` (what
+  the training sees beyond the set as written: decorrelating sample weights, per-epoch noise),
   ``inference`` and ``fastcnn`` (fast prediction engines), ``gradients`` (∂label/∂flux),
   ``novelty`` (is a spectrum one the training survey could have produced? ``ood_score``);
 * the judgement: ``metrics``, ``crlb`` (Fisher information, Cramér–Rao bound), ``baselines``

@@ -136,6 +136,37 @@ def masked_mse(y_true, y_pred):
     return ops.sum(squared) / ops.maximum(count, 1.0)
 
 
+@keras.saving.register_keras_serializable(package="ravecnn")
+class WeightedMaskedMSE(keras.losses.Loss):
+    """``masked_mse`` with a weight per label, per star: Σ s_i w_j r_ij² / Σ w_j over the known
+    entries (r: scaled residual; w: ``label_weights``, one per output, default all 1; s: Keras'
+    ``sample_weight``, default 1). With every weight 1 it equals ``masked_mse``.
+
+    Returns one value per star (the per-star sum × batch / Σ w_j), so that Keras' mean over the
+    batch, times a ``sample_weight``, gives the weighted mean above: ``masked_mse`` returns a
+    scalar, which a sample weight cannot reach star by star.
+    """
+
+    def __init__(self, label_weights=None, name="weighted_masked_mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_weights = None if label_weights is None else [float(w) for w in label_weights]
+        if self.label_weights is not None and not all(w >= 0 for w in self.label_weights):
+            raise ValueError(f"label_weights must be ≥ 0, got {self.label_weights}")
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        known = ops.cast(ops.logical_not(ops.isnan(y_true)), y_pred.dtype)
+        weights = known if self.label_weights is None else known * ops.convert_to_tensor(
+            np.asarray(self.label_weights, np.float32), y_pred.dtype)
+        squared = ops.square(ops.where(known > 0, y_true, y_pred) - y_pred)
+        batch = ops.cast(ops.shape(y_pred)[0], y_pred.dtype)
+        return ops.sum(weights * squared, axis=-1) * batch / ops.maximum(ops.sum(weights), 1e-12)
+
+    def get_config(self):
+        return super().get_config() | {"label_weights": self.label_weights}
+
+
 def receptive_field(model):
     """Width in pixels of the stretch of spectrum that one unit of the last conv layer sees.
 

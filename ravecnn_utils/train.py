@@ -23,10 +23,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from .augment import NoisyInputs, decorrelating_weights, noise_sigma
 from .ensemble import Ensemble
 from .inputs import make_inputs
 from .labels import require_known
-from .model import build, masked_mse, network_spec
+from .model import WeightedMaskedMSE, build, masked_mse, network_spec
 from .novelty import FALSE_ALARM_RATE
 from .photometry import FEATURES, absolute_magnitudes
 from .scaling import LabelScaler
@@ -34,6 +35,14 @@ from .trainingset import label_array
 
 LEARNING_RATE = 1e-3
 """Adam's learning rate unless told otherwise (Keras' default)."""
+
+PAPER_SCHEDULE = {"batch_size": 16, "patience": 40, "epochs": 1000}
+"""Guiglion et al. (2020)'s schedule, for ``train_networks(**PAPER_SCHEDULE)``: batches of 16,
+early stopping after 40 epochs without improvement, at most 1,000 epochs (the book's defaults are
+64, 10 and 100: about 10× less training time)."""
+
+DECORRELATED = ("alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
+"""Labels whose correlation with [M/H] ``decorrelate=True`` weakens (``augment.decorrelating_weights``)."""
 
 
 def set_seed(seed):
@@ -57,16 +66,19 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def _new_model(build, seed, learning_rate):
-    """``build()`` after seeding with ``seed``, compiled with Adam and the masked MSE."""
+def _new_model(build, seed, learning_rate, label_weights=None, weighted=False):
+    """``build()`` after seeding with ``seed``, compiled with Adam and the masked MSE; with
+    ``label_weights`` or ``weighted`` (sample weights to come) ``model.WeightedMaskedMSE``."""
     set_seed(seed)
     model = build()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=masked_mse)
+    loss = masked_mse if label_weights is None and not weighted else WeightedMaskedMSE(label_weights)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     return model
 
 
 def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
-              learning_rate=LEARNING_RATE, patience=10, seed=0, verbose=0):
+              learning_rate=LEARNING_RATE, patience=10, seed=0, verbose=0, label_weights=None,
+              sample_weight=None, noise_sigma=None, noise_scale=1.0):
     """Train one network with Adam and the masked MSE, early stopping on the validation set.
 
     Parameters
@@ -78,19 +90,30 @@ def fit_model(build, x_train, y_train, x_val, y_val, epochs=100, batch_size=64,
         Scaled labels; NaN = missing (does not count in the loss).
     patience : int
         Epochs without improvement of val_loss before stopping; the best weights are restored.
+    label_weights : sequence of float, one per label, or None
+        Weight of each label in the loss (``model.WeightedMaskedMSE``; also in val_loss).
+    sample_weight : array (n_train,) or None
+        Weight of each training star in the loss (e.g. ``augment.decorrelating_weights``); the
+        validation loss, which early stopping watches, stays unweighted.
+    noise_sigma : array (n_train, n_pixels) or None
+        Noise σ per pixel (``augment.noise_sigma``): each epoch the training spectra get fresh
+        Gaussian noise of ``noise_scale`` × σ (``augment.NoisyInputs``); the validation set does not.
 
     Returns
     -------
     model, history (dict of lists, e.g. loss / val_loss per epoch),
     info (best_epoch (1-based), best_val_loss, epochs_run, seconds_per_epoch (median s)).
     """
-    model = _new_model(build, seed, learning_rate)
+    model = _new_model(build, seed, learning_rate, label_weights, sample_weight is not None)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                          restore_best_weights=True)
     timer = _epoch_timer()
-    fit = model.fit(x_train, np.asarray(y_train, np.float32),
-                    validation_data=(x_val, np.asarray(y_val, np.float32)),
-                    epochs=epochs, batch_size=batch_size, shuffle=True,
+    y_train = np.asarray(y_train, np.float32)
+    if noise_sigma is None:
+        data = {"x": x_train, "y": y_train, "batch_size": batch_size, "shuffle": True, "sample_weight": sample_weight}
+    else:  # a PyDataset sets its own batches, order and weights
+        data = {"x": NoisyInputs(x_train, y_train, noise_sigma, batch_size, seed, noise_scale, sample_weight)}
+    fit = model.fit(**data, validation_data=(x_val, np.asarray(y_val, np.float32)), epochs=epochs,
                     callbacks=[stop, timer], verbose=verbose)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     val_loss = np.asarray(history["val_loss"])
@@ -129,15 +152,17 @@ def _init_trainer(threads):
 
 def _fit_member(task):
     """Worker of ``_fit_members``: fit one member, return its weights and history."""
-    build, folder, seed, fit_kwargs = task
+    build, folder, seed, fit_kwargs, extras = task
     x_train, y_train, x_val, y_val = (_load_arrays(folder, name) for name in ("x_train", "y_train", "x_val", "y_val"))
-    model, history, info = fit_model(build, x_train, y_train, x_val, y_val, seed=seed, **fit_kwargs)
+    extras = {name: _load_arrays(folder, name) for name in extras}
+    model, history, info = fit_model(build, x_train, y_train, x_val, y_val, seed=seed, **fit_kwargs, **extras)
     return model.get_weights(), history, info
 
 
 def _fit_members(jobs, processes, progress):
     """Fit the members of every job (a dict with ``build``, ``arrays`` = (x_train, y_train, x_val,
-    y_val), ``seeds`` and ``fit_kwargs``): for each job, its (model, history, info) in seed order.
+    y_val), ``seeds``, ``fit_kwargs`` and optionally ``extras``, per-row arrays for ``fit_model``
+    such as ``sample_weight``): for each job, its (model, history, info) in seed order.
 
     With ``processes`` > 1 all the jobs' members share one pool of ``processes`` processes, spawned
     for this call, ``cpu_count // processes`` threads each; a process takes the next member when it
@@ -148,7 +173,8 @@ def _fit_members(jobs, processes, progress):
     if processes <= 1:
         fits = []
         for k, seed in tasks:
-            fits.append(fit_model(jobs[k]["build"], *jobs[k]["arrays"], seed=seed, **jobs[k]["fit_kwargs"]))
+            fits.append(fit_model(jobs[k]["build"], *jobs[k]["arrays"], seed=seed, **jobs[k]["fit_kwargs"],
+                                  **jobs[k].get("extras", {})))
             bar.update()
         bar.close()
         return _per_job(jobs, fits)
@@ -159,12 +185,12 @@ def _fit_members(jobs, processes, progress):
         folders = [Path(folder) / f"job{k}" for k in range(len(jobs))]
         for job, sub in zip(jobs, folders):
             sub.mkdir()
-            _save_arrays(sub, **dict(zip(("x_train", "y_train", "x_val", "y_val"), job["arrays"])))
+            _save_arrays(sub, **dict(zip(("x_train", "y_train", "x_val", "y_val"), job["arrays"])), **job.get("extras", {}))
         # spawn, as TensorFlow does not survive fork; a worker that dies breaks the pool loudly
         pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_trainer, (threads,))
         try:  # map gives the results in the order of the tasks
-            for result in pool.map(_fit_member, [(jobs[k]["build"], str(folders[k]), seed, jobs[k]["fit_kwargs"])
-                                                 for k, seed in tasks]):
+            for result in pool.map(_fit_member, [(jobs[k]["build"], str(folders[k]), seed, jobs[k]["fit_kwargs"],
+                                                  list(jobs[k].get("extras", {}))) for k, seed in tasks]):
                 results.append(result)
                 bar.update()
         except BrokenProcessPool as err:
@@ -179,7 +205,8 @@ def _fit_members(jobs, processes, progress):
     bar.close()
     fits = []
     for (k, seed), (weights, history, info) in zip(tasks, results):
-        model = _new_model(jobs[k]["build"], seed, jobs[k]["fit_kwargs"].get("learning_rate", LEARNING_RATE))
+        kw = jobs[k]["fit_kwargs"]
+        model = _new_model(jobs[k]["build"], seed, kw.get("learning_rate", LEARNING_RATE), kw.get("label_weights"))
         model.set_weights(weights)
         fits.append((model, history, info))
     return _per_job(jobs, fits)
@@ -209,8 +236,10 @@ def _ensemble_job(build, x_train, y_train, x_val, y_val, labels, n_models, seeds
     if len(labels) != scaler.minimum.size:
         raise ValueError(f"{len(labels)} label names for {scaler.minimum.size} label columns")
     arrays = (x_train, scaler.transform(y_train), x_val, scaler.transform(y_val))
+    fit_kwargs = dict(fit_kwargs)  # per-row arrays travel beside the settings (which the metadata keeps)
+    extras = {k: fit_kwargs.pop(k) for k in ("sample_weight", "noise_sigma") if fit_kwargs.get(k) is not None}
     return {"build": build, "arrays": arrays, "seeds": seeds, "fit_kwargs": fit_kwargs, "labels": labels,
-            "scaler": scaler, "n_drop": n_drop}
+            "scaler": scaler, "n_drop": n_drop, "extras": extras}
 
 
 def _finish_ensemble(job, fits, grid, metadata):
@@ -258,7 +287,8 @@ def train_ensemble(build, x_train, y_train, x_val, y_val, labels, n_models=5, se
         same recipe; with as many threads per process as the serial path they are bit-identical,
         but two processes then share the cores and gain only about 1.5×). A script that uses this
         must keep its top-level code under ``if __name__ == "__main__":``.
-    **fit_kwargs : epochs, batch_size, learning_rate, patience, verbose (see ``fit_model``).
+    **fit_kwargs : epochs, batch_size, learning_rate, patience, verbose, label_weights,
+        sample_weight, noise_sigma, noise_scale (see ``fit_model``).
     """
     job = _ensemble_job(build, x_train, y_train, x_val, y_val, labels, n_models, seeds, drop_worst, fit_kwargs)
     [fits] = _fit_members([job], processes, progress)
@@ -289,6 +319,12 @@ def _network_job(name, flux, error, table, grid, n_models, seed, slides_labels, 
     spec = network_spec(name, slides_labels, paper_labels)
     kwargs = dict(kwargs)
     drop_worst = kwargs.pop("drop_worst", 0.0)
+    decorrelate, noise_per_epoch = kwargs.pop("decorrelate", None), kwargs.pop("noise_per_epoch", False)
+    if kwargs.get("label_weights") is not None:  # {label: weight}, unnamed labels 1
+        unknown = sorted(set(kwargs["label_weights"]) - set(spec["labels"]))
+        if unknown:
+            raise ValueError(f"label_weights name(s) {unknown} not among the labels of {name}: {spec['labels']}")
+        kwargs["label_weights"] = [float(kwargs["label_weights"].get(n, 1.0)) for n in spec["labels"]]
     kept = n_models - n_dropped(n_models, drop_worst)
     if kept < 2:
         raise ValueError(f"n_models={n_models} with drop_worst={drop_worst} keeps {kept} member(s); "
@@ -296,6 +332,15 @@ def _network_job(name, flux, error, table, grid, n_models, seed, slides_labels, 
     parts = {part: np.asarray(table["split"]) == part for part in ("train", "validation")}
     phot = phot_scaler = None
     meta = {"training_set_hash": table.meta.get("hash"), "network": name}
+    if decorrelate:
+        decorrelate = DECORRELATED if decorrelate is True else tuple(decorrelate)
+        kwargs["sample_weight"] = decorrelating_weights(label_array(table, ["m_h"], parts["train"])[:, 0],
+                                                        label_array(table, decorrelate, parts["train"]))
+        meta["decorrelated"] = list(decorrelate)  # and the weighted sample's effective size / its size:
+        meta["effective_train_fraction"] = float(1 / np.mean(kwargs["sample_weight"] ** 2))
+    if noise_per_epoch:
+        kwargs["noise_sigma"] = noise_sigma(error[parts["train"]])
+        meta["noise_per_epoch"] = True
     if spec["photometry"]:
         phot = absolute_magnitudes(table)
         phot_scaler = LabelScaler().fit(phot[parts["train"]])
@@ -323,7 +368,11 @@ def train_networks(names, flux, error, table, grid, n_models=5, seed=0, slides_l
     > 1 the members of all the networks share one pool of workers: two networks of 5 members on
     2 processes train in 5 rounds, not 3 + 3. Every network's arguments are checked before any
     training. ``kwargs``: ``drop_worst``, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``,
-    ``verbose``.
+    ``verbose`` (``PAPER_SCHEDULE``: the paper's), and the variants of issue 16, all off by default:
+    ``decorrelate`` (True: the labels of ``DECORRELATED``, or a list of names: training stars
+    weighted by ``augment.decorrelating_weights`` within [M/H] bins), ``noise_per_epoch`` (True:
+    fresh noise at each spectrum's own error every epoch, ``augment.NoisyInputs``; ``noise_scale``),
+    ``label_weights`` ({label: weight}, others 1: ``model.WeightedMaskedMSE``).
     """
     names = list(names)
     if len(set(names)) != len(names):

@@ -14,11 +14,13 @@ from tqdm.auto import tqdm
 
 from .baselines import BASELINES
 from .cube import read_cube_ids, read_spectra_cube
+from .discs import fraction_on_side
 from .files import float_column, row_index
 from .inputs import prepare_inputs
 from .labels import GUIGLION2020_COLUMNS, LABELS
 from .metrics import bias_and_scatter, binned_residuals, pair_precision, rms_in_bins
 from .paths import GUIGLION2020_DIR
+from .predict import select_giants
 from .rave import PIPELINE_COLUMNS
 from .simulation.realism import read_real_labels, real_on_grid
 
@@ -155,6 +157,35 @@ def bound_ratios(estimate, truth, crlb, snr, labels, edges=SNR_EDGES, min_stars=
     for col in ("scatter", "bound", "ratio"):
         table[col].format = ".3g"
     return table
+
+
+def giants_on_side(estimate, truth, side="thick"):
+    """Of the giants of a simulated sample whose true population is ``side`` (true log g < 3.5,
+    Teff < 5500 K, true SNR > 80: ``predict.select_giants`` on the truth), the fraction that the
+    ``estimate`` (n, 9) over ``LABELS`` puts on that side (``discs.fraction_on_side``).
+    ``truth``: ``survey.read_truth`` of the same rows. Returns (fraction, stars); (nan, 0) if none."""
+    t, estimate = np.asarray(truth["labels"], float), np.asarray(estimate, float)
+    giants = select_giants(Table({"logg": t[:, 1], "teff": t[:, 0], "snr": truth["snr"]}), clean=False)
+    return fraction_on_side(estimate[giants, LABELS.index("m_h")], estimate[giants, LABELS.index("alpha_m")],
+                            np.asarray(truth["population"])[giants], side)
+
+
+def best_variant(table, baseline="baseline", tolerance=0.05, slope="alpha slope",
+                 accuracy=("alpha scatter", "teff scatter")):
+    """The row of ``table`` (one per training variant, ``benchmarks/variants.py``) that raises the
+    ``slope`` most without losing accuracy: among the rows whose every ``accuracy`` column (a
+    scatter) is at most (1 + ``tolerance``) × the ``baseline`` row's, the one with the largest
+    finite slope; the baseline itself when none beats it. Returns the row's ``variant``."""
+    names = list(table["variant"])
+    if baseline not in names:
+        raise ValueError(f"no row {baseline!r} in the variants table ({names})")
+    base = table[names.index(baseline)]
+    best, best_slope = baseline, float(base[slope]) if np.isfinite(base[slope]) else -np.inf
+    for row in table:
+        fine = all(float(row[c]) <= (1 + tolerance) * float(base[c]) for c in accuracy)
+        if fine and np.isfinite(row[slope]) and float(row[slope]) > best_slope:
+            best, best_slope = str(row["variant"]), float(row[slope])
+    return best
 
 
 def worst_ratio(ratios, snr_min=50):

@@ -141,3 +141,27 @@ def test_read_truth_finds_the_star_of_each_observation(smoke_survey):
     a = survey.read_truth(smoke_survey, with_ids)
     b = survey.read_truth(smoke_survey, Table({"rave_obs_id": obs["rave_obs_id"][:4]}))
     np.testing.assert_array_equal(a["labels"], b["labels"])
+
+
+def test_best_variant_takes_the_largest_slope_that_keeps_the_accuracy():
+    table = Table(rows=[("baseline", 0.3, 0.040, 70.0), ("noisy", 0.9, 0.060, 70.0),  # slope up, α worse
+                        ("hot", 0.8, 0.040, 80.0), ("good", 0.5, 0.041, 71.0), ("better", 0.6, 0.039, 69.0),
+                        ("broken", np.nan, 0.030, 60.0)],
+                  names=("variant", "alpha slope", "alpha scatter", "teff scatter"))
+    assert validation.best_variant(table) == "better"
+    assert validation.best_variant(table, tolerance=0.5) == "noisy"
+    assert validation.best_variant(table[[0, 1, 2]]) == "baseline"
+    with pytest.raises(ValueError, match="baseline"):
+        validation.best_variant(table[1:])
+
+
+def test_giants_on_side_counts_only_true_giants_with_high_snr():
+    labels = np.zeros((5, len(LABELS)))
+    labels[:, LABELS.index("teff")] = [4500, 4500, 4500, 6000, 4500]
+    labels[:, LABELS.index("logg")] = [2.5, 2.5, 2.5, 2.5, 4.5]  # star 3 too hot, star 4 a dwarf
+    truth = {"labels": labels, "snr": np.array([100, 100, 50, 100, 100]),  # star 2: SNR too low
+             "population": np.array(["thick", "thick", "thick", "thick", "thick"])}
+    estimate = np.zeros_like(labels)
+    estimate[:, LABELS.index("alpha_m")] = [0.3, 0.0, 0.3, 0.3, 0.3]  # thick, thin, …
+    assert validation.giants_on_side(estimate, truth) == (0.5, 2)
+    assert np.isnan(validation.giants_on_side(estimate, truth, "thin")[0])
