@@ -1,6 +1,10 @@
-"""The forward model: continuum-normalised RAVE-like spectra from nine labels.
+"""The model grid, Doppler resampling, and the hand-built line model of the first milestone.
 
-Physics, kept simple on purpose (a mock survey, not a model atmosphere):
+The survey's spectra now come from the MOOG emulator (``emulator``); it shares this module's
+model grid (``model_wavelengths``), ``resample`` and ``forward_sensitivity``. ``ForwardModel``,
+the hand-built line model below, is kept as the comparison of ``benchmarks/realism.py``.
+
+Its physics, kept simple on purpose (a mock survey, not a model atmosphere):
 
 * Each line's integrated optical depth (Å) follows the Boltzmann and Saha
   equations and the H⁻ continuum opacity of a cool photosphere::
