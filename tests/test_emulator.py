@@ -207,3 +207,11 @@ def test_labels_outside_the_emulator_are_counted_and_said(emulator, capsys):
     assert emulator.count_outside([SUN, far]) == 1
     assert "1 of 2 stars have a label outside the emulator's training range" in capsys.readouterr().out
     assert emulator.count_outside([SUN]) == 0 and capsys.readouterr().out == ""
+
+
+def test_a_missing_moog_is_named_before_any_worker_starts(tmp_path, tiny_grid):
+    """compute_grid checks MOOG and the atmospheres in the parent: a wrong path fails at once,
+    naming it, instead of killing pool workers one after another."""
+    with pytest.raises(FileNotFoundError, match="MOOG executable not found"):
+        compute_grid(np.tile(SUN, (2, 1)), tmp_path / "grid", tmp_path / "MOOGSILENT", tiny_grid.folder, chunk=2)
+    assert not list((tmp_path / "grid").glob("chunk_*"))

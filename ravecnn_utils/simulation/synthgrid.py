@@ -100,6 +100,7 @@ def compute_grid(labels, out_dir, moog, kurucz_folder, resolution=7500.0, proces
         else:
             todo.append((start, path))
     if todo:
+        _init(str(moog), str(kurucz_folder), resolution)  # a missing MOOG or grid fails here, not in a worker
         with get_context("fork").Pool(processes, _init, (str(moog), str(kurucz_folder), resolution)) as pool:
             results = pool.imap(_run, [labels[s:s + chunk] for s, _ in todo])
             for (start, path), flux in tqdm(zip(todo, results), total=len(todo), desc="MOOG syntheses",
