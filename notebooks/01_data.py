@@ -302,17 +302,9 @@ readable(bench["name", "library", "teff", "logg", "fe_h", "velocity", "rms"])
 # an independent test.
 
 # %%
-all_real = realism.read_real_spectra()
 literature = realism.read_real_labels()
-chosen = np.arange(len(all_real)) < n_real_fits
-chosen |= np.isin(all_real["name"], literature["name"])   # the labelled stars are always fitted
-fits_all = realism.fit_all(spectra=all_real[chosen])
-recovered = Table({"star": literature["name"],
-                   "Teff literature [K]": literature["teff_K"], "log g literature": literature["logg_dex"],
-                   "[Fe/H] literature": literature["feh_dex"]})
-fitted = [fits_all[fits_all["name"] == name] for name in literature["name"]]
-for column, key in (("Teff fit [K]", "teff"), ("log g fit", "logg"), ("[Fe/H] fit", "m_h")):
-    recovered[column] = [row[key][0] if len(row) else np.nan for row in fitted]
+fits_all = realism.fit_all(spectra=realism.spectra_to_fit(realism.read_real_spectra(), literature, n_real_fits))
+recovered = realism.fit_beside_literature(fits_all, literature)
 readable(recovered)
 fig, ax = plt.subplots(figsize=(7, 3.5))
 ax.hist(fits_all["rms"], bins=20, color="0.4")

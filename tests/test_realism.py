@@ -1,6 +1,7 @@
 """Simulated against real spectra (ravecnn_utils.simulation.realism): reading, degrading, comparing."""
 
 import numpy as np
+from astropy.table import Table
 import pytest
 
 from ravecnn_utils.simulation import realism
@@ -128,3 +129,19 @@ def test_rave_like_shifts_to_rest_and_resamples():
                   dtype=(str, str, object, object))[0]
     with pytest.raises(ValueError, match="short"):
         realism.rave_like(short, v)
+
+
+def test_labelled_stars_are_always_fitted_and_set_beside_the_literature(spectra):
+    """spectra_to_fit keeps the first n and every labelled star; fit_beside_literature sets a fit
+    table's labels beside the literature ones, NaN for a star the fits lack."""
+    labels = realism.read_real_labels()
+    chosen = realism.spectra_to_fit(spectra, labels, 2)
+    assert list(chosen["name"][:2]) == list(spectra["name"][:2])
+    assert set(labels["name"]) <= set(chosen["name"]) and len(chosen) == len(set(chosen["name"]))
+    fits = Table({"library": ["x"], "name": [labels["name"][0]], "teff": [5000.0], "logg": [3.0], "m_h": [-0.2],
+                  "rms": [0.01]})
+    table = realism.fit_beside_literature(fits, labels)
+    assert list(table["star"]) == list(labels["name"])
+    assert table["Teff fit [K]"][0] == 5000.0 and table["[Fe/H] fit"][0] == -0.2
+    assert table["Teff literature [K]"][0] == labels["teff_K"][0]
+    assert np.isnan(table["log g fit"][1])

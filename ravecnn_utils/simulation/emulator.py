@@ -66,6 +66,7 @@ class Emulator:
         fwhm = np.sqrt(max((8600.0 / self.resolution) ** 2 - (8600.0 / self.native_resolution) ** 2, 0.0))
         self._sigma_px = fwhm / (2 * np.sqrt(2 * np.log(2))) / (self.wavelengths[1] - self.wavelengths[0])
         self.label_lo, self.label_hi = self.weights["label_lo"], self.weights["label_hi"]
+        self._w3_basis = self.weights["w3"] @ self.weights["basis"]  # the last two linear maps, for Jacobians
 
     def _scaled(self, labels):
         labels = np.atleast_2d(np.asarray(labels, float))
@@ -90,25 +91,29 @@ class Emulator:
                   f"({self.path}): their spectra are extrapolated")
         return n
 
+    def _hidden(self, labels):
+        """Pre-activations (a1, a2) of the two hidden layers."""
+        w = self.weights
+        a1 = self._scaled(labels) @ w["w1"] + w["b1"]
+        return a1, _silu(a1) @ w["w2"] + w["b2"]
+
+    def _unbroadened_flux(self, a2):
+        w = self.weights
+        return (_silu(a2) @ w["w3"] + w["b3"]) @ w["basis"] + w["mean_flux"]
+
     def flux(self, labels):
         """Flux on ``self.wavelengths`` (Å), shape (n_stars, n_pixels)."""
-        w = self.weights
-        h1 = _silu(self._scaled(labels) @ w["w1"] + w["b1"])
-        h2 = _silu(h1 @ w["w2"] + w["b2"])
-        return self._broaden((h2 @ w["w3"] + w["b3"]) @ w["basis"] + w["mean_flux"])
+        return self._broaden(self._unbroadened_flux(self._hidden(labels)[1]))
 
     def flux_and_jacobian(self, labels):
         """``flux`` and ∂flux/∂label, shape (n, 9, n_pixels): per K for Teff, per dex otherwise."""
         w = self.weights
-        a1 = self._scaled(labels) @ w["w1"] + w["b1"]
-        h1 = _silu(a1)
-        a2 = h1 @ w["w2"] + w["b2"]
-        flux = (_silu(a2) @ w["w3"] + w["b3"]) @ w["basis"] + w["mean_flux"]
+        a1, a2 = self._hidden(labels)
         n, k = a1.shape[0], len(LABELS)
         d1 = _silu_slope(a1)[:, None, :] * (w["w1"] * (2 / (self.label_hi - self.label_lo))[:, None])[None]
         d2 = _silu_slope(a2)[:, None, :] * (d1.reshape(n * k, -1) @ w["w2"]).reshape(n, k, -1)
-        jac = (d2.reshape(n * k, -1) @ (w["w3"] @ w["basis"])).reshape(n, k, -1)  # 2-D: numpy's 3-D @ is slow
-        return self._broaden(flux), self._broaden(jac)
+        jac = (d2.reshape(n * k, -1) @ self._w3_basis).reshape(n, k, -1)  # 2-D products: numpy's 3-D @ is slow
+        return self._broaden(self._unbroadened_flux(a2)), self._broaden(jac)
 
     def jacobian(self, labels):
         """∂flux/∂label, shape (n, 9, n_pixels)."""

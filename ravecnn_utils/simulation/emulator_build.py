@@ -19,7 +19,7 @@ from ..files import atomic_path
 from ..labels import LABELS
 from ..paths import DATA_DIR, EMULATOR_FILE, EMULATOR_TEST_FILE
 from .forward import model_wavelengths
-from .synthgrid import DOMAIN, compute_grid, design_labels
+from .synthgrid import compute_grid, design_labels, domain_bounds
 
 HIDDEN = 256
 """Neurons of each of the two hidden layers."""
@@ -53,7 +53,7 @@ def fit_network(labels, flux, train, val, seed=2020, epochs=200, steps_per_epoch
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    lo, hi = np.array([DOMAIN[name] for name in LABELS], float).T
+    lo, hi = domain_bounds()
     x = (2 * (labels - lo) / (hi - lo) - 1).astype(np.float32)
     mean, basis = principal_components(flux[train].astype(np.float64))
     y = ((flux - mean) @ basis.T).astype(np.float32)

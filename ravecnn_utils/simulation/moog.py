@@ -149,15 +149,18 @@ class MoogSynthesis:
         self.weak, self.strong = linelist_texts(lines)
         self.wavelengths = model_wavelengths()
 
-    def raw(self, labels, workdir):
-        """MOOG's spectrum at ``SYNTHESIS_STEP`` for one star (nine labels), computed in ``workdir``."""
+    def _prepare(self, workdir):
+        """The inputs shared by every star: line lists and batch file, written once into ``workdir``."""
         workdir = Path(workdir)
-        atmosphere = self.grid.interpolate(*labels[:3])
-        (workdir / "model.mod").write_text(model_text(atmosphere, labels))
         (workdir / "lines.in").write_text(self.weak)
         (workdir / "strong.in").write_text(self.strong)
         (workdir / "batch.par").write_text(BATCH.format(start=SYNTHESIS_RANGE[0], stop=SYNTHESIS_RANGE[1],
                                                         step=SYNTHESIS_STEP, reach=OPACITY_REACH))
+
+    def _raw(self, labels, workdir):
+        """MOOG's spectrum at ``SYNTHESIS_STEP`` for one star (nine labels), in a ``_prepare``d ``workdir``."""
+        workdir = Path(workdir)
+        (workdir / "model.mod").write_text(model_text(self.grid.interpolate(*labels[:3]), labels))
         for name in ("out1", "out2"):
             (workdir / name).unlink(missing_ok=True)
         run = subprocess.run([str(self.moog)], cwd=workdir, input="\n", capture_output=True, text=True, timeout=120)
@@ -171,7 +174,8 @@ class MoogSynthesis:
         sigma = 8600.0 / self.resolution / (2 * np.sqrt(2 * np.log(2))) / SYNTHESIS_STEP
         out = []
         with tempfile.TemporaryDirectory(prefix="moog-") as workdir:
+            self._prepare(workdir)
             for row in np.atleast_2d(np.asarray(labels, float)):
-                wave, flux = self.raw(row, workdir)
+                wave, flux = self._raw(row, workdir)
                 out.append(np.interp(self.wavelengths, wave, gaussian_filter1d(flux, sigma, mode="nearest")))
         return np.array(out)

@@ -171,6 +171,23 @@ def fit_all(model=None, spectra=None):
     return Table(rows=rows, names=("library", "name", *LABELS[:3], "rms"))
 
 
+def spectra_to_fit(spectra, literature, n_first):
+    """The first ``n_first`` of ``spectra``, and always the stars with literature labels."""
+    chosen = np.arange(len(spectra)) < n_first
+    return spectra[chosen | np.isin(spectra["name"], literature["name"])]
+
+
+def fit_beside_literature(fits, literature):
+    """One row per labelled star: its literature Teff (K), log g, [Fe/H] beside those of ``fits``
+    (``fit_all``'s table; NaN for a star it lacks)."""
+    table = Table({"star": literature["name"], "Teff literature [K]": literature["teff_K"],
+                   "log g literature": literature["logg_dex"], "[Fe/H] literature": literature["feh_dex"]})
+    fitted = [fits[fits["name"] == name] for name in literature["name"]]
+    for column, key in (("Teff fit [K]", "teff"), ("log g fit", "logg"), ("[Fe/H] fit", "m_h")):
+        table[column] = [row[key][0] if len(row) else np.nan for row in fitted]
+    return table
+
+
 def best_fit(model, wave, flux):
     """``fit_labels_and_velocity`` from a giant's and a dwarf's start; the better of the two."""
     return min((fit_labels_and_velocity(model, wave, flux, start) for start in FIT_STARTS), key=lambda r: r[2])

@@ -34,6 +34,11 @@ DOMAIN = {"teff": (3500.0, 8000.0), "logg": (0.0, 5.0), "m_h": (-2.5, 0.6), "alp
 """Label ranges (K, dex) of the grid, hence of the emulator: survey-like draws outside are redrawn."""
 
 
+def domain_bounds():
+    """``DOMAIN`` as two arrays (lower, upper) in ``labels.LABELS`` order."""
+    return np.array([DOMAIN[name] for name in LABELS], float).T
+
+
 def _box(n, rng):
     """``n`` label rows flat in ``BOX``."""
     draw = {name: rng.uniform(*bounds, n) for name, bounds in BOX.items()}
@@ -58,7 +63,7 @@ def design_labels(n, grid, seed=2020, flat_fraction=0.5):
         while len(got) < want:
             batch = draw(max(want, 64), rng)
             batch = batch[np.isfinite(batch).all(axis=1)]
-            lo, hi = np.array([DOMAIN[name] for name in LABELS]).T
+            lo, hi = domain_bounds()
             ok = np.all((batch >= lo) & (batch <= hi), axis=1)
             ok[ok] = [grid.covers(*row[:3]) for row in batch[ok]]
             got = np.concatenate([got, batch[ok]])
@@ -100,8 +105,8 @@ def compute_grid(labels, out_dir, moog, kurucz_folder, resolution=7500.0, proces
         else:
             todo.append((start, path))
     if todo:
-        _init(str(moog), str(kurucz_folder), resolution)  # a missing MOOG or grid fails here, not in a worker
-        with get_context("fork").Pool(processes, _init, (str(moog), str(kurucz_folder), resolution)) as pool:
+        _init(str(moog), str(kurucz_folder), resolution)  # a missing MOOG or grid fails here, not in a worker;
+        with get_context("fork").Pool(processes) as pool:   # the forked workers inherit the synthesis
             results = pool.imap(_run, [labels[s:s + chunk] for s, _ in todo])
             for (start, path), flux in tqdm(zip(todo, results), total=len(todo), desc="MOOG syntheses",
                                             unit="chunk", postfix={"spectra per chunk": chunk}):
