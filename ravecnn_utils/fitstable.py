@@ -11,8 +11,8 @@ numbers, ASCII strings, 'T'/'F' booleans). Whole-table writers convert the whole
 a FITS copy of it, and a 4-byte-per-character copy of every string column.
 
 ``iter_columns(path, names, hdu)`` reads only some columns of a binary table, a block of rows at a
-time (``read_columns``: all rows in one Table), with plain reads: a memory-mapped column of a table stored row after row touches, and keeps
-resident, every page of the table.
+time (``read_columns``: all rows in one Table), with plain reads: a memory-mapped column of a table
+stored row after row touches, and keeps resident, every page of the table.
 """
 
 import io
@@ -27,7 +27,7 @@ from astropy.table import Column, Table
 from .files import atomic_path
 from .fitsbytes import padded
 
-ROWS = 20_000
+ROWS = 10_000
 """Rows per block (a few MB of a catalogue's columns)."""
 
 
@@ -72,7 +72,8 @@ class Spool:
         return self._rows or 0
 
     def block(self, start, stop):
-        return Table([Column(np.load(path, mmap_mode="r")[start:stop], name=name, unit=unit)
+        # copies of the rows: a view would keep the memory map, and what the kernel maps of it
+        return Table([Column(np.array(np.load(path, mmap_mode="r")[start:stop]), name=name, unit=unit)
                       for name, (path, unit) in self._columns.items()], meta=self.meta)
 
     def close(self):
@@ -80,49 +81,44 @@ class Spool:
 
 
 def _encoded(hdu, primary):
-    """(primary header bytes, table header bytes, data bytes) of ``hdu`` as ``HDUList.writeto``
-    writes it after the primary HDU ``primary``."""
+    """(the bytes before the table's header, the table's data) as ``HDUList.writeto`` writes ``hdu``
+    after the PrimaryHDU ``primary`` (memoryviews: no copies)."""
     buffer = io.BytesIO()
     fits.HDUList([primary, hdu]).writeto(buffer)
-    raw = buffer.getvalue()
+    raw = buffer.getbuffer()
     header = hdu.header.tostring().encode("ascii")
     nbytes = hdu.header["NAXIS1"] * hdu.header["NAXIS2"]
     start = len(raw) - padded(nbytes) - len(header)  # the data (padded) end the file
     if raw[start:start + len(header)] != header:
         raise RuntimeError("astropy wrote a table header other than its own; cannot write by blocks")
-    return raw[:start], header, raw[start + len(header):start + len(header) + nbytes]
+    return raw[:start], raw[start + len(header):start + len(header) + nbytes]
 
 
-def _block_hdus(table, rows, primary):
-    """Yield (primary bytes, header, data bytes) of each block of ``rows`` rows of ``table`` (one
-    block for an empty table)."""
-    n = len(table)
+def append_table(handle, table, rows=ROWS, primary=None):
+    """Write ``table`` (``Rows``, ``Spool`` …) as a binary-table HDU at the position of the open
+    binary file ``handle``, ``rows`` rows at a time (one block for an empty table); with ``primary``
+    (a PrimaryHDU) write that first. ValueError if the blocks' headers differ (a column whose FITS
+    format would depend on its values)."""
+    n, first = len(table), None
     for start in range(0, max(n, 1), rows):
         hdu = fits.table_to_hdu(table.block(start, min(start + rows, n)))
         if table.name is not None:
             hdu.name = table.name
         if hdu.header.get("PCOUNT", 0):
             raise ValueError(f"table {table.name}: variable-length columns cannot be written by blocks")
-        yield (*_encoded(hdu, primary), hdu.header)
-
-
-def append_table(handle, table, rows=ROWS, primary=None):
-    """Write ``table`` (``Rows``, ``Spool`` …) as a binary-table HDU at the position of the open
-    binary file ``handle``, ``rows`` rows at a time; with ``primary`` (a PrimaryHDU) write that
-    first. ValueError if the blocks' headers differ (a column whose FITS format depends on its
-    values)."""
-    n, first = len(table), None
-    for head, header_bytes, data, header in _block_hdus(table, rows, primary or fits.PrimaryHDU()):
-        header["NAXIS2"] = n
+        head, data = _encoded(hdu, primary or fits.PrimaryHDU())
+        hdu.header["NAXIS2"] = n
+        text, width = hdu.header.tostring(), hdu.header["NAXIS1"]
         if first is None:
-            first = header.tostring()
+            first = text
             if primary is not None:
                 handle.write(head)
-            handle.write(first.encode("ascii"))
-        elif header.tostring() != first:
+            handle.write(text.encode("ascii"))
+        elif text != first:
             raise ValueError(f"table {table.name}: the FITS header of a block differs from the first block's")
         handle.write(data)
-    handle.write(bytes(-(n * header["NAXIS1"]) % 2880))
+        del hdu, head, data  # before the next block is made: memory holds one
+    handle.write(bytes(-(n * width) % 2880))
 
 
 def write_fits(path, tables, primary=None, rows=ROWS):
