@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.table import Column, Table
+from astropy.table import Column, MaskedColumn, Table
 
 from .files import atomic_path
 from .fitsbytes import padded
@@ -183,7 +183,9 @@ def iter_columns(path, names=None, hdu=1, rows=ROWS):
 
 
 def read_columns(path, names=None, hdu=1, rows=ROWS):
-    """The columns ``names`` of a FITS binary table, as ``iter_columns`` reads them, in one Table."""
+    """The columns ``names`` of a FITS binary table, read by ``iter_columns``, in one Table as
+    ``Table.read`` makes it: trailing spaces stripped, NaN and empty strings masked (a
+    MaskedColumn where there are any), units from TUNITn (TDISPn display formats are not read)."""
     n, _, _, wanted = _layout(path, names, hdu)
     out = {name: np.empty(n, dtype) for name, (dtype, _) in wanted.items()}
     start = 0
@@ -191,9 +193,18 @@ def read_columns(path, names=None, hdu=1, rows=ROWS):
         for name in out:
             out[name][start:start + len(block)] = block[name]
         start += len(block)
-    return Table([Column(out[name], name=name, unit=wanted[name][1]) for name in out], copy=False)
+    columns = []
+    for name, values in out.items():
+        if values.dtype.kind == "S":
+            values = np.strings.rstrip(values)
+        mask = np.isnan(values) if values.dtype.kind == "f" else values == b"" if values.dtype.kind == "S" else None
+        column = (MaskedColumn(values, name=name, mask=mask, copy=False) if mask is not None and mask.any()
+                  else Column(values, name=name, copy=False))
+        column.unit = wanted[name][1]
+        columns.append(column)
+    return Table(columns, copy=False)
 
 
 def _unit(text):
     """A TUNITn string as astropy's FITS reader makes it (None for none)."""
-    return u.Unit(text, format="fits", parse_strict="silent") if text else None
+    return u.Unit(text, format="fits", parse_strict="warn") if text else None

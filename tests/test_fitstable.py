@@ -88,7 +88,11 @@ def test_blocks_whose_header_differs_are_refused_and_nothing_is_written(tmp_path
 
 
 def test_read_columns_reads_what_astropy_reads(tmp_path):
+    """The same values, types, units and masks (NaN and empty strings), without reading the rest."""
     table = _table()
+    table["v"][::7] = np.nan
+    table["raw"] = table["raw"].astype("S3")
+    table["raw"][1] = b"a  "  # trailing spaces: stripped
     table.write(tmp_path / "t.fits")
     reference = Table.read(tmp_path / "t.fits")
     names = ["id", "raw", "v", "j", "ok", "m", "t"]
@@ -97,7 +101,10 @@ def test_read_columns_reads_what_astropy_reads(tmp_path):
     for name in names:
         assert got[name].dtype == reference[name].dtype.newbyteorder("="), name
         assert got[name].unit == reference[name].unit, name
-        assert np.array_equal(np.asarray(got[name]), np.asarray(reference[name])), name
+        assert type(got[name]) is type(reference[name]), name
+        assert np.array_equal(np.ma.getmaskarray(got[name]), np.ma.getmaskarray(reference[name])), name
+        assert np.array_equal(np.asarray(got[name]), np.asarray(reference[name]), equal_nan=name == "v"), name
+    assert np.ma.getmaskarray(got["raw"]).sum() > 0 and np.asarray(got["raw"])[1] == b"a"
     blocks = list(fitstable.iter_columns(tmp_path / "t.fits", ["i"], rows=400))
     assert [len(b) for b in blocks] == [400, 400, 201]
     assert np.array_equal(np.concatenate([b["i"] for b in blocks]), table["i"])

@@ -16,6 +16,7 @@ from astropy.table import Column, Table
 from ..apogee import APOGEE_COLUMNS, ASPCAP_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT, STARFLAG_BAD_BITS
 from ..crlb import cramer_rao_bound
 from ..discs import chemical_population
+from ..files import ascii_bytes
 from ..fitstable import Rows, Spool, write_fits
 from ..labels import LABELS
 from . import galaxy
@@ -41,14 +42,6 @@ def twomass_id(ra, dec):
         f"{'-' if d < 0 else '+'}{a // 36_000:02d}{a // 600 % 60:02d}{a % 600:03d}"
         for r, d, a in zip(ra_cs, dec, dec_ds)])
     return out[0] if scalar else out
-
-
-def ascii_bytes(values):
-    """str ``values`` as ASCII bytes of the same width (other arrays as they are): a quarter of the
-    memory, and the same FITS column. Compare them with bytes (``b"field"``): numpy finds a bytes
-    array equal to no str."""
-    values = np.asarray(values)
-    return values.astype(f"S{values.dtype.itemsize // 4}") if values.dtype.kind == "U" else values
 
 
 BLOCK = 50_000

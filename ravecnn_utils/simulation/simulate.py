@@ -56,14 +56,14 @@ from tqdm import tqdm
 
 from .. import __version__, apogee, discs, files, fitsbytes, fitstable, rave
 from ..crlb import fisher_information
-from ..files import write_table
+from ..files import ascii_bytes, write_table
 from ..labels import LABELS
 from ..paths import CROSSMATCH_LABELS_FILE, EMULATOR_FILE
 from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
-from .catalogues import (BLOCK, SurveyError, allstar_table, ascii_bytes, benchmark_table, decorrelated_sample,
-                         rave_obs_ids, truth_tables, twomass_id, write_rave_catalogue, write_truth)
+from .catalogues import (BLOCK, SurveyError, allstar_table, benchmark_table, decorrelated_sample, rave_obs_ids,
+                         truth_tables, twomass_id, write_rave_catalogue, write_truth)
 from .emulator import Emulator
 from .spectra import RAVE_GRID, observe
 
@@ -300,8 +300,8 @@ def fingerprint(emulator_path=EMULATOR_FILE):
     here = Path(__file__).parent
     for module in ("simulate", "spectra", "catalogues", "forward", "emulator", "galaxy"):
         digest.update((here / f"{module}.py").read_bytes())
-    for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
-                 rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
+    for used in (files.atomic_path, files.write_table, files.ascii_bytes, rave.spectrum_filename,
+                 rave.write_rave_spectrum, rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
                  rave._templates, fitsbytes, fitstable, fisher_information, discs.boundary_alpha_m,
                  discs.chemical_population):
         digest.update(inspect.getsource(used).encode())
