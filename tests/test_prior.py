@@ -148,6 +148,23 @@ def test_the_sample_leaves_every_other_file_byte_for_byte(tiny_survey):
             assert (with_ / path).read_bytes() == (without / path).read_bytes(), path
 
 
+def test_flat_prior_shuffles_only_the_crossmatch_abundances():
+    """The flat_prior profile's cross-match stars lose the [α/M]–[M/H] relation; the field and
+    APOGEE-only stars, and every star's Teff, log g, [M/H], are those of the same draw."""
+    stars = simulate.draw_stars(dict(n_field=300, n_crossmatch=1500, n_apogee_only=50), np.random.default_rng(5))
+    flat = simulate.flatten_crossmatch_prior(stars, np.random.default_rng(6))
+    cross = np.asarray(stars["kind"]) == "crossmatch"
+    assert abs(np.corrcoef(stars["m_h"][cross], stars["alpha_m"][cross])[0, 1]) > 0.5
+    assert abs(np.corrcoef(flat["m_h"][cross], flat["alpha_m"][cross])[0, 1]) < 0.08
+    for name in catalogues.DECORRELATED_LABELS:
+        np.testing.assert_array_equal(np.sort(flat[name][cross]), np.sort(stars[name][cross]))
+    for name in (*LABELS, "population", "id_2mass"):
+        np.testing.assert_array_equal(flat[name][~cross], stars[name][~cross])
+    for name in FIXED:
+        np.testing.assert_array_equal(flat[name], stars[name])
+    assert simulate.PROFILES["flat_prior"] == simulate.PROFILES["full"] | {"flat_prior": 1}
+
+
 def test_read_decorrelated_keeps_teff_logg_metallicity_and_the_snr(tiny_survey):
     folder, table, truth = survey.read_decorrelated(tiny_survey / "with")
     assert len(table) == TINY["n_crossmatch"] == len(np.unique(table["id_2mass"]))

@@ -182,21 +182,28 @@ DECORRELATED_LABELS = ("alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
 """Labels the decorrelated sample re-draws; Teff, log g, [M/H] and [Fe/H] stay the star's own."""
 
 
+def shuffle_abundances(stars, rng):
+    """A copy of ``stars`` with [α/M] and each [X/Fe] (``DECORRELATED_LABELS``) shuffled among its
+    rows, each label by its own permutation, so that they no longer follow [M/H] (nor each other);
+    Teff, log g, [M/H] and [Fe/H] stay each star's own, ``population`` follows the new labels
+    (``discs.chemical_population``)."""
+    stars = stars.copy()
+    for name in DECORRELATED_LABELS:
+        stars[name] = rng.permutation(np.asarray(stars[name]))
+    stars["population"] = chemical_population(stars["m_h"], stars["alpha_m"])
+    return stars
+
+
 def decorrelated_sample(stars, obs, rng):
-    """The decorrelated test sample: one more spectrum of every cross-match star, with [α/M] and
-    each [X/Fe] (``DECORRELATED_LABELS``) shuffled among those stars, each label by its own
-    permutation, so that it no longer follows [M/H] (nor the other abundances). Teff, log g,
-    [M/H] and [Fe/H] are the star's own. Returns (stars, observations) shaped like the survey's:
-    the stars' rows with the new labels (``population`` from them, ``discs.chemical_population``)
-    and a copy of each star's first observation (its rave_obs_id, SNR, wavelength axis and
-    velocity residual), ``star_index`` pointing into the new stars."""
+    """The decorrelated test sample: one more spectrum of every cross-match star, with its
+    abundances shuffled among those stars (``shuffle_abundances``). Returns (stars, observations)
+    shaped like the survey's: the stars' rows with the new labels and a copy of each star's first
+    observation (its rave_obs_id, SNR, wavelength axis and velocity residual), ``star_index``
+    pointing into the new stars."""
     star_index = np.asarray(obs["star_index"])
     _, first = np.unique(star_index, return_index=True)  # each observed star's first observation
     first = first[np.asarray(stars["kind"])[star_index[first]] == "crossmatch"]
-    twins = stars[star_index[first]]
-    for name in DECORRELATED_LABELS:
-        twins[name] = rng.permutation(np.asarray(twins[name]))
-    twins["population"] = chemical_population(twins["m_h"], twins["alpha_m"])
+    twins = shuffle_abundances(stars[star_index[first]], rng)
     twin_obs = obs[first]
     twin_obs["star_index"] = np.arange(len(first))
     return twins, twin_obs
