@@ -194,6 +194,22 @@ def shuffle_abundances(stars, rng):
     return stars
 
 
+def flatten_crossmatch_prior(stars, rng):
+    """``stars`` with the cross-match stars' abundances shuffled among them (``shuffle_abundances``);
+    the other stars unchanged. The ``flat_prior`` profile's survey: its training labels carry no
+    [α/M]–[M/H] relation, to ask how far a network then reads [α/M] from the lines. Real APOGEE
+    stars cannot be shuffled; with them the nearest thing is weighting the rare combinations
+    (``augment.decorrelating_weights``)."""
+    crossmatch = np.asarray(stars["kind"]) == "crossmatch"
+    shuffled = shuffle_abundances(stars[crossmatch], rng)
+    stars = stars.copy()
+    for name in (*DECORRELATED_LABELS, "population"):
+        column = np.array(stars[name])
+        column[crossmatch] = shuffled[name]
+        stars[name] = column
+    return stars
+
+
 def decorrelated_sample(stars, obs, rng):
     """The decorrelated test sample: one more spectrum of every cross-match star, with its
     abundances shuffled among those stars (``shuffle_abundances``). Returns (stars, observations)

@@ -62,8 +62,8 @@ from ..paths import CROSSMATCH_LABELS_FILE, EMULATOR_FILE
 from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
-from .catalogues import (DECORRELATED_LABELS, SurveyError, allstar_table, benchmark_table, decorrelated_sample, rave_catalogue,
-                         rave_obs_ids, shuffle_abundances, truth_tables, twomass_id, write_truth)
+from .catalogues import (SurveyError, allstar_table, benchmark_table, decorrelated_sample, flatten_crossmatch_prior,
+                         rave_catalogue, rave_obs_ids, truth_tables, twomass_id, write_truth)
 from .emulator import Emulator
 from .spectra import RAVE_GRID, observe
 
@@ -80,12 +80,8 @@ number of RAVE stars observed more than once (``n_repeats``; default ``REPEAT_FR
 ``rave`` is RAVE DR6's size: 451,783 stars and 518,387 observations (``n_observations``),
 with the cross-match sample of ``full``. ``scale_10k`` (9,999 observations, about ``full``/6.4)
 exists for the scaling benchmark (``benchmarks/scale.py``), as its smallest size.
-``flat_prior`` is ``full`` with ``flat_prior=1``: the cross-match stars' [α/M] and [X/Fe] are
-shuffled among them (``catalogues.shuffle_abundances``) before anything is observed, so the
-training labels carry no [α/M]–[M/H] relation; the field stars, their spectra and every other
-draw are ``full``'s. It asks how far a network reads [α/M] from the lines when the labels it
-learns from cannot tell it [α/M] from [M/H]. Real APOGEE stars cannot be shuffled: with them
-the nearest thing is weighting the rare combinations (``augment.decorrelating_weights``)."""
+``flat_prior`` is ``full`` with the cross-match stars' abundances shuffled among them
+(``catalogues.flatten_crossmatch_prior``): every other draw is ``full``'s."""
 
 DEFAULT_SEED = 2020
 REPEAT_FRACTION = 0.10
@@ -161,19 +157,6 @@ def draw_stars(sizes, rng):
     for col, unit in (("teff", u.K), ("ra", u.deg), ("dec", u.deg), ("glon", u.deg), ("glat", u.deg),
                       ("distance", u.kpc), ("a_v", u.mag), ("hrv", u.km / u.s), ("age", u.Gyr)):
         stars[col].unit = unit
-    return stars
-
-
-def flatten_crossmatch_prior(stars, rng):
-    """``stars`` with the cross-match stars' abundances shuffled among them
-    (``catalogues.shuffle_abundances``); the other stars unchanged."""
-    crossmatch = np.asarray(stars["kind"]) == "crossmatch"
-    shuffled = shuffle_abundances(stars[crossmatch], rng)
-    stars = stars.copy()
-    for name in (*DECORRELATED_LABELS, "population"):
-        column = np.array(stars[name])
-        column[crossmatch] = shuffled[name]
-        stars[name] = column
     return stars
 
 
