@@ -250,19 +250,28 @@ def in_slices(function, n, threads):
         list(pool.map(function, edges[:-1], edges[1:]))
 
 
-def spectra_input(flux, error, threads=None):
+def spectra_input(flux, error, threads=None, out=None):
     """The networks' spectrum input from ``flux`` and its absolute ``error`` (n, n_pixels), in one
     pass on ``threads`` threads (default: all cores): (x, n_bad), x float32 (n, n_pixels) with
     flux where the pixel has information and the continuum 1 where it has none (flux not
     finite, error not finite or ≤ 0), n_bad (n,) int32 the number of such pixels.
 
     The arrays may be float32 of either byte order (a FITS memory map is read as it lies,
-    big-endian, with no swapped copy) or anything numpy turns into float32.
+    big-endian, with no swapped copy) or anything numpy turns into float32. ``out``: a native
+    float32 C-contiguous array of at least n rows whose first n become x (one array reused from
+    chunk to chunk spares the page faults of fresh memory), else x is a new array.
     """
     (f, swap_flux), (e, swap_error) = _bits(flux), _bits(error)
     if f.shape != e.shape or f.ndim != 2:
         raise ValueError(f"flux {np.shape(flux)} and error {np.shape(error)} must both be (n, n_pixels)")
-    x, n_bad = np.empty(f.shape, np.float32), np.empty(len(f), np.int32)
+    if out is None:
+        x = np.empty(f.shape, np.float32)
+    elif (out.dtype != np.float32 or not out.dtype.isnative or not out.flags.c_contiguous
+          or out.shape[1:] != f.shape[1:] or len(out) < len(f)):
+        raise ValueError(f"out: {out.dtype} {out.shape}, needs native float32 (>= {len(f)}, {f.shape[1]}), C order")
+    else:
+        x = out[:len(f)]
+    n_bad = np.empty(len(f), np.int32)
     mask = _masker()
     in_slices(lambda start, stop: mask(f, e, swap_flux, swap_error, start, stop, x, n_bad), len(f),
               int(threads or default_threads()))

@@ -74,7 +74,7 @@ def _thresholds(thresholds):
     return DEFAULTS | thresholds
 
 
-def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, **thresholds):
+def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, out=None, **thresholds):
     """Catalogue columns (dict of arrays) for spectra (n, n_pixels) on the wavelengths ``wave`` (Å),
     which must be the ensemble's grid (ValueError otherwise).
 
@@ -82,11 +82,12 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, *
     without any usable pixel gets NaN labels (and its flags). For an ensemble with photometry,
     ``phot_table`` holds the catalogue rows (parallax, magnitudes) of the same spectra. ``snr``: the
     spectra's ``cube.spectrum_snr`` if known (the cube's column), else computed here. ``flux`` and
-    ``error`` are only read (in place, even big-endian: ``fastcnn.spectra_input``).
+    ``error`` are only read (in place, even big-endian); the network input is built in ``out``
+    when given (``fastcnn.spectra_input``).
     """
     t = _thresholds(thresholds)
     ensemble.require_grid(wave, "the spectra")
-    x, n_bad = spectra_input(flux, error)  # bad pixels at the continuum, in one pass
+    x, n_bad = spectra_input(flux, error, out=out)  # bad pixels at the continuum, in one pass
     mean, spread, ood_score = ensemble.predict(ensemble.inputs(x, None, phot_table), scores=True)
     empty = n_bad == x.shape[1]  # no usable pixel: the network would read a flat continuum
     mean[empty], spread[empty], ood_score[empty] = np.nan, np.nan, np.nan
@@ -115,11 +116,12 @@ def _photometry_rows(ensemble, catalogue, cube_path):
                                "spectra of the cube not in the catalogue")]
 
 
-def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
-    """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
+def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds, out=None):
+    """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None;
+    ``out``: where to build the network input (``predict_spectra``)."""
     wave, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop), as_stored=True)
     snr = ids["snr"] if "snr" in ids.colnames else None  # a cube of older code has no snr: computed
-    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, snr=snr, **thresholds)
+    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, snr=snr, out=out, **thresholds)
     return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
 
 
@@ -245,8 +247,10 @@ def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, pr
     ``thresholds`` override ``DEFAULTS``.
     """
     def compute(todo, checked):
+        # one array for every chunk's network input: fresh memory for each would cost page faults
+        inputs = np.empty((max((c[1] - c[0] for _, c in todo), default=0), ensemble.grid[2]), np.float32)
         for k, (start, stop, phot) in todo:
-            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked)
+            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked, inputs)
 
     return _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress)
 

@@ -197,3 +197,20 @@ def test_kernel_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
     path = Path(forward.py_func.__code__.co_filename)
     assert path.parent.name.startswith("ravecnn-kernel-") and path.read_text() == fastcnn.kernel_source(10)
     shutil.rmtree(path.parent)
+
+
+def test_spectra_input_builds_in_a_given_array(rng):
+    """``out``: the input is built in its first n rows (the array a survey run reuses from chunk to
+    chunk); an array of the wrong kind is refused by name."""
+    from ravecnn_utils.fastcnn import spectra_input
+
+    flux, error = rng.normal(1, 0.1, (6, 20)).astype(np.float32), np.full((6, 20), 0.05, np.float32)
+    error[2, 5] = np.inf
+    out = np.zeros((9, 20), np.float32)
+    x, n_bad = spectra_input(flux, error, out=out)
+    assert np.shares_memory(x, out) and x.shape == (6, 20)
+    np.testing.assert_array_equal(out[:6], np.where(np.isinf(error), np.float32(1), flux))
+    assert (out[6:] == 0).all() and n_bad.tolist() == [0, 0, 1, 0, 0, 0]
+    for wrong in (np.zeros((5, 20), np.float32), np.zeros((9, 20)), np.zeros((9, 20), ">f4"), np.zeros((20, 9)).T):
+        with pytest.raises(ValueError, match="out: "):
+            spectra_input(flux, error, out=wrong)
