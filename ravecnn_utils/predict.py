@@ -23,11 +23,12 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table, vstack
+from astropy.table import Table
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -74,7 +75,7 @@ def _thresholds(thresholds):
     return DEFAULTS | thresholds
 
 
-def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, out=None, **thresholds):
+def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, **thresholds):
     """Catalogue columns (dict of arrays) for spectra (n, n_pixels) on the wavelengths ``wave`` (Å),
     which must be the ensemble's grid (ValueError otherwise).
 
@@ -82,23 +83,28 @@ def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, o
     without any usable pixel gets NaN labels (and its flags). For an ensemble with photometry,
     ``phot_table`` holds the catalogue rows (parallax, magnitudes) of the same spectra. ``snr``: the
     spectra's ``cube.spectrum_snr`` if known (the cube's column), else computed here. ``flux`` and
-    ``error`` are only read (in place, even big-endian); the network input is built in ``out``
-    when given (``fastcnn.spectra_input``).
+    ``error`` are only read, as they lie (even big-endian: ``fastcnn.spectra_input``).
     """
     t = _thresholds(thresholds)
     ensemble.require_grid(wave, "the spectra")
-    x, n_bad = spectra_input(flux, error, out=out)  # bad pixels at the continuum, in one pass
+    x, n_bad = spectra_input(flux, error)  # bad pixels at the continuum, in one pass
+    return _columns(ensemble, x, n_bad, spectrum_snr(flux, error) if snr is None else snr, phot_table, t)
+
+
+def _columns(ensemble, x, n_bad, snr, phot_table, t):
+    """``predict_spectra``'s columns from the network input ``x`` (n, n_pixels), the bad pixels
+    ``n_bad`` and ``snr`` of each spectrum, with the checked thresholds ``t``."""
     mean, spread, ood_score = ensemble.predict(ensemble.inputs(x, None, phot_table), scores=True)
     empty = n_bad == x.shape[1]  # no usable pixel: the network would read a flat continuum
     mean[empty], spread[empty], ood_score[empty] = np.nan, np.nan, np.nan
     k = ensemble.calibration_factors
-    snr = spectrum_snr(flux, error) if snr is None else np.asarray(snr, np.float32)
+    snr = np.asarray(snr, np.float32)
     cols = {}
     for j, name in enumerate(ensemble.labels):
         cols[name] = mean[:, j].astype(np.float32)
         cols[f"{name}_err"] = (spread[:, j] * k[j]).astype(np.float32)
         cols[f"{name}_spread"] = spread[:, j].astype(np.float32)
-    cols["snr"] = snr.astype(np.float32)
+    cols["snr"] = snr
     cols["n_bad_pixels"] = n_bad
     cols["ood_score"] = ood_score.astype(np.float32)
     cols["flag"] = flags(mean, spread, snr, n_bad / x.shape[1], ensemble,
@@ -116,13 +122,20 @@ def _photometry_rows(ensemble, catalogue, cube_path):
                                "spectra of the cube not in the catalogue")]
 
 
-def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds, out=None):
+def _read_rows(cube_path, start, stop, out=None):
+    """Cube rows [start, stop) made ready for the networks: (x, n_bad, snr, rave_obs_id), the
+    input built in ``out`` if given (``fastcnn.spectra_input``)."""
+    _, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop), as_stored=True)
+    x, n_bad = spectra_input(flux, error, out=out)
+    snr = ids["snr"] if "snr" in ids.colnames else spectrum_snr(flux, error)  # a cube of older code has none
+    return x, n_bad, snr, np.asarray(ids["rave_obs_id"]).astype(str)
+
+
+def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds, rows=None):
     """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None;
-    ``out``: where to build the network input (``predict_spectra``)."""
-    wave, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop), as_stored=True)
-    snr = ids["snr"] if "snr" in ids.colnames else None  # a cube of older code has no snr: computed
-    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, snr=snr, out=out, **thresholds)
-    return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
+    ``rows``: what ``_read_rows`` gives for them, if already read."""
+    x, n_bad, snr, ids = _read_rows(cube_path, start, stop) if rows is None else rows
+    return {"rave_obs_id": ids} | _columns(ensemble, x, n_bad, snr, phot, thresholds)
 
 
 def _chunks(ensemble, cube_path, catalogue, chunk):
@@ -228,11 +241,13 @@ def _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, p
         for k, cols in tqdm(compute(todo, thresholds), total=len(todo), desc=f"predict {out_path.name}", unit="chunk",
                             disable=not progress):
             _save_part(parts, k, cols)
-        tables = []
+        columns = {}  # each column joined once (no Table per chunk, no stacking copy)
         for k in range(len(chunks)):
             with np.load(parts / f"part_{k:05d}.npz") as data:
-                tables.append(Table({name: data[name] for name in data.files}))
-        write_table(_describe(vstack(tables), ensemble, cube_path, thresholds), out_path, overwrite=True)
+                for name in data.files:
+                    columns.setdefault(name, []).append(data[name])
+        table = Table({name: np.concatenate(values) for name, values in columns.items()})
+        write_table(_describe(table, ensemble, cube_path, thresholds), out_path, overwrite=True)
         shutil.rmtree(parts)
     return out_path
 
@@ -247,10 +262,19 @@ def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, pr
     ``thresholds`` override ``DEFAULTS``.
     """
     def compute(todo, checked):
-        # one array for every chunk's network input: fresh memory for each would cost page faults
-        inputs = np.empty((max((c[1] - c[0] for _, c in todo), default=0), ensemble.grid[2]), np.float32)
-        for k, (start, stop, phot) in todo:
-            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked, inputs)
+        # a thread reads the next chunk and builds its input while the networks run on this one
+        # (a core would idle otherwise), into two arrays used in turn (fresh memory costs page faults)
+        size = max((c[1] - c[0] for _, c in todo), default=0)
+        inputs = [np.empty((size, ensemble.grid[2]), np.float32) for _ in range(2)]
+        with ThreadPoolExecutor(1) as reader:
+            def read(i):
+                return reader.submit(_read_rows, cube_path, *todo[i][1][:2], inputs[i % 2])
+
+            ahead = read(0) if todo else None
+            for i, (k, (start, stop, phot)) in enumerate(todo):
+                rows = ahead.result()
+                ahead = read(i + 1) if i + 1 < len(todo) else None  # into the array chunk i - 1 used
+                yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked, rows)
 
     return _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress)
 
