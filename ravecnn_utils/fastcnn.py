@@ -140,8 +140,9 @@ def _forward(spectra, photometry, w1, b1, w2, b2, w3, b3, d1, e1, dp, ep, d2, e2
              slope, start, stop, out, features):
     """The whole network for rows ``start:stop`` of ``spectra`` into ``out``, the last hidden
     layer's activations into ``features`` (serial; no GIL). Compiled in the kernel module, where
-    ``conv`` and ``dense`` are defined (:func:`kernel_source`)."""
-    width = w1.shape[0]
+    ``conv``, ``dense`` and ``WIDTH`` are defined (:func:`kernel_source`); a constant width, not
+    ``w1.shape[0]``, lets the compiler prove the convolutions' reads in bounds (about 5 % faster)."""
+    width = WIDTH  # noqa: F821
     n1 = spectra.shape[1] - width + 1
     n2, n3 = n1 - width + 1, n1 - 2 * (width - 1)
     h1 = np.empty((w1.shape[2], n1), np.float32)
@@ -163,8 +164,8 @@ def kernel_source(width):
     """Python source of the kernel module for convolutions ``width`` pixels wide: ``conv``
     (:func:`_conv_source`), ``_dense`` and ``_forward`` compiled with numba's on-disk cache."""
     jit = f"fastmath={{{', '.join(map(repr, sorted(FASTMATH)))}}}, cache=True"
-    return "\n".join(["import numpy as np", "from numba import njit", _conv_source(width),
-                      inspect.getsource(_dense), inspect.getsource(_forward),
+    return "\n".join(["import numpy as np", "from numba import njit", f"WIDTH = {int(width)}",
+                      _conv_source(width), inspect.getsource(_dense), inspect.getsource(_forward),
                       f'conv = njit({jit}, inline="always")(conv)',
                       f'dense = njit({jit}, inline="always")(_dense)',
                       f"forward = njit({jit}, nogil=True)(_forward)", ""])
