@@ -10,8 +10,8 @@
 2. For each size, a synthetic spectra cube in the real file format (``cube.write_spectra_cube``)
    goes through ``predict.predict_cube`` with that one network, in a fresh process: wall time
    of the call (the kernel loaded from numba's cache or compiled, reading, flags and writing the
-   catalogue included; loading the ensemble, which imports TensorFlow, timed apart, as
-   ``benchmarks/scale.py`` does) and the process's peak memory.
+   catalogue included; loading the ensemble timed apart, as ``benchmarks/scale.py`` does) and the
+   process's peak memory.
 3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks
    (loading the ensemble included).
 4. The same run with ``predict.predict_cube_dask`` on a ``distributed.LocalCluster`` of
@@ -218,7 +218,7 @@ def main():
 
     # 2. synthetic cubes through predict_cube, one network, fresh process each
     print("\n2. predict_cube, one network, synthetic cube on disk (fresh process; 'load s': Ensemble.load, "
-          "TensorFlow's import included, not in the rate)")
+          "not in the rate)")
     net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
     kernel = rates[n_pix, "FastCNN"]  # the numba kernel alone, in memory (step 1)
     print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'load s':>8}{'predict s':>11}{'spectra/s':>11}"
