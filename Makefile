@@ -3,6 +3,7 @@
 #   make book                  whole analysis on the default (full) simulated survey -> _build/html
 #   make book PROFILE=smoke    the same in seconds, on a few hundred spectra
 #   make book PROFILE=rave     the same at RAVE DR6's size: 518,387 spectra (about 10 GB in data/sim/rave)
+#   make book PROFILE=flat_prior  the default survey with the cross-match abundances shuffled: do the networks read [α/M] from the lines?
 #   make test                  unit tests + every notebook executed with the smoke profile
 #
 # Every target creates the local virtual environment (.venv) first if needed.

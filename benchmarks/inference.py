@@ -9,8 +9,11 @@
    engine's largest difference from ``model.predict``; then where TensorFlow's time goes.
 2. For each size, a synthetic spectra cube in the real file format (``cube.write_spectra_cube``)
    goes through ``predict.predict_cube`` with that one network, in a fresh process: wall time
-   (reading, flags and writing the catalogue included) and the process's peak memory.
-3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks.
+   of the call (the kernel loaded from numba's cache or compiled, reading, flags and writing the
+   catalogue included; loading the ensemble timed apart, as ``benchmarks/scale.py`` does) and the
+   process's peak memory.
+3. The largest cube (518,387 spectra = RAVE DR6) through an ensemble of ``--members`` networks
+   (loading the ensemble included).
 4. The same run with ``predict.predict_cube_dask`` on a ``distributed.LocalCluster`` of
    ``--dask-workers`` worker processes (one task at a time each, each bound to its share of the
    cores as a batch system binds a job to the cores it booked; its kernel uses those cores), in a
@@ -20,9 +23,10 @@
 The last line is ``spectra_per_s_ours=<n> spectra_per_s_keras=<n> disk_spectra_per_s=<n>
 peak_rss_mb=<n> ensemble_<size>_s=<s> dask_overhead_pct=<x>`` (one 987-px network, in-memory
 rates of step 1 with the default engine; step 2's rate and peak memory on the largest cube;
-step 3's time; step 4's overhead). Step 2 also runs its largest cube written without the
-``snr`` column (as the code before it wrote cubes) and gives the speed-up of the column. Needs ≈ 4.1 GB of disk
-in ``--workdir`` for the full-size cube (deleted at the end unless ``--keep``).
+step 3's time, ensemble loading included; step 4's overhead). Step 2 also runs its largest cube
+written without the ``snr`` column (as the code before it wrote cubes) and gives the speed-up of
+the column. Needs ≈ 4.1 GB of disk in ``--workdir`` for the full-size cube (deleted at the end
+unless ``--keep``).
 """
 
 import argparse
@@ -129,12 +133,14 @@ def child(cube, ensemble_dir, out, dask_workers="0"):
             bind_workers(client)
             predict_cube_dask(ensemble_dir, cube, out, client=client, progress=False)
 
+    load_seconds = 0.0  # the Dask run's workers load the ensemble within its time
     if int(dask_workers):
         _, seconds = timed(dask_run)
     else:
-        _, seconds = timed(lambda: predict_cube(Ensemble.load(ensemble_dir), cube, out, progress=False))
+        ensemble, load_seconds = timed(Ensemble.load, ensemble_dir)
+        _, seconds = timed(predict_cube, ensemble, cube, out, progress=False)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "load_seconds": load_seconds, "peak_rss_mb": peak_mb}))
 
 
 def bind_workers(client):
@@ -211,21 +217,21 @@ def main():
         print(f"   {layer:<38}{micro:>12.1f}")
 
     # 2. synthetic cubes through predict_cube, one network, fresh process each
-    print("\n2. predict_cube, one network, synthetic cube on disk (fresh process; the time includes compiling "
-          "the kernel, a few s)")
+    print("\n2. predict_cube, one network, synthetic cube on disk (fresh process; 'load s': Ensemble.load, "
+          "not in the rate)")
     net = toy_ensemble(args.workdir / "models" / "x1", 1, n_pix)
     kernel = rates[n_pix, "FastCNN"]  # the numba kernel alone, in memory (step 1)
-    print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'predict s':>11}{'spectra/s':>11}{'× keras':>9}"
-          f"{'% kernel':>10}{'peak RSS MB':>13}")
+    print(f"   {'spectra':>10}{'cube GB':>9}{'write s':>9}{'load s':>8}{'predict s':>11}{'spectra/s':>11}"
+          f"{'× keras':>9}{'% kernel':>10}{'peak RSS MB':>13}")
     cubes, disk_seconds, peak = {}, {}, None
     for n in args.sizes:
         cube = args.workdir / f"cube_{n}.fits"
         _, t_write = timed(synthetic_cube, cube, n)
         r = run_child(cube, net, args.workdir / f"catalogue_{n}.fits")
         cubes[n], disk_seconds[n], peak = cube, r["seconds"], r["peak_rss_mb"]
-        print(f"   {n:>10,}{cube.stat().st_size / 1e9:>9.2f}{t_write:>9.0f}{r['seconds']:>11.1f}"
-              f"{n / r['seconds']:>11,.0f}{n / r['seconds'] / rate_keras:>9.2f}{100 * n / r['seconds'] / kernel:>10.0f}"
-              f"{r['peak_rss_mb']:>13,.0f}")
+        print(f"   {n:>10,}{cube.stat().st_size / 1e9:>9.2f}{t_write:>9.0f}{r['load_seconds']:>8.1f}"
+              f"{r['seconds']:>11.1f}{n / r['seconds']:>11,.0f}{n / r['seconds'] / rate_keras:>9.2f}"
+              f"{100 * n / r['seconds'] / kernel:>10.0f}{r['peak_rss_mb']:>13,.0f}")
     n = max(args.sizes)  # a cube of the code before its snr column: prediction computes every SNR again
     synthetic_cube(args.workdir / "cube_without_snr.fits", n, with_snr=False)
     before = run_child(args.workdir / "cube_without_snr.fits", net, args.workdir / "catalogue_without_snr.fits")
@@ -237,9 +243,10 @@ def main():
     ens_dir = toy_ensemble(args.workdir / "models" / f"x{args.members}", args.members, n_pix)
     serial_out = args.workdir / "catalogue_ensemble.fits"
     r = run_child(cubes[n], ens_dir, serial_out)
+    r["seconds"] += r["load_seconds"]  # the whole run, as the Dask one is timed
     print(f"\n3. {n:,} spectra through a {args.members}-member ensemble: {r['seconds']:.0f} s "
-          f"({r['seconds'] / 60:.1f} min, {n * args.members / r['seconds']:,.0f} spectra × members / s), "
-          f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+          f"({r['seconds'] / 60:.1f} min, {n * args.members / r['seconds']:,.0f} spectra × members / s; "
+          f"loading the ensemble {r['load_seconds']:.1f} s of it), peak RSS {r['peak_rss_mb']:,.0f} MB")
 
     # 4. the same run on a Dask LocalCluster
     dask_out = args.workdir / "catalogue_dask.fits"

@@ -264,7 +264,10 @@ glued.glue_all(n_apogee=glued.count(len(allstar)), n_shared=glued.count(in_rave.
 # The simulated spectra come from the survey's forward model: an emulator of LTE syntheses
 # computed with MOOG {cite:p}`1973PhDT.......180S` over ATLAS9 model atmospheres
 # {cite:p}`2003IAUS..210P.A20C` with the VALD lines of the region (`data/emulator/README.md`
-# says how it is made and what the physics leaves out). Nothing in it was tuned on real spectra.
+# says how it is made and what the physics leaves out). Nothing in it was fitted to real spectra;
+# one choice was made after looking at the labelled giant below: the Ca II triplet's van der
+# Waals damping is Barklem's, not MOOG's older default formulae for these three lines, which
+# left its wings too weak (`ravecnn_utils/simulation/moog.py`).
 # `data/real_cat_spectra/` holds real, observed spectra of this region (Indo-US library
 # and Keck/DEIMOS templates). Two of them are Gaia FGK benchmark stars with accurate
 # labels: HD 39587 (a solar-type dwarf) and HD 161096 (a K giant). Real and simulated

@@ -6,7 +6,8 @@ for many files (chunked, on several processes, resumable); ``read_spectra_cube``
 FITS: a primary header with the grid (CRVAL1, CDELT1, NPIX; Å, air) and how it was made; float32
 images ``FLUX`` and ``ERROR`` (n × NPIX; absolute 1σ, inf = no information, FLUX then 1); and the
 table ``IDS``: rave_obs_id, n_bad_pixels, rejected and snr (``spectrum_snr``, computed once here
-so that prediction need not sort every spectrum again; a cube of older code lacks it).
+so that prediction need not sort every spectrum again; a cube of older code lacks it). Prediction
+maps FLUX and ERROR as they lie: ``fastcnn.spectra_input`` swaps the bytes in registers (0.1 µs).
 """
 
 import multiprocessing
@@ -88,7 +89,6 @@ def resample_spectrum(wave, flux, rel_error, grid=None, source=None, edge_tolera
     out_flux[inside] = np.where(touched, 1.0, (1 - w) * flux_ok[j] + w * flux_ok[j + 1])
     out_err[inside] = np.where(touched, np.inf, np.hypot((1 - w) * sigma_ok[j], w * sigma_ok[j + 1]))
     return out_flux, out_err, int(np.sum(~inside) + np.sum(touched))
-
 
 
 def spectrum_snr(flux, error):
@@ -287,13 +287,15 @@ def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.
     return Path(out_path)
 
 
-def read_spectra_cube(path, grid=None, rows=None):
+def read_spectra_cube(path, grid=None, rows=None, as_stored=False):
     """Read a cube written by ``build_spectra_cube``.
 
-    Returns wave (Å), flux and error (n, npix) float32 (error inf = no information) and the
-    IDS Table (``read_cube_table``). Checks that the header grid (CRVAL1,
-    CDELT1, NPIX) agrees with the data and, if ``grid`` is given, with that grid.
-    ``rows`` (indices into the cube, or a slice) reads only those spectra (memory-mapped), in that order.
+    Returns wave (Å), flux and error (n, npix) float32 (error inf = no information) and the IDS
+    Table (``read_cube_table``). Checks that the header grid (CRVAL1, CDELT1, NPIX) agrees with the
+    data and, if ``grid`` is given, with that grid. ``rows`` (indices into the cube, or a slice)
+    reads only those spectra (memory-mapped), in that order. ``as_stored``: flux and error as the
+    file holds them (big-endian; for a slice the read-only memory map itself, nothing read yet),
+    not native copies (``fastcnn.spectra_input`` reads them so).
     """
     path = _existing(path)
     with fits.open(path) as hdul:
@@ -302,10 +304,9 @@ def read_spectra_cube(path, grid=None, rows=None):
         if missing:
             raise ValueError(f"{path}: not a spectra cube, no {missing} extension(s) (found {names})")
         wave = _header_wave(hdul[0].header, path)
-        npix = wave.size
-        pick = _pick(rows)
-        flux = np.asarray(hdul["FLUX"].data[pick], np.float32)
-        error = np.asarray(hdul["ERROR"].data[pick], np.float32)
+        npix, pick = wave.size, _pick(rows)
+        flux, error = (hdul[ext].data[pick] if as_stored else np.asarray(hdul[ext].data[pick], np.float32)
+                       for ext in ("FLUX", "ERROR"))
         ids = _ids_table(hdul["IDS"].data[pick])
     if flux.ndim != 2 or flux.shape[1] != npix or error.shape != flux.shape or len(ids) != flux.shape[0]:
         raise ValueError(f"{path}: FLUX {flux.shape}, ERROR {error.shape} and IDS ({len(ids)} rows) do not "

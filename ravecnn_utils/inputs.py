@@ -12,13 +12,14 @@ import numpy as np
 def prepare_inputs(flux, error=None, fill=1.0, max_listed=5):
     """Network input from spectra: float32 (n, n_pixels, 1).
 
-    Pixels whose ``error`` is inf carry no information and get the continuum value ``fill``.
-    A NaN or inf in ``flux`` itself is an upstream bug: ValueError naming how many spectra
-    and pixels, and the first ``max_listed`` (spectrum, pixel) positions.
+    Pixels whose ``error`` is inf carry no information and get the continuum value ``fill``
+    (in a copy; without ``error``, float32 ``flux`` is used as it is). A NaN or inf in ``flux``
+    itself is an upstream bug: ValueError naming how many spectra and pixels, and the first
+    ``max_listed`` (spectrum, pixel) positions.
     """
-    flux = np.array(flux, dtype=np.float32, ndmin=2)
-    bad = ~np.isfinite(flux)
-    if bad.any():
+    flux = np.array(flux, dtype=np.float32, ndmin=2, copy=None if error is None else True)
+    if not (np.isfinite(flux.min(initial=0.0)) and np.isfinite(flux.max(initial=0.0))):  # no temporary
+        bad = ~np.isfinite(flux)
         rows, cols = np.nonzero(bad)
         first = ", ".join(f"({r}, {c})" for r, c in zip(rows[:max_listed], cols[:max_listed]))
         raise ValueError(

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .cube import read_cube_ids, read_spectra_cube, read_spectra_cube_grid, spectrum_snr
 from .ensemble import Ensemble
+from .fastcnn import spectra_input
 from .files import ascii_bytes, exclusive_lock, row_index
 from .fitstable import Rows, write_fits
 from .labels import LATEX, UNITS
@@ -78,72 +80,80 @@ def _thresholds(thresholds):
     return DEFAULTS | thresholds
 
 
-def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, in_place=False, **thresholds):
+def predict_spectra(ensemble, flux, error, phot_table=None, *, wave, snr=None, **thresholds):
     """Catalogue columns (dict of arrays) for spectra (n, n_pixels) on the wavelengths ``wave`` (Å),
     which must be the ensemble's grid (ValueError otherwise).
 
     NaN flux is not an error here: such pixels count as bad and get no information; a spectrum
     without any usable pixel gets NaN labels (and its flags). For an ensemble with photometry,
     ``phot_table`` holds the catalogue rows (parallax, magnitudes) of the same spectra. ``snr``: the
-    spectra's ``cube.spectrum_snr`` if known (the cube's column), else computed here.
-    ``in_place``: ``flux`` and ``error`` are float32 arrays the caller no longer needs, and their
-    bad pixels are set to 1 and inf where they are instead of in copies.
+    spectra's ``cube.spectrum_snr`` if known (the cube's column), else computed here. ``flux`` and
+    ``error`` are only read, as they lie (even big-endian: ``fastcnn.spectra_input``).
     """
     t = _thresholds(thresholds)
     ensemble.require_grid(wave, "the spectra")
-    if in_place:  # np.require copies only what is not float32 or not writeable
-        flux, error = np.require(flux, np.float32, "W"), np.require(error, np.float32, "W")
-    else:
-        flux, error = np.array(flux, np.float32), np.array(error, np.float32)
-    bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
-    flux[bad], error[bad] = 1.0, np.inf
-    x = ensemble.inputs(flux, error, phot_table)
-    mean, spread, ood_score = ensemble.predict(x, scores=True)
-    empty = bad.all(axis=1)  # no usable pixel: the network would read a flat continuum
+    x, n_bad = spectra_input(flux, error)  # bad pixels at the continuum, in one pass
+    return _columns(ensemble, x, n_bad, spectrum_snr(flux, error) if snr is None else snr, phot_table, t)
+
+
+def _columns(ensemble, x, n_bad, snr, phot_table, t):
+    """``predict_spectra``'s columns from the network input ``x`` (n, n_pixels), the bad pixels
+    ``n_bad`` and ``snr`` of each spectrum, with the checked thresholds ``t``."""
+    mean, spread, ood_score = ensemble.predict(ensemble.inputs(x, None, phot_table), scores=True)
+    empty = n_bad == x.shape[1]  # no usable pixel: the network would read a flat continuum
     mean[empty], spread[empty], ood_score[empty] = np.nan, np.nan, np.nan
     k = ensemble.calibration_factors
-    snr = spectrum_snr(flux, error) if snr is None else np.asarray(snr, np.float32)
+    snr = np.asarray(snr, np.float32)
     cols = {}
     for j, name in enumerate(ensemble.labels):
         cols[name] = mean[:, j].astype(np.float32)
         cols[f"{name}_err"] = (spread[:, j] * k[j]).astype(np.float32)
         cols[f"{name}_spread"] = spread[:, j].astype(np.float32)
-    cols["snr"] = snr.astype(np.float32)
-    cols["n_bad_pixels"] = bad.sum(axis=1).astype(np.int32)
+    cols["snr"] = snr
+    cols["n_bad_pixels"] = n_bad
     cols["ood_score"] = ood_score.astype(np.float32)
-    cols["flag"] = flags(mean, spread, snr, bad.mean(axis=1), ensemble,
+    cols["flag"] = flags(mean, spread, snr, n_bad / x.shape[1], ensemble,
                          t["snr_min"], t["max_bad_fraction"], t["disagree_factor"], ood_score)
     return cols
 
 
-def _photometry_rows(ensemble, catalogue, ids):
-    """Catalogue rows for the spectra ``ids`` when the ensemble takes photometry, else None."""
+def _photometry_rows(ensemble, catalogue, cube_path):
+    """Catalogue rows of the cube's spectra when the ensemble takes photometry, else None."""
     if not ensemble.takes_photometry:
         return None
     if catalogue is None:
         raise ValueError("this ensemble takes photometry: pass the RAVE catalogue (parallax, magnitudes)")
     needed = Table([catalogue[name] for name in CATALOGUE_COLUMNS if name in catalogue.colnames], copy=False)
-    return needed[row_index(catalogue["rave_obs_id"], ids, "spectra of the cube not in the catalogue")]
+    return needed[row_index(catalogue["rave_obs_id"], read_cube_ids(cube_path),
+                            "spectra of the cube not in the catalogue")]
 
 
-def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds):
-    """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None."""
-    wave, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop))
-    snr = ids["snr"] if "snr" in ids.colnames else None  # a cube of older code has no snr: computed
-    cols = predict_spectra(ensemble, flux, error, phot, wave=wave, snr=snr, in_place=True, **thresholds)
-    return {"rave_obs_id": np.asarray(ids["rave_obs_id"]).astype(str)} | cols
+def _read_rows(cube_path, start, stop, out=None):
+    """Cube rows [start, stop) made ready for the networks: (x, n_bad, snr, rave_obs_id), the
+    input built in ``out`` if given (``fastcnn.spectra_input``)."""
+    _, flux, error, ids = read_spectra_cube(cube_path, rows=slice(start, stop), as_stored=True)
+    x, n_bad = spectra_input(flux, error, out=out)
+    snr = ids["snr"] if "snr" in ids.colnames else spectrum_snr(flux, error)  # a cube of older code has none
+    return x, n_bad, snr, np.asarray(ids["rave_obs_id"]).astype(str)
+
+
+def _predict_rows(ensemble, cube_path, start, stop, phot, thresholds, rows=None):
+    """Catalogue columns of cube rows [start, stop); ``phot``: their catalogue rows, or None;
+    ``rows``: what ``_read_rows`` gives for them, if already read."""
+    x, n_bad, snr, ids = _read_rows(cube_path, start, stop) if rows is None else rows
+    return {"rave_obs_id": ids} | _columns(ensemble, x, n_bad, snr, phot, thresholds)
 
 
 def _chunks(ensemble, cube_path, catalogue, chunk):
     """(start, stop, photometry rows or None) of every chunk of the cube."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    ids = read_cube_ids(cube_path)
-    if not len(ids):
-        raise ValueError(f"{cube_path}: the spectra cube holds no spectrum")
-    phot = _photometry_rows(ensemble, catalogue, ids)
-    return [(s, min(s + chunk, len(ids)), None if phot is None else phot[s:s + chunk])
-            for s in range(0, len(ids), chunk)]
+    with fits.open(cube_path) as hdul:  # the number of spectra, without reading their ids
+        n = hdul["IDS"].header["NAXIS2"] if "IDS" in hdul else 0
+    if not n:
+        raise ValueError(f"{cube_path}: the spectra cube holds no spectrum (no rows in its IDS table)")
+    phot = _photometry_rows(ensemble, catalogue, cube_path)
+    return [(s, min(s + chunk, n), None if phot is None else phot[s:s + chunk]) for s in range(0, n, chunk)]
 
 
 def _describe(table, ensemble, cube_path, thresholds):
@@ -268,8 +278,19 @@ def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, pr
     ``thresholds`` override ``DEFAULTS``.
     """
     def compute(todo, checked):
-        for k, (start, stop, phot) in todo:
-            yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked)
+        # a thread reads the next chunk and builds its input while the networks run on this one
+        # (a core would idle otherwise), into two arrays used in turn (fresh memory costs page faults)
+        size = max((c[1] - c[0] for _, c in todo), default=0)
+        inputs = [np.empty((size, ensemble.grid[2]), np.float32) for _ in range(2)]
+        with ThreadPoolExecutor(1) as reader:
+            def read(i):
+                return reader.submit(_read_rows, cube_path, *todo[i][1][:2], inputs[i % 2])
+
+            ahead = read(0) if todo else None
+            for i, (k, (start, stop, phot)) in enumerate(todo):
+                rows = ahead.result()
+                ahead = read(i + 1) if i + 1 < len(todo) else None  # into the array chunk i - 1 used
+                yield k, _predict_rows(ensemble, cube_path, start, stop, phot, checked, rows)
 
     return _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, progress)
 

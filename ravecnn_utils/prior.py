@@ -129,3 +129,33 @@ def entry(table, method, label, column="slope"):
     """The ``column`` of ``method`` for ``label`` in a ``slope_table`` (NaN if it has no such row)."""
     sel = (np.asarray(table["method"]) == method) & (np.asarray(table["label"]) == label)
     return float(table[column][sel][0]) if sel.any() else np.nan
+
+
+def prior_limited_slope(training_labels, crlb, labels=LABELS):
+    """Per label, the slope at fixed [M/H] that an ideal estimator trained on ``training_labels``
+    would show on the decorrelated sample: one that knows the training labels' spread at fixed
+    [M/H] (σ_p: the RMS residual of a quadratic in [M/H]; a Gaussian prior) and reads each spectrum
+    at its Cramér–Rao bound σ_i (a Gaussian likelihood). Its estimate is the posterior mean, whose
+    slope is σ_p² / (σ_p² + σ_i²); returned is its mean over the spectra.
+
+    ``training_labels`` (n, len(LABELS)) in ``LABELS`` order (NaN allowed); ``crlb`` (m, len(LABELS)):
+    the bounds of the reported spectra. Returns {label: (slope, σ_p)}; [M/H] itself has no fixed
+    [M/H] and gets its plain spread. A network that learnt its training labels' prior cannot be
+    expected above this slope; 1 needs a prior as wide as the truth's range (a flat prior).
+    """
+    training_labels = np.asarray(training_labels, float)
+    crlb = np.asarray(crlb, float)
+    m_h = training_labels[:, LABELS.index("m_h")]
+    out = {}
+    for name in labels:
+        j = LABELS.index(name)
+        y = training_labels[:, j]
+        ok = np.isfinite(y) & np.isfinite(m_h)
+        if name == "m_h":
+            spread = np.std(y[ok])
+        else:
+            coeffs = np.polyfit(m_h[ok], y[ok], 2)
+            spread = np.sqrt(np.mean((y[ok] - np.polyval(coeffs, m_h[ok])) ** 2))
+        bound = crlb[np.isfinite(crlb[:, j]), j]
+        out[name] = (float(np.mean(spread**2 / (spread**2 + bound**2))) if bound.size else np.nan, float(spread))
+    return out

@@ -5,7 +5,7 @@ import pytest
 
 from ravecnn_utils.labels import LABELS
 from ravecnn_utils.paths import EMULATOR_FILE, EMULATOR_TEST_FILE
-from ravecnn_utils.simulation import kurucz, moog
+from ravecnn_utils.simulation import kurucz, moog, synthgrid
 from ravecnn_utils.simulation.emulator import Emulator
 from ravecnn_utils.simulation.emulator_build import split
 from ravecnn_utils.simulation.synthgrid import DOMAIN, compute_grid, design_labels
@@ -84,6 +84,13 @@ def test_line_lists_put_the_calcium_triplet_in_the_strong_list():
     strong_rows = strong.strip().splitlines()
     assert len(strong_rows) >= 3 and all("20.1" in row for row in strong_rows)
     assert "20.1" not in weak and "26.0" in weak
+
+
+def test_batch_gives_the_triplet_barklem_damping():
+    """MOOG's default old formulae for the Ca II triplet (``trudamp``) are switched off in the batch file,
+    and Barklem damping is on."""
+    keys = dict(line.split(None, 1) for line in moog.BATCH.splitlines() if len(line.split()) == 2)
+    assert keys["trudamp"] == "1" and keys["damping"] == "1"
 
 
 def test_raw_output_is_read_and_a_short_one_refused(tmp_path):
@@ -215,3 +222,35 @@ def test_a_missing_moog_is_named_before_any_worker_starts(tmp_path, tiny_grid):
     with pytest.raises(FileNotFoundError, match="MOOG executable not found"):
         compute_grid(np.tile(SUN, (2, 1)), tmp_path / "grid", tmp_path / "MOOGSILENT", tiny_grid.folder, chunk=2)
     assert not list((tmp_path / "grid").glob("chunk_*"))
+
+
+class _FakeSynthesis:
+    """Stands in for MOOG: flux = a constant ``depth`` below 1 plus a trace of Teff."""
+
+    def __init__(self, depth):
+        self.depth = depth
+
+    def flux(self, labels):
+        labels = np.atleast_2d(labels)
+        return 1.0 - self.depth + 1e-6 * labels[:, :1] * np.ones((1, 4))
+
+
+def test_a_cached_chunk_of_another_recipe_is_refused(tmp_path, monkeypatch):
+    """A resumed grid keeps chunks of its own recipe and refuses those another recipe computed
+    (e.g. other damping constants), naming the chunk."""
+    labels = np.tile(SUN, (4, 1))
+    recipe = {"depth": 0.1}
+    monkeypatch.setattr(synthgrid, "_init", lambda *args: setattr(synthgrid, "_SYNTH", _FakeSynthesis(recipe["depth"])))
+    _, first = compute_grid(labels, tmp_path, "MOOGSILENT", tmp_path, processes=1, chunk=2)
+    _, again = compute_grid(labels, tmp_path, "MOOGSILENT", tmp_path, processes=1, chunk=2)
+    np.testing.assert_array_equal(first, again)
+    recipe["depth"] = 0.2
+    with pytest.raises(ValueError, match="chunk_0000.npz was computed by another synthesis recipe"):
+        compute_grid(labels, tmp_path, "MOOGSILENT", tmp_path, processes=1, chunk=2)
+
+
+def test_a_cached_chunk_without_a_recipe_fingerprint_is_refused(tmp_path):
+    path = tmp_path / "chunk_0000.npz"
+    np.savez(path, labels=np.tile(SUN, (2, 1)), flux=np.ones((2, 4)))
+    with pytest.raises(ValueError, match="another synthesis recipe"):
+        synthgrid.check_recipe(path, np.ones(4))

@@ -1,5 +1,8 @@
 """The numba engine equals Keras' own predict, and says which networks it cannot run."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -127,3 +130,87 @@ def test_features_of_a_network_without_the_layer_are_refused_by_name():
                               keras.layers.Dense(2, name="labels")])
     with pytest.raises(ValueError, match="dense16_lrelu"):
         CompiledModel(other)(np.ones((2, 30, 1)), features=True)
+
+
+def test_spectra_input_masks_like_numpy_whatever_the_byte_order(rng):
+    """One pass equals the numpy masking (bad: flux not finite, error not finite or <= 0 → 1) for
+    native, big-endian (a FITS memory map), mixed and float64 arrays, on 1 or 3 threads."""
+    from ravecnn_utils.fastcnn import spectra_input
+
+    flux = rng.normal(1, 0.1, (37, 50)).astype(np.float32)
+    error = rng.uniform(0.01, 0.1, (37, 50)).astype(np.float32)
+    for array, value, fraction in ((flux, np.nan, 0.05), (flux, -np.inf, 0.02), (error, np.inf, 0.05),
+                                   (error, 0.0, 0.02), (error, -0.1, 0.02), (error, np.nan, 0.02)):
+        array[rng.random(array.shape) < fraction] = value
+    error[3] = np.inf                                   # a spectrum without any usable pixel
+    bad = ~np.isfinite(flux) | ~(error > 0) | ~np.isfinite(error)
+    expected = np.where(bad, np.float32(1), flux)
+    for f, e in ((flux, error), (flux.astype(">f4"), error.astype(">f4")), (flux, error.astype(">f4")),
+                 (flux.astype(float), error.astype(float)), (np.asfortranarray(flux), error)):
+        for threads in (1, 3):
+            x, n_bad = spectra_input(f, e, threads=threads)
+            assert x.dtype == np.float32 and x.dtype.isnative and n_bad.dtype == np.int32
+            np.testing.assert_array_equal(x, expected)
+            np.testing.assert_array_equal(n_bad, bad.sum(axis=1))
+    assert n_bad[3] == 50 and 0 < n_bad.sum() < bad.size
+    with pytest.raises(ValueError, match=r"flux \(37, 50\) and error \(37, 49\)"):
+        spectra_input(flux, error[:, :49])
+
+
+KERNEL_RUN = """
+import numpy as np
+from ravecnn_utils import fastcnn
+rng = np.random.default_rng(0)
+w = [rng.normal(0, 0.3, s).astype(np.float32) for s in [(10, 1, 8), 8, (10, 8, 4), 4, (10, 4, 2), 2, (32, 2 * 23), 32,
+     (0, 0), 0, (16, 32), 16, (4, 16), 4]]
+out, features = np.zeros((5, 4), np.float32), np.zeros((5, 16), np.float32)
+forward = fastcnn.kernel(10)
+forward(rng.normal(1, 0.1, (5, 50)).astype(np.float32), np.zeros((5, 0), np.float32), *w, np.float32(0.3), 0, 5,
+        out, features)
+print(forward.py_func.__code__.co_filename, len(forward.stats.cache_hits), out.sum())
+"""
+
+
+def test_kernel_is_compiled_once_then_loaded_from_its_cache(tmp_path):
+    """The first process writes the kernel module into $XDG_CACHE_HOME/ravecnn and compiles it; a
+    second one loads numba's cached code (a cache hit, no compiling) and computes the same."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", KERNEL_RUN], env=env, capture_output=True, text=True,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs[0][0] == runs[1][0] and runs[0][0].startswith(str(tmp_path / "ravecnn" / "ravecnn_fastcnn_w10_"))
+    assert (runs[0][1], runs[1][1]) == ("0", "1")      # compiled, then loaded
+    assert runs[0][2] == runs[1][2]
+    assert list((tmp_path / "ravecnn" / "__pycache__").glob("*.nbi"))
+
+
+def test_kernel_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
+    """A cache folder one may not create (here: below a file) gives way to a temporary one."""
+    from ravecnn_utils import fastcnn
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    forward = fastcnn.kernel.__wrapped__(10)  # past the per-process cache
+    path = Path(forward.py_func.__code__.co_filename)
+    assert path.parent.name.startswith("ravecnn-kernel-") and path.read_text() == fastcnn.kernel_source(10)
+    shutil.rmtree(path.parent)
+
+
+def test_spectra_input_builds_in_a_given_array(rng):
+    """``out``: the input is built in its first n rows (the array a survey run reuses from chunk to
+    chunk); an array of the wrong kind is refused by name."""
+    from ravecnn_utils.fastcnn import spectra_input
+
+    flux, error = rng.normal(1, 0.1, (6, 20)).astype(np.float32), np.full((6, 20), 0.05, np.float32)
+    error[2, 5] = np.inf
+    out = np.zeros((9, 20), np.float32)
+    x, n_bad = spectra_input(flux, error, out=out)
+    assert np.shares_memory(x, out) and x.shape == (6, 20)
+    np.testing.assert_array_equal(out[:6], np.where(np.isinf(error), np.float32(1), flux))
+    assert (out[6:] == 0).all() and n_bad.tolist() == [0, 0, 1, 0, 0, 0]
+    for wrong in (np.zeros((5, 20), np.float32), np.zeros((9, 20)), np.zeros((9, 20), ">f4"), np.zeros((20, 9)).T):
+        with pytest.raises(ValueError, match="out: "):
+            spectra_input(flux, error, out=wrong)

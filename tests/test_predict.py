@@ -82,6 +82,21 @@ def test_cube_snr_is_used_and_a_cube_without_it_gives_the_same_catalogue(cube, e
     assert np.ptp(now["snr"]) > 0
 
 
+def test_rows_as_stored_in_the_cube_give_the_same_columns(cube, ensemble):
+    """predict_spectra reads the cube's memory-mapped big-endian rows as they lie (no swapped
+    copy): the same columns as from native float32 copies."""
+    ens, _ = ensemble
+    wave, flux, error, _ = read_spectra_cube(cube, rows=slice(10, 30))
+    _, stored_flux, stored_error, _ = read_spectra_cube(cube, rows=slice(10, 30), as_stored=True)
+    assert stored_flux.dtype == np.dtype(">f4") and stored_error.dtype == np.dtype(">f4")
+    np.testing.assert_array_equal(stored_flux, flux)
+    native = predict.predict_spectra(ens, flux, error, wave=wave)
+    stored = predict.predict_spectra(ens, stored_flux, stored_error, wave=wave)
+    assert list(stored) == list(native) and np.isfinite(native["teff"]).all()
+    for name in native:
+        np.testing.assert_array_equal(stored[name], native[name])
+
+
 def test_interrupted_run_leaves_no_catalogue_and_resumes(cube, ensemble, tmp_path, monkeypatch):
     ens, _ = ensemble
     out = tmp_path / "cat.fits"

@@ -148,6 +148,23 @@ def test_the_sample_leaves_every_other_file_byte_for_byte(tiny_survey):
             assert (with_ / path).read_bytes() == (without / path).read_bytes(), path
 
 
+def test_flat_prior_shuffles_only_the_crossmatch_abundances():
+    """The flat_prior profile's cross-match stars lose the [α/M]–[M/H] relation; the field and
+    APOGEE-only stars, and every star's Teff, log g, [M/H], are those of the same draw."""
+    stars = simulate.draw_stars(dict(n_field=300, n_crossmatch=1500, n_apogee_only=50), np.random.default_rng(5))
+    flat = catalogues.flatten_crossmatch_prior(stars, np.random.default_rng(6))
+    cross = np.asarray(stars["kind"]).astype(str) == "crossmatch"  # draw_stars: strings as ASCII bytes
+    assert abs(np.corrcoef(stars["m_h"][cross], stars["alpha_m"][cross])[0, 1]) > 0.5
+    assert abs(np.corrcoef(flat["m_h"][cross], flat["alpha_m"][cross])[0, 1]) < 0.08
+    for name in catalogues.DECORRELATED_LABELS:
+        np.testing.assert_array_equal(np.sort(flat[name][cross]), np.sort(stars[name][cross]))
+    for name in (*LABELS, "population", "id_2mass"):
+        np.testing.assert_array_equal(flat[name][~cross], stars[name][~cross])
+    for name in FIXED:
+        np.testing.assert_array_equal(flat[name], stars[name])
+    assert simulate.PROFILES["flat_prior"] == simulate.PROFILES["full"] | {"flat_prior": 1}
+
+
 def test_read_decorrelated_keeps_teff_logg_metallicity_and_the_snr(tiny_survey):
     folder, table, truth = survey.read_decorrelated(tiny_survey / "with")
     assert len(table) == TINY["n_crossmatch"] == len(np.unique(table["id_2mass"]))
@@ -233,3 +250,23 @@ def test_decorrelated_predictions_of_networks_and_peers(tiny_survey, tmp_path):
     other = Ensemble(members, ens.scaler, ens.labels, grid=wave[:-1], calibration=ens.calibration)
     with pytest.raises(ValueError, match="decorrelated spectra"):
         prior.decorrelated_predictions({"other": other}, {}, survey_dir, stars, tmp_path / "cube.fits", catalogue)
+
+
+def test_prior_limited_slope_is_the_posterior_mean_slope():
+    """A Gaussian prior of width σ_p at fixed [M/H] and spectra at a bound σ_i give the slope
+    σ_p² / (σ_p² + σ_i²): 0.5 where the two are equal, near 1 where the prior is wide."""
+    rng = np.random.default_rng(3)
+    n = 200_000
+    labels = np.zeros((n, len(LABELS)))
+    m_h = rng.uniform(-1, 0.4, n)
+    labels[:, LABELS.index("m_h")] = m_h
+    labels[:, LABELS.index("alpha_m")] = 0.1 - 0.25 * m_h + 0.1 * m_h**2 + rng.normal(0, 0.05, n)
+    labels[:, LABELS.index("teff")] = rng.normal(4800, 400, n)
+    crlb = np.full((50, len(LABELS)), np.nan)
+    crlb[:, LABELS.index("alpha_m")] = 0.05
+    crlb[:, LABELS.index("teff")] = 40.0
+    out = prior.prior_limited_slope(labels, crlb, ["alpha_m", "teff", "logg"])
+    assert out["alpha_m"][1] == pytest.approx(0.05, rel=0.01)
+    assert out["alpha_m"][0] == pytest.approx(0.5, abs=0.01)
+    assert out["teff"][0] == pytest.approx(400**2 / (400**2 + 40**2), abs=0.002)
+    assert np.isnan(out["logg"][0])  # no bound for it

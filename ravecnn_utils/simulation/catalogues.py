@@ -48,6 +48,19 @@ BLOCK = 50_000
 """Observations whose ids are formatted at once (Python strings: a few hundred bytes each)."""
 
 
+def unique_twomass_ids(stars):
+    """The 2MASS designations of ``stars`` (ASCII bytes, formatted ``BLOCK`` stars at a time), made
+    unique: of two stars in one 0.01 s cell, the later one is nudged (its ra + 1e-4 deg, in ``stars``)."""
+    ra, dec = np.asarray(stars["ra"]), np.asarray(stars["dec"])
+    ids = np.concatenate([ascii_bytes(twomass_id(ra[s:s + BLOCK], dec[s:s + BLOCK])) for s in range(0, ra.size, BLOCK)])
+    while len(np.unique(ids)) < len(ids):
+        _, first = np.unique(ids, return_index=True)
+        dup = np.setdiff1d(np.arange(len(ids)), first)
+        stars["ra"][dup] += 1e-4
+        ids[dup] = twomass_id(np.asarray(stars["ra"][dup]), np.asarray(stars["dec"][dup]))
+    return ids
+
+
 def rave_obs_ids(ra, dec, rng):
     """Unique RAVE-style observation ids ``YYYYMMDD_HHMMsDD_FFF`` (date, field centre, fibre), the
     dates and the fields, as ASCII bytes (``ascii_bytes``)."""
@@ -203,21 +216,44 @@ DECORRELATED_LABELS = ("alpha_m", "si_fe", "al_fe", "mg_fe", "ni_fe")
 """Labels the decorrelated sample re-draws; Teff, log g, [M/H] and [Fe/H] stay the star's own."""
 
 
+def shuffle_abundances(stars, rng):
+    """A copy of ``stars`` with [α/M] and each [X/Fe] (``DECORRELATED_LABELS``) shuffled among its
+    rows, each label by its own permutation, so that they no longer follow [M/H] (nor each other);
+    Teff, log g, [M/H] and [Fe/H] stay each star's own, ``population`` follows the new labels
+    (``discs.chemical_population``)."""
+    stars = stars.copy()
+    for name in DECORRELATED_LABELS:
+        stars[name] = rng.permutation(np.asarray(stars[name]))
+    stars["population"] = chemical_population(stars["m_h"], stars["alpha_m"])
+    return stars
+
+
+def flatten_crossmatch_prior(stars, rng):
+    """``stars`` with the cross-match stars' abundances shuffled among them (``shuffle_abundances``);
+    the other stars unchanged. The ``flat_prior`` profile's survey: its training labels carry no
+    [α/M]–[M/H] relation, to ask how far a network then reads [α/M] from the lines. Real APOGEE
+    stars cannot be shuffled; with them the nearest thing is weighting the rare combinations
+    (``augment.decorrelating_weights``)."""
+    crossmatch = np.asarray(stars["kind"]).astype(str) == "crossmatch"
+    shuffled = shuffle_abundances(stars[crossmatch], rng)
+    stars = stars.copy()
+    for name in (*DECORRELATED_LABELS, "population"):
+        column = np.array(stars[name])
+        column[crossmatch] = shuffled[name]
+        stars[name] = column
+    return stars
+
+
 def decorrelated_sample(stars, obs, rng):
-    """The decorrelated test sample: one more spectrum of every cross-match star, with [α/M] and
-    each [X/Fe] (``DECORRELATED_LABELS``) shuffled among those stars, each label by its own
-    permutation, so that it no longer follows [M/H] (nor the other abundances). Teff, log g,
-    [M/H] and [Fe/H] are the star's own. Returns (stars, observations) shaped like the survey's:
-    the stars' rows with the new labels (``population`` from them, ``discs.chemical_population``)
-    and a copy of each star's first observation (its rave_obs_id, SNR, wavelength axis and
-    velocity residual), ``star_index`` pointing into the new stars."""
+    """The decorrelated test sample: one more spectrum of every cross-match star, with its
+    abundances shuffled among those stars (``shuffle_abundances``). Returns (stars, observations)
+    shaped like the survey's: the stars' rows with the new labels and a copy of each star's first
+    observation (its rave_obs_id, SNR, wavelength axis and velocity residual), ``star_index``
+    pointing into the new stars."""
     star_index = np.asarray(obs["star_index"])
     _, first = np.unique(star_index, return_index=True)  # each observed star's first observation
     first = first[np.asarray(stars["kind"])[star_index[first]].astype(str) == "crossmatch"]
-    twins = stars[star_index[first]]
-    for name in DECORRELATED_LABELS:
-        twins[name] = rng.permutation(np.asarray(twins[name]))
-    twins["population"] = chemical_population(twins["m_h"], twins["alpha_m"])
+    twins = shuffle_abundances(stars[star_index[first]], rng)
     twin_obs = obs[first]
     twin_obs["star_index"] = np.arange(len(first))
     return twins, twin_obs

@@ -101,7 +101,7 @@ def build(moog, kurucz, n=6000, seed=2020, processes=2, grid_dir=DATA_DIR / "emu
     about = {
         "about_moog": f"MOOG NOV2019 (Sneden 1973), MOOGSILENT at {moog}",
         "about_atmospheres": f"Castelli & Kurucz (2003) ATLAS9 a[mp]XXk2 grids from {kurucz}, interpolated by ravecnn_utils.simulation.kurucz",
-        "about_linelist": "data/linelist/linelist_cat.csv (VALD3), Ca II triplet as strong lines, Barklem damping",
+        "about_linelist": "data/linelist/linelist_cat.csv (VALD3), Ca II triplet as strong lines, Barklem damping (also for the triplet: trudamp 1)",
         "about_grid": f"{len(labels)} syntheses (synthgrid.design_labels seed {seed}: half survey-like, half flat in BOX), "
                       f"{len(train)} training, {len(val)} validation",
         "about_training": f"{len(history.history['loss'])} epochs, best validation MSE (per component) "

@@ -15,7 +15,12 @@ What the synthesis does and does not do:
 * the Ca II triplet is a "strong line" (its opacity computed at every wavelength, so its
   pressure-broadened wings are whole); damping constants of Barklem et al. (MOOG's
   ``Barklem.dat``, which holds the triplet and most Fe I lines here), Unsöld's approximation
-  for the rest;
+  for the rest. MOOG by default replaces the triplet's constants by old laboratory formulae
+  (its ``trudamp``, which its own source calls "old and not easily defended"); the batch file
+  switches that off (``trudamp 1``), so the triplet, too, has Barklem's van der Waals
+  broadening, about 1.6 times the old formulae's near 5,000 K. With it, a direct MOOG fit of the
+  real giant HD 161096 (``data/real_cat_spectra``) gives log g 2.07 (literature 2.33); with the
+  old constants the best log g lay below 1.5;
 * the Paschen lines are synthesised as metal lines: MOOG has no Stark broadening for hydrogen,
   so their wings are too narrow in stars hotter than about 6,500 K;
 * no molecular lines (the line list has none; CN matters in cool giants), LTE cores (the real
@@ -106,6 +111,7 @@ atmosphere    0
 lines         0
 molecules     0
 damping       1
+trudamp       1
 terminal      'null'
 flux/int      0
 plot          0

@@ -62,8 +62,8 @@ from ..paths import CROSSMATCH_LABELS_FILE, EMULATOR_FILE
 from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
-from .catalogues import (BLOCK, SurveyError, allstar_table, benchmark_table, decorrelated_sample, rave_obs_ids,
-                         truth_tables, twomass_id, write_rave_catalogue, write_truth)
+from .catalogues import (SurveyError, allstar_table, benchmark_table, decorrelated_sample, flatten_crossmatch_prior,
+                         rave_obs_ids, truth_tables, unique_twomass_ids, write_rave_catalogue, write_truth)
 from .emulator import Emulator
 from .spectra import RAVE_GRID, observe
 
@@ -72,13 +72,16 @@ PROFILES = {
     "full": dict(n_field=52_000, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200),
     "scale_10k": dict(n_field=8_148, n_crossmatch=781, n_apogee_only=469, n_benchmark=31),
     "rave": dict(n_field=446_783, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200, n_repeats=55_504),
+    "flat_prior": dict(n_field=52_000, n_crossmatch=5_000, n_apogee_only=3_000, n_benchmark=200, flat_prior=1),
 }
 """Survey sizes: field stars (RAVE only), cross-match stars (RAVE and APOGEE),
 APOGEE-only stars (northern sky), the high-resolution benchmark sample and, optionally, the
 number of RAVE stars observed more than once (``n_repeats``; default ``REPEAT_FRACTION``).
 ``rave`` is RAVE DR6's size: 451,783 stars and 518,387 observations (``n_observations``),
 with the cross-match sample of ``full``. ``scale_10k`` (9,999 observations, about ``full``/6.4)
-exists for the scaling benchmark (``benchmarks/scale.py``), as its smallest size."""
+exists for the scaling benchmark (``benchmarks/scale.py``), as its smallest size.
+``flat_prior`` is ``full`` with the cross-match stars' abundances shuffled among them
+(``catalogues.flatten_crossmatch_prior``): every other draw is ``full``'s."""
 
 DEFAULT_SEED = 2020
 REPEAT_FRACTION = 0.10
@@ -149,14 +152,7 @@ def draw_stars(sizes, rng):
     for band in list(absmag):
         ext = galaxy.EXTINCTION_RATIOS.get(band, 0.55) * a_v
         stars[f"mag_{band}"] = absmag.pop(band) + 5 * np.log10(dist * 100) + ext
-    ids = np.concatenate([ascii_bytes(twomass_id(ra[s:s + BLOCK], dec[s:s + BLOCK]))  # by blocks: memory
-                          for s in range(0, ra.size, BLOCK)])
-    while len(np.unique(ids)) < len(ids):  # two stars in one 0.01 s cell: nudge the later one
-        _, first = np.unique(ids, return_index=True)
-        dup = np.setdiff1d(np.arange(len(ids)), first)
-        stars["ra"][dup] += 1e-4
-        ids[dup] = twomass_id(np.asarray(stars["ra"][dup]), np.asarray(stars["dec"][dup]))
-    stars["id_2mass"] = ids
+    stars["id_2mass"] = unique_twomass_ids(stars)
     for col, unit in (("teff", u.K), ("ra", u.deg), ("dec", u.deg), ("glon", u.deg), ("glat", u.deg),
                       ("distance", u.kpc), ("a_v", u.mag), ("hrv", u.km / u.s), ("age", u.Gyr)):
         stars[col].unit = unit
@@ -301,9 +297,9 @@ def fingerprint(emulator_path=EMULATOR_FILE):
     for module in ("simulate", "spectra", "catalogues", "forward", "emulator", "galaxy"):
         digest.update((here / f"{module}.py").read_bytes())
     for used in (files.atomic_path, files.write_table, files.ascii_bytes, rave.spectrum_filename,
-                 rave.write_rave_spectrum, rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
-                 rave._templates, fitsbytes, fitstable, fisher_information, discs.boundary_alpha_m,
-                 discs.chemical_population):
+                 rave.write_rave_spectrum, rave.write_rave_spectrum_with_astropy, rave._spectrum_cards,
+                 rave._spectrum_hdus, rave._templates, fitsbytes, fitstable, fisher_information,
+                 discs.boundary_alpha_m, discs.chemical_population):
         digest.update(inspect.getsource(used).encode())
     digest.update(repr((apogee.APOGEE_COLUMNS, apogee.STARFLAG_BAD_BITS, apogee.ASPCAP_STAR_BAD_BIT,
                         apogee.EXTRATARG_DUPLICATE_BIT, discs.ALPHA_BOUNDARY, discs.HALO_M_H_MAX,
@@ -346,6 +342,8 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, emulator_path=E
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
         with worker_pool(processes) as pool:
             stars = draw_stars(sizes, rng)
+            if sizes.get("flat_prior"):  # its own random stream: every other draw stays full's
+                stars = flatten_crossmatch_prior(stars, np.random.default_rng(np.random.SeedSequence([seed, 3])))
             n_outside = _cached_model(str(emulator_path)).count_outside(  # said, and kept in survey.json
                 np.column_stack([np.asarray(stars[name], float) for name in LABELS]))
             obs = draw_observations(stars, rng, n_repeats(sizes))

@@ -7,8 +7,10 @@ box flat in every label, so that the emulator also knows spectra whose abundance
 the ATLAS9 grid can be interpolated.
 
 ``compute_grid`` runs the syntheses in worker processes, in chunks written atomically
-(``chunk_XXXX.npz``): an interrupted run resumes where it stopped, and a chunk written for
-other labels is refused.
+(``chunk_XXXX.npz``): an interrupted run resumes where it stopped. A chunk written for other
+labels is refused, and so is one written by another synthesis recipe (line list, damping,
+atmospheres, MOOG build): every chunk stores the spectrum of ``REFERENCE_LABELS`` its run
+computed, and a resumed run compares it with its own.
 """
 
 from multiprocessing import get_context
@@ -71,6 +73,13 @@ def design_labels(n, grid, seed=2020, flat_fraction=0.5):
     return np.concatenate(parts)
 
 
+REFERENCE_LABELS = np.array([4800.0, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+"""A giant (Teff K, log g, [M/H], [Fe/H], [α/M], [Si/Fe], [Al/Fe], [Mg/Fe], [Ni/Fe]) whose synthesis
+fingerprints the recipe that made a chunk."""
+
+RECIPE_TOLERANCE = 1e-5
+"""Largest flux difference between two syntheses of ``REFERENCE_LABELS`` that counts as the same recipe."""
+
 _SYNTH = None
 
 
@@ -85,34 +94,47 @@ def _run(rows):
     return _SYNTH.flux(rows).astype(np.float32)
 
 
+def check_recipe(path, reference):
+    """Refuse a cached chunk whose stored ``REFERENCE_LABELS`` spectrum is not ``reference``."""
+    with np.load(path) as saved:
+        stored = saved["reference"] if "reference" in saved.files else None
+    if stored is None or stored.shape != reference.shape or np.max(np.abs(stored - reference)) > RECIPE_TOLERANCE:
+        raise ValueError(f"{path} was computed by another synthesis recipe (line list, damping, atmospheres or MOOG "
+                         f"differ): remove {Path(path).parent} to compute the grid again")
+
+
 def compute_grid(labels, out_dir, moog, kurucz_folder, resolution=7500.0, processes=2, chunk=100):
     """MOOG spectra of every row of ``labels`` into ``out_dir``; returns (labels, flux (n, n_pixels)).
 
-    Chunks already on disk with the same labels are kept (a run resumes); a chunk computed for
-    other labels raises ``ValueError`` naming it.
+    Chunks already on disk with the same labels and recipe are kept (a run resumes); a chunk computed
+    for other labels, or by another recipe (``check_recipe``), raises ``ValueError`` naming it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = np.asarray(labels, float)
     starts = list(range(0, len(labels), chunk))
     paths = [out_dir / f"chunk_{i // chunk:04d}.npz" for i in starts]
-    todo = []
     for start, path in zip(starts, paths):
         if path.is_file():
             with np.load(path) as saved:
                 if not np.array_equal(saved["labels"], labels[start:start + chunk]):
                     raise ValueError(f"{path} holds syntheses of other labels: remove {out_dir} or use another folder")
+    _init(str(moog), str(kurucz_folder), resolution)  # a missing MOOG or grid fails here, not in a worker;
+    reference = _run(REFERENCE_LABELS[None])[0]       # the forked workers inherit the synthesis
+    todo = []
+    for start, path in zip(starts, paths):
+        if path.is_file():
+            check_recipe(path, reference)
         else:
             todo.append((start, path))
     if todo:
-        _init(str(moog), str(kurucz_folder), resolution)  # a missing MOOG or grid fails here, not in a worker;
-        with get_context("fork").Pool(processes) as pool:   # the forked workers inherit the synthesis
+        with get_context("fork").Pool(processes) as pool:
             results = pool.imap(_run, [labels[s:s + chunk] for s, _ in todo])
             for (start, path), flux in tqdm(zip(todo, results), total=len(todo), desc="MOOG syntheses",
                                             unit="chunk", postfix={"spectra per chunk": chunk}):
                 with atomic_path(path) as tmp:
                     with open(tmp, "wb") as handle:
-                        np.savez(handle, labels=labels[start:start + chunk], flux=flux)
+                        np.savez(handle, labels=labels[start:start + chunk], flux=flux, reference=reference)
     fluxes = []
     for path in paths:
         with np.load(path) as saved:
