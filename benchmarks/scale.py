@@ -67,17 +67,19 @@ def child(stage, job):
     elif stage == "cube":
         from astropy.io import fits
 
-        from ravecnn_utils import cube, survey
+        from ravecnn_utils import cube, fitstable, survey
 
-        # only the id column of the catalogue (memory-mapped), and the paths one at a time as
-        # notebook 02 passes them: the peak is the builder's own, not the catalogue's (≈0.6 kB per
-        # observation, which notebook 02 holds anyway for the cross-match)
-        with fits.open(survey_dir / survey.FILES["catalogue"], memmap=True) as hdul:
-            ids = hdul[1].data["rave_obs_id"].copy()
+        # the catalogue's id column read a block at a time (plain reads: a memory-mapped column keeps
+        # every page of the table resident), the paths one at a time as notebook 02 passes them: the
+        # peak is the builder's own, not the catalogue's (which notebook 02 holds anyway, for the
+        # cross-match)
+        catalogue = survey_dir / survey.FILES["catalogue"]
+        paths = (survey.spectrum_path(survey_dir, i) for block in fitstable.iter_columns(catalogue, ["rave_obs_id"])
+                 for i in block["rave_obs_id"])
         products.mkdir(parents=True, exist_ok=True)
-        _, seconds = timed(cube.build_spectra_cube, (survey.spectrum_path(survey_dir, i) for i in ids), cube_path,
-                           processes=job["processes"], progress=False, overwrite=True)
-        n = len(ids)
+        _, seconds = timed(cube.build_spectra_cube, paths, cube_path, processes=job["processes"], progress=False,
+                           overwrite=True)
+        n = fits.getheader(catalogue, 1)["NAXIS2"]
     elif stage == "predict":
         from ravecnn_utils.ensemble import Ensemble
         from ravecnn_utils.predict import predict_cube

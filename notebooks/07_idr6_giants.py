@@ -113,7 +113,7 @@ products = Path(products_dir)
 ens_dir = products / PRODUCT_FILES["models"] / network
 ens = Ensemble.load(ens_dir)
 rave_dir = survey.rave_folder(survey_dir, rave_dir)
-rave = survey.read_catalogue(rave_dir, rave_catalogue)
+rave = survey.read_catalogue(rave_dir, rave_catalogue, columns=predict.CATALOGUE_COLUMNS)  # + ids, sky, SNR
 cube = products / PRODUCT_FILES["spectra_cube"]
 out = products / f"catalogue_{network}.fits"
 start = time.perf_counter()

@@ -7,9 +7,10 @@ Three areas, one concern per module.
 * the surveys' formats, one module each: ``rave`` (RAVE DR6 spectrum files, catalogue tables,
   pipeline columns; ``plainfits``, its fast reader of plain FITS images), ``apogee`` (allStar DR16/DR17: label columns, flag bits, reader),
   ``survey`` (a survey folder: its file names, manifest and truth; where the notebooks' data
-  come from), ``cube`` (the common wavelength grid, resampling, the spectra cube), ``files``
+  come from), ``cube`` (the common wavelength grid, resampling, the spectra cube; ``cubefiles``, the
+  spectrum files it is made from, listed once and kept on disk a chunk at a time), ``files``
   (atomic writing, table values as plain numpy), ``fitsbytes`` (FITS files assembled from headers
-  astropy wrote once);
+  astropy wrote once), ``fitstable`` (FITS binary tables written and read by blocks of rows);
 * the training data: ``crossmatch`` (match, quality cuts), ``splits`` (training, validation,
   test), ``trainingset`` (the training-set file), ``photometry`` (absolute magnitudes, the second input);
 * the network: ``labels`` (names, units, the core four), ``model`` (architectures, the book's

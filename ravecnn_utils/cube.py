@@ -10,11 +10,10 @@ so that prediction need not sort every spectrum again; a cube of older code lack
 maps FLUX and ERROR as they lie: ``fastcnn.spectra_input`` swaps the bytes in registers (0.1 µs).
 """
 
-import hashlib
 import multiprocessing
 import os
 import shutil
-import stat as stat_mode
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,10 @@ from astropy.io import fits
 from astropy.table import Table
 from tqdm import tqdm
 
+from .cubefiles import list_files, spectrum_ids, spilled_chunks
 from .files import atomic_path, native, strings, where
-from .rave import rave_obs_id_from_path, read_rave_spectrum, spectrum_wavelengths
+from .fitstable import Rows, append_table
+from .rave import read_rave_spectrum, spectrum_wavelengths
 
 COMMON_GRID = dict(start=8410.0, stop=8795.0, step=0.39)
 """The common wavelength grid (Å, air): start + step·i for i = 0 … n−1, n = ⌊(stop − start)/step⌋
@@ -135,35 +136,6 @@ LAYOUT = "ids+snr"
 (without ``snr``) is not taken for an up-to-date one."""
 
 
-def _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance):
-    """One pass over the spectrum files (each ``stat``-ed once): their paths as a compact bytes
-    array, the SHA-1 of what the cube is made from (the grid, the settings and each file's path,
-    size and modification time) and the same digest for each chunk of ``chunk`` files (the name
-    of its saved part). FileNotFoundError names a missing file (checked up front: better than
-    failing hours into a run)."""
-    seed = grid.tobytes() + repr((edge_tolerance, LAYOUT)).encode()
-    sources = hashlib.sha1(seed + repr(max_bad_fraction).encode())
-    paths, parts, absent = [], [], []  # absent: the first missing file and then one None per other
-    for p in spectrum_paths:
-        p = Path(p)
-        try:
-            stat = p.stat()
-        except OSError:
-            stat = None
-        if stat is None or not stat_mode.S_ISREG(stat.st_mode):
-            absent.append(None if absent else p)
-            continue
-        if len(paths) % chunk == 0:
-            parts.append(hashlib.sha1(seed))
-        line = f"{p.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
-        sources.update(line)
-        parts[-1].update(line)
-        paths.append(os.fsencode(p))
-    if absent:
-        raise FileNotFoundError(f"{len(absent)} RAVE spectrum file(s) not found, e.g. {where(absent[0])}")
-    return np.array(paths, dtype=bytes), sources.hexdigest(), [d.hexdigest()[:12] for d in parts]
-
-
 def cube_header(grid, step, n, max_bad_fraction=0.2, edge_tolerance=EDGE_TOLERANCE, sources=""):
     """Primary header of a spectra cube: the grid (Å), the number of spectra and how they were made."""
     header = fits.Header()
@@ -188,8 +160,8 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
     """Resample many ``RAVE_<rave_obs_id>.fits`` files onto one grid and write them as ONE FITS file.
 
     The layout is the module's; a spectrum whose bad-pixel fraction exceeds ``max_bad_fraction`` is
-    kept, ``rejected``. ``spectrum_paths`` may be any iterable (a generator saves memory: the files
-    are kept as one compact bytes array, about 100 bytes a file, not as Path objects). Files are
+    kept, ``rejected``. ``spectrum_paths`` may be any iterable (a generator saves memory: the paths
+    wait in a temporary file, memory holds one chunk of them and each file's rave_obs_id). Files are
     read ``chunk`` at a time by ``processes`` worker processes (1 = serial) and each finished chunk
     is saved in ``<out_path>.parts/``; a rerun after an interruption skips the chunks whose files
     are unchanged (path, size, modification time). The cube is then streamed chunk by chunk into a
@@ -206,32 +178,52 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not 0 <= max_bad_fraction <= 1:
         raise ValueError(f"max_bad_fraction must lie in [0, 1], got {max_bad_fraction!r}")
-    paths, sources, digests = _file_list(spectrum_paths, grid, chunk, max_bad_fraction, edge_tolerance)
-    if not paths.size:
-        raise ValueError(f"{out_path}: no spectrum files given")
-    if out_path.exists():
-        try:
-            existing = fits.getheader(out_path).get("SOURCES")
-        except OSError:  # not a FITS file
-            existing = None
-        if existing == sources:
-            return out_path  # up to date: made from these very files and settings
-        if not overwrite:
-            raise FileExistsError(f"{out_path} exists and was made from other files or settings (or by older "
-                                  f"code); pass overwrite=True to replace it")
-    ids = np.array([os.fsencode(rave_obs_id_from_path(os.fsdecode(p))) for p in paths], dtype=bytes)
-    unique, counts = np.unique(ids, return_counts=True)
-    if np.any(counts > 1):
-        raise ValueError(f"{out_path}: several files share a rave_obs_id, e.g. "
-                         f"{[os.fsdecode(i) for i in unique[counts > 1][:3]]}")
-    del unique, counts
+    seed = grid.tobytes() + repr((edge_tolerance, LAYOUT)).encode()  # what a chunk's part is made from
+    with tempfile.TemporaryFile() as spill:
+        n, sources, digests = list_files(spectrum_paths, chunk, seed, seed + repr(max_bad_fraction).encode(), spill)
+        if not n:
+            raise ValueError(f"{out_path}: no spectrum files given")
+        if out_path.exists():
+            try:
+                existing = fits.getheader(out_path).get("SOURCES")
+            except OSError:  # not a FITS file
+                existing = None
+            if existing == sources:
+                return out_path  # up to date: made from these very files and settings
+            if not overwrite:
+                raise FileExistsError(f"{out_path} exists and was made from other files or settings (or by older "
+                                      f"code); pass overwrite=True to replace it")
+        ids = spectrum_ids(spill, len(digests), out_path)
+        parts_dir = Path(f"{out_path}.parts")
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        part_files = [parts_dir / f"chunk_{i:05d}_{d}.npz" for i, d in enumerate(digests)]  # stale parts ignored
+        _read_chunks(spilled_chunks(spill, len(digests)), part_files, grid, edge_tolerance, processes,
+                     progress, n, chunk)
 
-    parts_dir = Path(f"{out_path}.parts")
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    chunks = [paths[s:s + chunk] for s in range(0, paths.size, chunk)]  # views, no copies
-    part_files = [parts_dir / f"chunk_{i:05d}_{d}.npz" for i, d in enumerate(digests)]  # stale parts ignored
+    n_bad, snr = [], []
+    for f in part_files:
+        with np.load(f) as part:
+            n_bad.append(part["n_bad"]), snr.append(part["snr"])
+    n_bad, snr = np.concatenate(n_bad), np.concatenate(snr)
+    if n_bad.size != n:
+        raise ValueError(f"{parts_dir}: the saved chunks hold {n_bad.size} spectra, expected {n}; "
+                         "delete the folder and run again")
+    header = cube_header(grid, step, n, max_bad_fraction, edge_tolerance, sources)
+
+    def blocks(ext):
+        for f in part_files:
+            with np.load(f) as part:
+                yield part[ext.lower()]
+
+    write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction, snr)
+    shutil.rmtree(parts_dir)
+    return out_path
+
+
+def _read_chunks(chunks, part_files, grid, edge_tolerance, processes, progress, n, chunk):
+    """Read and resample each chunk of paths (``chunks``) whose part file is missing; save it there."""
     todo = [i for i, f in enumerate(part_files) if not f.is_file()]
-    bar = tqdm(total=paths.size, initial=paths.size - sum(len(chunks[i]) for i in todo),
+    bar = tqdm(total=n, initial=n - sum(min(chunk, n - i * chunk) for i in todo),
                desc="spectra cube", unit="spec", disable=not progress)
     pool = None
     try:
@@ -239,8 +231,10 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
             pool = multiprocessing.get_context("fork").Pool(processes, _init_worker, (grid, edge_tolerance))
         else:
             _init_worker(grid, edge_tolerance)
-        for i in todo:
-            members = chunks[i].tolist()
+        for i, paths in enumerate(chunks):
+            if part_files[i].is_file():
+                continue
+            members = paths.tolist()
             flux = np.empty((len(members), grid.size), np.float32)
             error = np.empty_like(flux)
             n_bad = np.empty(len(members), np.int32)
@@ -257,26 +251,6 @@ def build_spectra_cube(spectrum_paths, out_path, grid=None, chunk=2000, processe
         if pool is not None:
             pool.terminate()
             pool.join()
-
-    columns = {"n_bad": [], "snr": []}
-    for f in part_files:
-        with np.load(f) as part:
-            for name, values in columns.items():
-                values.append(part[name])
-    n_bad, snr = (np.concatenate(columns[name]) for name in ("n_bad", "snr"))
-    if n_bad.size != paths.size:
-        raise ValueError(f"{parts_dir}: the saved chunks hold {n_bad.size} spectra, expected {paths.size}; "
-                         "delete the folder and run again")
-    header = cube_header(grid, step, paths.size, max_bad_fraction, edge_tolerance, sources)
-
-    def blocks(ext):
-        for f in part_files:
-            with np.load(f) as part:
-                yield part[ext.lower()]
-
-    write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction, snr)
-    shutil.rmtree(parts_dir)
-    return out_path
 
 
 def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.2, snr=None):
@@ -305,12 +279,11 @@ def write_spectra_cube(out_path, header, blocks, ids, n_bad, max_bad_fraction=0.
                 stream.close()
         n_bad = np.asarray(n_bad)
         table = Table({"rave_obs_id": ids, "n_bad_pixels": n_bad.astype(np.int32),
-                       "rejected": n_bad / npix > max_bad_fraction})
+                       "rejected": n_bad / npix > max_bad_fraction}, copy=False)
         if snr is not None:
             table["snr"] = np.asarray(snr, np.float32)
-        ids_hdu = fits.table_to_hdu(table)
-        ids_hdu.name = "IDS"
-        fits.append(tmp, ids_hdu.data, ids_hdu.header)
+        with open(tmp, "ab") as handle:  # by blocks: astropy would convert the whole table at once
+            append_table(handle, Rows(table, "IDS"))
     return Path(out_path)
 
 

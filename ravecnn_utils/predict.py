@@ -35,9 +35,14 @@ from . import __version__
 from .cube import read_cube_ids, read_spectra_cube, read_spectra_cube_grid, spectrum_snr
 from .ensemble import Ensemble
 from .fastcnn import spectra_input
-from .files import exclusive_lock, row_index, write_table
+from .files import ascii_bytes, exclusive_lock, row_index
+from .fitstable import Rows, write_fits
 from .labels import LATEX, UNITS
 from .photometry import COLUMNS as PHOTOMETRY_COLUMNS
+
+CATALOGUE_COLUMNS = ("rave_obs_id", *PHOTOMETRY_COLUMNS)
+"""The RAVE catalogue's columns that prediction reads (a photometry ensemble's input); a caller may
+read only these (``survey.read_catalogue(..., columns=CATALOGUE_COLUMNS)``)."""
 
 FLAGS = {
     "outside_coverage": 1,   # a label lies outside the range of the training labels
@@ -118,8 +123,9 @@ def _photometry_rows(ensemble, catalogue, cube_path):
         return None
     if catalogue is None:
         raise ValueError("this ensemble takes photometry: pass the RAVE catalogue (parallax, magnitudes)")
-    return catalogue[row_index(catalogue["rave_obs_id"], read_cube_ids(cube_path),
-                               "spectra of the cube not in the catalogue")]
+    needed = Table([catalogue[name] for name in CATALOGUE_COLUMNS if name in catalogue.colnames], copy=False)
+    return needed[row_index(catalogue["rave_obs_id"], read_cube_ids(cube_path),
+                            "spectra of the cube not in the catalogue")]
 
 
 def _read_rows(cube_path, start, stop, out=None):
@@ -241,15 +247,25 @@ def _run(ensemble, cube_path, out_path, catalogue, chunk, thresholds, compute, p
         for k, cols in tqdm(compute(todo, thresholds), total=len(todo), desc=f"predict {out_path.name}", unit="chunk",
                             disable=not progress):
             _save_part(parts, k, cols)
-        columns = {}  # each column joined once (no Table per chunk, no stacking copy)
-        for k in range(len(chunks)):
-            with np.load(parts / f"part_{k:05d}.npz") as data:
-                for name in data.files:
-                    columns.setdefault(name, []).append(data[name])
-        table = Table({name: np.concatenate(values) for name, values in columns.items()})
-        write_table(_describe(table, ensemble, cube_path, thresholds), out_path, overwrite=True)
+        table = _describe(_gather(parts, len(chunks)), ensemble, cube_path, thresholds)
+        write_fits(out_path, [Rows(table)])  # by blocks of rows: astropy would convert it whole
         shutil.rmtree(parts)
     return out_path
+
+
+def _gather(parts, count):
+    """The catalogue of the ``count`` saved parts in ``parts``, one column at a time (memory: the
+    catalogue and one column's parts; ids as ASCII bytes, the same FITS column as str)."""
+    def column(name):
+        values = []
+        for k in range(count):
+            with np.load(parts / f"part_{k:05d}.npz") as data:
+                values.append(data[name])
+        return ascii_bytes(np.concatenate(values))
+
+    with np.load(parts / "part_00000.npz") as data:
+        names = data.files
+    return Table({name: column(name) for name in names}, copy=False)
 
 
 def predict_cube(ensemble, cube_path, out_path, catalogue=None, chunk=20_000, progress=True, **thresholds):

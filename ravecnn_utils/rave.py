@@ -22,6 +22,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from . import fitsbytes
 from .files import atomic_path, strings, where
+from .fitstable import Unsupported, read_columns
 from .plainfits import read_plain_images
 
 PIPELINE_COLUMNS = {"teff": "teff_cal_madera", "logg": "logg_cal_madera", "m_h": "m_h_cal_madera"}
@@ -247,36 +248,57 @@ _TABLE_FORMATS = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".csv": "asci
                   ".vot": "votable", ".votable": "votable", ".xml": "votable"}
 
 
-def _read_any_table(path):
-    """Read one table file (FITS: first table HDU; CSV; VOTable), format from the name."""
+def _read_any_table(path, columns=None):
+    """Read one table file (FITS: first table HDU; CSV; VOTable), format from the name; with
+    ``columns`` (lower-case names) only those of its columns (of a plain FITS table, only those
+    are read: ``fitstable.read_columns``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"catalogue file not found: {where(path)}")
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     fmt = _TABLE_FORMATS.get(suffixes[-1] if suffixes else "")
     try:
-        return Table.read(path, format=fmt) if fmt else Table.read(path)
+        if columns is not None and fmt == "fits":
+            try:
+                return _fits_columns(path, columns)
+            except Unsupported:  # compressed, scaled or null-flagged columns: astropy reads them
+                pass
+        table = Table.read(path, format=fmt) if fmt else Table.read(path)
     except Exception as err:  # astropy raises many kinds; name the file
         raise ValueError(f"{path}: cannot read it as a FITS, CSV or VOTable table ({err})") from err
+    return table if columns is None else table[[c for c in table.colnames if c.lower() in columns]]
 
 
-def read_rave_catalogue(paths):
+def _fits_columns(path, columns):
+    """The columns of the first binary table of a FITS file whose lower-case names are in ``columns``."""
+    with fits.open(path, lazy_load_hdus=True) as hdul:
+        hdu = next((k for k, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU)), None)
+        if hdu is None:
+            raise ValueError("no binary table")
+        names = [c for c in hdul[hdu].columns.names if c.lower() in columns]
+    return read_columns(path, names, hdu)
+
+
+def read_rave_catalogue(paths, columns=None):
     """Read RAVE DR6 catalogue table(s) as the TAP service delivers them, one row per observation.
 
     ``paths`` is one file or a list (FITS, CSV or VOTable: dr6_obsdata, dr6_sparv,
     dr6_madera, cross-matches...). Column names are lower-cased and every file is
     left-joined on ``rave_obs_id`` onto the first one (whose row order is kept; a column
     already present is taken from the earlier file). rave_obs_id is a stripped str;
-    ra_input, dec_input in deg. ``meta["source"]`` lists the files.
+    ra_input, dec_input in deg. ``meta["source"]`` lists the files. ``columns`` (None: all):
+    only these (lower-case names) and ``RAVE_REQUIRED`` are kept (read: half a million rows of
+    every column are big).
     Raises ValueError naming the file: no rave_obs_id column, a duplicate or empty
     rave_obs_id, or a column of ``RAVE_REQUIRED`` missing from the joined result.
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("read_rave_catalogue: no catalogue file given")
+    columns = None if columns is None else {*RAVE_REQUIRED, *(c.lower() for c in columns)}
     result = None
     for path in paths:
-        table = _read_any_table(path)
+        table = _read_any_table(path, columns)
         table.rename_columns(table.colnames, [c.lower() for c in table.colnames])
         if "rave_obs_id" not in table.colnames:
             raise ValueError(f"{path}: no rave_obs_id column (columns: {table.colnames}); "

@@ -13,6 +13,7 @@ from astropy.table import Table
 from .apogee import read_allstar
 from .crlb import cramer_rao_bound
 from .files import float_column, row_index, where
+from .fitstable import read_columns
 from .labels import CORE_LABELS, LABELS
 from .rave import read_rave_catalogue, spectrum_filename
 
@@ -54,13 +55,14 @@ def resolve_sources(data_source, survey_dir, rave_dir=None, allstar_path=None):
     return rave_dir, Path(allstar_path) if allstar_path else rave_dir / FILES["allstar"]
 
 
-def read_catalogue(rave_dir, rave_catalogue=None):
+def read_catalogue(rave_dir, rave_catalogue=None, columns=None):
     """The RAVE catalogue of a survey folder: the table file(s) ``rave_catalogue`` (one name or a
     list of names, in ``rave_dir``; None: the simulated survey's ``FILES["catalogue"]``) read and
-    joined on rave_obs_id by ``rave.read_rave_catalogue``."""
+    joined on rave_obs_id by ``rave.read_rave_catalogue`` (``columns``: only those, and the
+    required ones)."""
     rave_catalogue = FILES["catalogue"] if rave_catalogue is None else rave_catalogue
     names = [rave_catalogue] if isinstance(rave_catalogue, (str, Path)) else list(rave_catalogue)
-    return read_rave_catalogue([Path(rave_dir) / name for name in names])
+    return read_rave_catalogue([Path(rave_dir) / name for name in names], columns)
 
 
 def load_survey(rave_dir, rave_catalogue=None, allstar_path=None, allstar_release=None):
@@ -167,8 +169,8 @@ def read_truth(survey_dir, table, labels=LABELS):
     path = Path(survey_dir) / FILES["truth"]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no truth file (only a simulated survey has one)")
-    stars = Table.read(path, hdu="STARS")
-    obs = Table.read(path, hdu="OBSERVATIONS")
+    stars = read_columns(path, ["id_2mass", "population", *labels], "STARS")  # only these: a survey's truth is big
+    obs = read_columns(path, ["rave_obs_id", "id_2mass", "snr"], "OBSERVATIONS")
     try:
         bounds = Table.read(path, hdu="FISHER")
     except KeyError:

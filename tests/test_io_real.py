@@ -153,6 +153,23 @@ def test_read_rave_catalogue_joins_the_tap_tables(tmp_path):
     assert [s.rsplit("/", 1)[-1] for s in cat.meta["source"]] == ["dr6_obsdata.csv", "dr6_sparv.fits", "dr6_madera.vot"]
 
 
+def test_read_rave_catalogue_only_some_columns(tmp_path, smoke_survey):
+    """``columns`` keeps those and the required ones, with the values of a whole read: from the
+    TAP tables (CSV, upper-case FITS, VOTable) and from the simulated catalogue (a plain FITS
+    table: only those columns are read, masked as astropy masks them)."""
+    files = _catalogue_files(tmp_path)
+    whole, some = rave.read_rave_catalogue(files), rave.read_rave_catalogue(files, columns=["HRV_sparv", "fibre"])
+    assert set(some.colnames) == {*rave.RAVE_REQUIRED, "hrv_sparv", "fibre"}
+    for path in (files, smoke_survey / FILES["catalogue"]):
+        whole = rave.read_rave_catalogue(path)
+        some = rave.read_rave_catalogue(path, columns=["fibre", "id_2mass"])
+        assert set(some.colnames) == {*rave.RAVE_REQUIRED, "fibre", "id_2mass"}
+        for name in some.colnames:
+            assert type(some[name]) is type(whole[name]) and some[name].unit == whole[name].unit, name
+            assert some[name].tolist() == whole[name].tolist(), name
+    assert np.ma.getmaskarray(some["id_2mass"]).any()  # the simulated catalogue's empty 2MASS ids
+
+
 def test_read_rave_catalogue_single_file_and_formats(tmp_path):
     files = _catalogue_files(tmp_path)
     one = Table.read(files[0])

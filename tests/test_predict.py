@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from ravecnn_utils import predict
+from ravecnn_utils import fitstable, predict
 from ravecnn_utils.cube import build_spectra_cube, read_spectra_cube, write_spectra_cube
 from ravecnn_utils import model as cnn
 from ravecnn_utils.survey import FILES
@@ -123,15 +123,15 @@ def test_interrupted_run_leaves_no_catalogue_and_resumes(cube, ensemble, tmp_pat
 def test_failed_write_leaves_nothing(cube, ensemble, tmp_path, monkeypatch):
     ens, _ = ensemble
 
-    def broken(self, path, **kwargs):
-        open(path, "wb").write(b"half a FITS file")
+    def broken(handle, *args, **kwargs):
+        handle.write(b"half a FITS file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(Table, "write", broken)
+    monkeypatch.setattr(fitstable, "append_table", broken)
     with pytest.raises(OSError, match="disk full"):
         predict.predict_cube(ens, cube, tmp_path / "cat.fits", chunk=60, progress=False)
     assert not (tmp_path / "cat.fits").exists()
-    assert not list(tmp_path.glob(".*tmp*"))
+    assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".part-*"))
 
 
 def test_flags_on_crafted_spectra(cube, ensemble):

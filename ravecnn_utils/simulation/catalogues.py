@@ -6,14 +6,18 @@ astropy Table with the columns, units and conventions of the real files that ``r
 ``apogee`` read.
 """
 
+from pathlib import Path
+
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.table import Table
+from astropy.table import Column, Table
 
 from ..apogee import APOGEE_COLUMNS, ASPCAP_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT, STARFLAG_BAD_BITS
 from ..crlb import cramer_rao_bound
 from ..discs import chemical_population
+from ..files import ascii_bytes
+from ..fitstable import Rows, Spool, write_fits
 from ..labels import LABELS
 from . import galaxy
 
@@ -40,9 +44,47 @@ def twomass_id(ra, dec):
     return out[0] if scalar else out
 
 
+BLOCK = 50_000
+"""Observations whose ids are formatted at once (Python strings: a few hundred bytes each)."""
+
+
+def unique_twomass_ids(stars):
+    """The 2MASS designations of ``stars`` (ASCII bytes, formatted ``BLOCK`` stars at a time), made
+    unique: of two stars in one 0.01 s cell, the later one is nudged (its ra + 1e-4 deg, in ``stars``)."""
+    ra, dec = np.asarray(stars["ra"]), np.asarray(stars["dec"])
+    ids = np.concatenate([ascii_bytes(twomass_id(ra[s:s + BLOCK], dec[s:s + BLOCK])) for s in range(0, ra.size, BLOCK)])
+    while len(np.unique(ids)) < len(ids):
+        _, first = np.unique(ids, return_index=True)
+        dup = np.setdiff1d(np.arange(len(ids)), first)
+        stars["ra"][dup] += 1e-4
+        ids[dup] = twomass_id(np.asarray(stars["ra"][dup]), np.asarray(stars["dec"][dup]))
+    return ids
+
+
 def rave_obs_ids(ra, dec, rng):
-    """Unique RAVE-style observation ids ``YYYYMMDD_HHMMsDD_FFF`` (date, field centre, fibre)."""
+    """Unique RAVE-style observation ids ``YYYYMMDD_HHMMsDD_FFF`` (date, field centre, fibre), the
+    dates and the fields, as ASCII bytes (``ascii_bytes``)."""
     days = rng.integers(0, 3640, len(ra))
+    fibres = rng.integers(1, 151, len(ra))
+    out, dates, field = (np.concatenate(parts) for parts in zip(*(
+        _obs_id_block(days[s:s + BLOCK], fibres[s:s + BLOCK], ra[s:s + BLOCK], dec[s:s + BLOCK])
+        for s in range(0, len(ra), BLOCK))))
+    ordered, first = np.unique(out, return_index=True)
+    dup = np.setdiff1d(np.arange(len(out)), first)
+    added = set()
+    for i in dup:  # rare: same night, field and fibre; move to a free fibre
+        for fibre in range(1, 151):
+            cand = dates[i] + b"_" + field[i] + f"_{fibre:03d}".encode()
+            k = np.searchsorted(ordered, cand)
+            if cand not in added and not (k < ordered.size and ordered[k] == cand):
+                out[i] = cand
+                added.add(cand)
+                break
+    return out, dates, field
+
+
+def _obs_id_block(days, fibres, ra, dec):
+    """(ids, dates, fields) of some observations, as ASCII bytes (``rave_obs_ids``)."""
     dates = (np.datetime64("2003-04-12") + days).astype(str)
     dates = np.char.replace(dates, "-", "")
     field_ra = np.floor(ra / 15 * 10) / 10  # field centres on a 6-minute grid in RA
@@ -51,57 +93,49 @@ def rave_obs_ids(ra, dec, rng):
     sign = np.where(dec < 0, "m", "p")
     field = [f"{h:02d}{m:02d}{s}{abs(int(d)):02d}" for h, m, s, d in zip(hh, mm, sign, np.round(dec / 5) * 5)]
     ids = np.array([f"{d}_{f}" for d, f in zip(dates, field)])
-    fibres = rng.integers(1, 151, len(ra))
     out = np.char.add(np.char.add(ids, "_"), np.char.zfill(fibres.astype(str), 3))
-    _, first = np.unique(out, return_index=True)
-    dup = np.setdiff1d(np.arange(len(out)), first)
-    for i in dup:  # rare: same night, field and fibre; move to a free fibre
-        for fibre in range(1, 151):
-            cand = f"{ids[i]}_{fibre:03d}"
-            if cand not in set(out):
-                out[i] = cand
-                break
-    return out, dates, np.array(field)
+    return ascii_bytes(out), ascii_bytes(dates), ascii_bytes(np.array(field))
 
 
-
-def rave_catalogue(stars, obs, rng):
+def rave_catalogue(stars, obs, rng, columns):
     """RAVE DR6-like catalogue, one row per observation (columns of dr6_obsdata, dr6_sparv,
-    dr6_madera and the Gaia/2MASS/WISE cross-matches)."""
-    s = {name: stars[name][obs["star_index"]] for name in  # only the columns used: 518k rows are big
-         ("ra", "dec", "id_2mass", "hrv", "teff", "logg", "m_h", "distance", "a_v",
-          *(f"mag_{band}" for band in ("G", "BP", "RP", "J", "H", "K", "W1", "W2")))}
+    dr6_madera and the Gaia/2MASS/WISE cross-matches), given to ``columns.add(name, values)`` one
+    column at a time, in order (``fitstable.Spool``: 518k rows are big); returns ``columns``."""
+    def s(name):  # the star's column for each observation
+        return stars[name][obs["star_index"]]
+
     n = len(obs)
     snr = np.asarray(obs["snr"])
     e_teff = np.hypot(90, 3000 / snr)
     e_logg = np.hypot(0.2, 8 / snr)
     e_mh = np.hypot(0.1, 4 / snr)
-    id_2mass = np.asarray(s["id_2mass"]).astype("U20")
-    id_2mass[rng.uniform(size=n) < 0.02] = ""  # no 2MASS id: sky-position match needed
-    plx = 1 / np.asarray(s["distance"])
-    e_plx = 0.02 + 0.01 * 10 ** (0.2 * (np.asarray(s["mag_G"]) - 12))
-    cat = Table({
-        "rave_obs_id": obs["rave_obs_id"], "obsdate": obs["obsdate"], "field": obs["field"],
-        "fibre": obs["fibre"],
-        "ra_input": s["ra"], "dec_input": s["dec"], "id_2mass": id_2mass,
-        "hrv_sparv": s["hrv"] + obs["rv_residual"] * u.km / u.s,
-        "hrv_error_sparv": np.hypot(0.8, 40 / snr) * u.km / u.s,
-        "snr_med_sparv": snr * (1 + rng.normal(0, 0.05, n)),
-        "teff_cal_madera": (s["teff"] + rng.normal(0, e_teff)) ,
-        "teff_error_madera": e_teff * u.K,
-        "logg_cal_madera": s["logg"] + rng.normal(0, e_logg),
-        "logg_error_madera": e_logg,
-        "m_h_cal_madera": s["m_h"] + rng.normal(0, e_mh),
-        "m_h_error_madera": e_mh,
-        "parallax": (plx + rng.normal(0, e_plx)) * u.mas, "parallax_error": e_plx * u.mas,
-    })
+    id_2mass = np.asarray(s("id_2mass")).astype("S20")  # as FITS 20A, like U20: bytes are a quarter the size
+    id_2mass[rng.uniform(size=n) < 0.02] = b""  # no 2MASS id: sky-position match needed
+    for name in ("rave_obs_id", "obsdate", "field", "fibre"):
+        columns.add(name, obs[name])
+    columns.add("ra_input", s("ra"))
+    columns.add("dec_input", s("dec"))
+    columns.add("id_2mass", id_2mass)
+    del id_2mass
+    columns.add("hrv_sparv", s("hrv") + obs["rv_residual"] * u.km / u.s)
+    columns.add("hrv_error_sparv", np.hypot(0.8, 40 / snr) * u.km / u.s)
+    columns.add("snr_med_sparv", snr * (1 + rng.normal(0, 0.05, n)))
+    columns.add("teff_cal_madera", Column(s("teff") + rng.normal(0, e_teff), unit=u.K))
+    columns.add("teff_error_madera", e_teff * u.K)
+    columns.add("logg_cal_madera", s("logg") + rng.normal(0, e_logg))
+    columns.add("logg_error_madera", e_logg)
+    columns.add("m_h_cal_madera", s("m_h") + rng.normal(0, e_mh))
+    columns.add("m_h_error_madera", e_mh)
+    plx = 1 / np.asarray(s("distance"))
+    e_plx = 0.02 + 0.01 * 10 ** (0.2 * (np.asarray(s("mag_G")) - 12))
+    columns.add("parallax", (plx + rng.normal(0, e_plx)) * u.mas)
+    columns.add("parallax_error", e_plx * u.mas)
     for band, col in (("G", "phot_g_mean_mag"), ("BP", "phot_bp_mean_mag"), ("RP", "phot_rp_mean_mag"),
                       ("J", "jmag_2mass"), ("H", "hmag_2mass"), ("K", "kmag_2mass"),
                       ("W1", "w1mpro"), ("W2", "w2mpro")):
-        cat[col] = (np.asarray(s[f"mag_{band}"]) + rng.normal(0, 0.02, n)) * u.mag
-    cat["av50"] = np.clip(np.asarray(s["a_v"]) + rng.normal(0, 0.05, n), 0, None) * u.mag
-    cat["teff_cal_madera"].unit = u.K
-    return cat
+        columns.add(col, (np.asarray(s(f"mag_{band}")) + rng.normal(0, 0.02, n)) * u.mag)
+    columns.add("av50", np.clip(np.asarray(s("a_v")) + rng.normal(0, 0.05, n), 0, None) * u.mag)
+    return columns
 
 
 ASPCAP_ERRORS = {"teff": 55.0, "logg": 0.06, "m_h": 0.02, "fe_h": 0.02, "alpha_m": 0.015,
@@ -121,7 +155,7 @@ def allstar_table(stars, rng, release="dr17"):
     """
     if release not in ("dr16", "dr17"):
         raise SurveyError(f"unknown APOGEE release {release!r}; known: 'dr16', 'dr17'")
-    sel = np.flatnonzero(stars["kind"] != "field")
+    sel = np.flatnonzero(np.asarray(stars["kind"]).astype(str) != "field")
     dup = rng.choice(sel, int(0.04 * sel.size), replace=False)  # stars observed twice by APOGEE
     rows = np.concatenate([sel, dup])
     s = stars[rows]
@@ -161,8 +195,8 @@ def allstar_table(stars, rng, release="dr17"):
 def benchmark_table(stars, n, rng):
     """High-resolution benchmark sample: ``n`` RAVE stars spread over the HR diagram
     (equal numbers per evolutionary stage) with labels good to 40 K / 0.05 / 0.04 dex."""
-    rave = np.flatnonzero(stars["kind"] != "apogee_only")
-    stages = np.asarray(stars["stage"])[rave]
+    rave = np.flatnonzero(np.asarray(stars["kind"]).astype(str) != "apogee_only")
+    stages = np.asarray(stars["stage"])[rave].astype(str)
     picks = []
     for st in galaxy.STAGES:
         pool = rave[stages == st]
@@ -200,7 +234,7 @@ def flatten_crossmatch_prior(stars, rng):
     [α/M]–[M/H] relation, to ask how far a network then reads [α/M] from the lines. Real APOGEE
     stars cannot be shuffled; with them the nearest thing is weighting the rare combinations
     (``augment.decorrelating_weights``)."""
-    crossmatch = np.asarray(stars["kind"]) == "crossmatch"
+    crossmatch = np.asarray(stars["kind"]).astype(str) == "crossmatch"
     shuffled = shuffle_abundances(stars[crossmatch], rng)
     stars = stars.copy()
     for name in (*DECORRELATED_LABELS, "population"):
@@ -218,7 +252,7 @@ def decorrelated_sample(stars, obs, rng):
     pointing into the new stars."""
     star_index = np.asarray(obs["star_index"])
     _, first = np.unique(star_index, return_index=True)  # each observed star's first observation
-    first = first[np.asarray(stars["kind"])[star_index[first]] == "crossmatch"]
+    first = first[np.asarray(stars["kind"])[star_index[first]].astype(str) == "crossmatch"]
     twins = shuffle_abundances(stars[star_index[first]], rng)
     twin_obs = obs[first]
     twin_obs["star_index"] = np.arange(len(first))
@@ -236,18 +270,27 @@ def truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher):
         "snr": obs["snr"], "rv_residual": obs["rv_residual"] * u.km / u.s,
         "crval1": obs["crval1"] * u.AA, "cdelt1": obs["cdelt1"] * u.AA,
         "n_bad_pixels": n_bad, "n_cosmic_rays": n_cosmic,
-    })
+    }, copy=False)
     truth_fisher = Table({"rave_obs_id": obs["rave_obs_id"][np.asarray(with_fisher, bool)],
                           "fisher": fisher, "crlb": cramer_rao_bound(fisher)})
     return Table([stars[c] for c in star_cols], meta=stars.meta, copy=False), truth_obs, truth_fisher
 
 
 def write_truth(stars, obs, fisher, path):
-    """``truth.fits``: the tables of ``truth_tables`` as HDUs STARS, OBSERVATIONS and FISHER."""
-    hdus = [fits.PrimaryHDU()]
-    for table, name in ((stars, "STARS"), (obs, "OBSERVATIONS"), (fisher, "FISHER")):
-        hdus.append(fits.table_to_hdu(table))
-        hdus[-1].name = name
-    hdus[0].header["SIMULATE"] = True
-    hdus[0].header["LABELS"] = ",".join(LABELS)
-    fits.HDUList(hdus).writeto(path)
+    """``truth.fits``: the tables of ``truth_tables`` as HDUs STARS, OBSERVATIONS and FISHER,
+    written a block of rows at a time (``fitstable``)."""
+    primary = fits.PrimaryHDU()
+    primary.header["SIMULATE"] = True
+    primary.header["LABELS"] = ",".join(LABELS)
+    write_fits(path, [Rows(stars, "STARS"), Rows(obs, "OBSERVATIONS"), Rows(fisher, "FISHER")], primary)
+
+
+def write_rave_catalogue(stars, obs, rng, path):
+    """``rave_catalogue`` written to ``path`` a block of rows at a time, its columns waiting on
+    disk meanwhile (``fitstable.Spool``, in a folder beside ``path``, removed after)."""
+    path = Path(path)
+    spool = Spool(path.with_name(f".{path.name}.columns"))
+    try:
+        write_fits(path, [rave_catalogue(stars, obs, rng, spool)])
+    finally:
+        spool.close()

@@ -54,16 +54,16 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from tqdm import tqdm
 
-from .. import __version__, apogee, discs, files, fitsbytes, rave
+from .. import __version__, apogee, discs, files, fitsbytes, fitstable, rave
 from ..crlb import fisher_information
-from ..files import write_table
+from ..files import ascii_bytes, write_table
 from ..labels import LABELS
 from ..paths import CROSSMATCH_LABELS_FILE, EMULATOR_FILE
 from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
 from .catalogues import (SurveyError, allstar_table, benchmark_table, decorrelated_sample, flatten_crossmatch_prior,
-                         rave_catalogue, rave_obs_ids, truth_tables, twomass_id, write_truth)
+                         rave_obs_ids, truth_tables, unique_twomass_ids, write_rave_catalogue, write_truth)
 from .emulator import Emulator
 from .spectra import RAVE_GRID, observe
 
@@ -122,38 +122,37 @@ def _validate(profile, seed, emulator_path):
 
 # ------------------------------------------------------------------ stars
 def draw_stars(sizes, rng):
-    """The survey's stars (field + cross-match + APOGEE-only) with positions and photometry."""
+    """The survey's stars (field + cross-match + APOGEE-only), positions, photometry; strings as bytes."""
     relations = galaxy.abundance_relations()
     parts = []
     for kind, n in (("field", sizes["n_field"]), ("crossmatch", sizes["n_crossmatch"]),
                     ("apogee_only", sizes["n_apogee_only"])):
         part = (galaxy.draw_field_stars(n, rng, relations) if kind == "field"
                 else galaxy.draw_crossmatch_stars(n, rng))
-        part["kind"] = np.full(len(part), kind)
+        for name in ("population", "stage"):
+            part[name] = ascii_bytes(part[name])
+        part["kind"] = np.full(len(part), kind.encode())
         parts.append(part)
     stars = vstack(parts)
+    del parts  # memory: copied into stars
     teff, logg = np.asarray(stars["teff"]), np.asarray(stars["logg"])
     absmag = galaxy.absolute_magnitudes(teff, logg)
-    dist, lon, lat, a_v = galaxy.place_stars(np.asarray(stars["population"]), absmag["I"], rng)
-    north = stars["kind"] == "apogee_only"  # APOGEE's own stars: move to the northern sky
+    dist, lon, lat, a_v = galaxy.place_stars(np.asarray(stars["population"]).astype(str), absmag["I"], rng)
+    north = np.asarray(stars["kind"]) == b"apogee_only"  # APOGEE's own stars: move to the northern sky
     c = SkyCoord(l=lon * u.deg, b=lat * u.deg, frame="galactic").icrs
     ra, dec = c.ra.deg, c.dec.deg
+    del c  # memory: the frames hold more arrays of every star
     dec[north] = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(5)), 1, north.sum())))
     stars["ra"], stars["dec"] = ra, dec
     gal = SkyCoord(ra=ra * u.deg, dec=dec * u.deg).galactic
     stars["glon"], stars["glat"] = gal.l.deg, gal.b.deg
+    del gal
     stars["distance"], stars["a_v"] = dist, a_v
-    stars["hrv"] = rng.normal(0, np.where(stars["population"] == "halo", 150, 45))
-    for band, m in absmag.items():
+    stars["hrv"] = rng.normal(0, np.where(np.asarray(stars["population"]) == b"halo", 150, 45))
+    for band in list(absmag):
         ext = galaxy.EXTINCTION_RATIOS.get(band, 0.55) * a_v
-        stars[f"mag_{band}"] = m + 5 * np.log10(dist * 100) + ext
-    ids = twomass_id(ra, dec)
-    while len(np.unique(ids)) < len(ids):  # two stars in one 0.01 s cell: nudge the later one
-        _, first = np.unique(ids, return_index=True)
-        dup = np.setdiff1d(np.arange(len(ids)), first)
-        stars["ra"][dup] += 1e-4
-        ids[dup] = twomass_id(np.asarray(stars["ra"][dup]), np.asarray(stars["dec"][dup]))
-    stars["id_2mass"] = ids
+        stars[f"mag_{band}"] = absmag.pop(band) + 5 * np.log10(dist * 100) + ext
+    stars["id_2mass"] = unique_twomass_ids(stars)
     for col, unit in (("teff", u.K), ("ra", u.deg), ("dec", u.deg), ("glon", u.deg), ("glat", u.deg),
                       ("distance", u.kpc), ("a_v", u.mag), ("hrv", u.km / u.s), ("age", u.Gyr)):
         stars[col].unit = unit
@@ -162,8 +161,8 @@ def draw_stars(sizes, rng):
 
 def draw_observations(stars, rng, repeats=None):
     """One RAVE observation per southern star, a second for ``repeats`` of them (default
-    ``REPEAT_FRACTION``), a third for a fifth of those."""
-    rave = np.flatnonzero(stars["kind"] != "apogee_only")
+    ``REPEAT_FRACTION``), a third for a fifth of those; the strings as ASCII bytes."""
+    rave = np.flatnonzero(np.asarray(stars["kind"]) != b"apogee_only")
     repeats = int(REPEAT_FRACTION * rave.size) if repeats is None else repeats
     repeat = rng.choice(rave, repeats, replace=False)
     third = repeat[: repeat.size // 5]
@@ -177,16 +176,14 @@ def draw_observations(stars, rng, repeats=None):
         snr[todo] = SNR_MEDIAN * 10 ** (-0.2 * (mag_i[todo] - 11.2)) * rng.lognormal(0, 0.35, todo.size)
         todo = todo[(snr[todo] < SNR_RANGE[0]) | (snr[todo] > SNR_RANGE[1])]
     n = star_index.size
-    obs = Table({
-        "rave_obs_id": obs_id, "star_index": star_index, "obsdate": dates, "field": field,
-        "fibre": np.char.partition(obs_id, "_")[:, 2].astype(object),
+    fibre = np.array([int(s.rsplit(b"_", 1)[-1]) for s in obs_id], dtype=np.int64)
+    return Table({
+        "rave_obs_id": obs_id, "star_index": star_index, "obsdate": dates, "field": field, "fibre": fibre,
         "snr": snr,
         "rv_residual": rng.normal(0, 1.5, n),
         "crval1": RAVE_GRID["crval1"] + rng.uniform(-0.2, 0.2, n),
         "cdelt1": RAVE_GRID["cdelt1"] * (1 + rng.normal(0, 3e-4, n)),
-    })
-    obs["fibre"] = [int(s.split("_")[-1]) for s in obs_id]
-    return obs
+    }, copy=False)
 
 
 # ------------------------------------------------------------------ spectra
@@ -196,7 +193,7 @@ def _simulate_chunk(args):
     rng = np.random.default_rng(seed_seq)
     flux, rel_error, fisher, n_bad, n_cosmic = observe(_cached_model(emulator_path), labels, obs, rng,
                                                        np.flatnonzero(obs["fisher"]))
-    for i, obs_id in enumerate(obs["rave_obs_id"]):
+    for i, obs_id in enumerate(obs["rave_obs_id"].astype(str)):
         write_rave_spectrum(Path(spectra_dir) / spectrum_filename(obs_id), flux[i], rel_error[i],
                             obs["crval1"][i], obs["cdelt1"][i], obs_id)
     return fisher, n_bad, n_cosmic
@@ -221,7 +218,7 @@ def _cached_model(emulator_path):
 def fisher_observations(stars, obs):
     """Which observations (bool, in the order of ``obs``) get a Fisher matrix: the cross-match
     stars', the only ones validation compares with the Cramér–Rao bound."""
-    return np.asarray(stars["kind"])[obs["star_index"]] == "crossmatch"
+    return np.asarray(stars["kind"])[obs["star_index"]] == b"crossmatch"
 
 
 @contextmanager
@@ -248,25 +245,25 @@ def write_spectra(stars, obs, spectra_dir, seed, emulator_path=EMULATOR_FILE, pr
     the bad-pixel and cosmic-ray counts of all (arrays in the order of ``obs``). ``pool``: the
     ``worker_pool`` to use (default: one of ``processes`` made here); ``stream``: the random
     stream, ``SeedSequence([seed, stream])`` (1: the survey's spectra)."""
-    labels = np.column_stack([np.asarray(stars[name], float) for name in LABELS])[obs["star_index"]]
+    star_index = np.asarray(obs["star_index"])
     cols = {k: np.asarray(obs[k]) for k in ("rave_obs_id", "snr", "rv_residual", "crval1", "cdelt1")}
     cols["fisher"] = fisher_observations(stars, obs) if with_fisher is None else np.asarray(with_fisher, bool)
     starts = range(0, len(obs), CHUNK)
     seeds = np.random.SeedSequence([seed, stream]).spawn(len(starts))
-    tasks = [(labels[s:s + CHUNK], {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir),
-              str(emulator_path), ss)
-             for s, ss in zip(starts, seeds)]
+    tasks = ((np.column_stack([np.asarray(stars[name], float)[star_index[s:s + CHUNK]] for name in LABELS]),
+              {k: v[s:s + CHUNK] for k, v in cols.items()}, str(spectra_dir), str(emulator_path), ss)
+             for s, ss in zip(starts, seeds))  # made as the workers take them: memory holds a few chunks
     bar = tqdm(total=len(obs), desc="spectra", unit="spec", disable=not progress)
     results = []
-    if processes > 1 and len(tasks) > 1:
+    if processes > 1 and len(starts) > 1:
         with nullcontext(pool) if pool is not None else worker_pool(processes) as workers:
-            for task, res in zip(tasks, workers.imap(_simulate_chunk, tasks)):
+            for res in workers.imap(_simulate_chunk, tasks):
                 results.append(res)
-                bar.update(len(task[1]["snr"]))
+                bar.update(len(res[1]))
     else:
         for task in tasks:
             results.append(_simulate_chunk(task))
-            bar.update(len(task[1]["snr"]))
+            bar.update(len(results[-1][1]))
     bar.close()
     if not results:  # no observation
         return np.empty((0, len(LABELS), len(LABELS))), np.empty(0, int), np.empty(0, int)
@@ -299,9 +296,10 @@ def fingerprint(emulator_path=EMULATOR_FILE):
     here = Path(__file__).parent
     for module in ("simulate", "spectra", "catalogues", "forward", "emulator", "galaxy"):
         digest.update((here / f"{module}.py").read_bytes())
-    for used in (files.atomic_path, files.write_table, rave.spectrum_filename, rave.write_rave_spectrum,
-                 rave.write_rave_spectrum_with_astropy, rave._spectrum_cards, rave._spectrum_hdus,
-                 rave._templates, fitsbytes, fisher_information, discs.boundary_alpha_m, discs.chemical_population):
+    for used in (files.atomic_path, files.write_table, files.ascii_bytes, rave.spectrum_filename,
+                 rave.write_rave_spectrum, rave.write_rave_spectrum_with_astropy, rave._spectrum_cards,
+                 rave._spectrum_hdus, rave._templates, fitsbytes, fitstable, fisher_information,
+                 discs.boundary_alpha_m, discs.chemical_population):
         digest.update(inspect.getsource(used).encode())
     digest.update(repr((apogee.APOGEE_COLUMNS, apogee.STARFLAG_BAD_BITS, apogee.ASPCAP_STAR_BAD_BIT,
                         apogee.EXTRATARG_DUPLICATE_BIT, discs.ALPHA_BOUNDARY, discs.HALO_M_H_MAX,
@@ -354,7 +352,7 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, emulator_path=E
                                                     processes, progress, with_fisher, pool)
             n_decorrelated = write_decorrelated(stars, obs, tmp / FILES["decorrelated"], seed, emulator_path,
                                                 processes, progress, pool)
-        write_table(rave_catalogue(stars, obs, rng), tmp / FILES["catalogue"])
+        write_rave_catalogue(stars, obs, rng, tmp / FILES["catalogue"])
         write_table(allstar_table(stars, rng), tmp / FILES["allstar"])
         write_table(benchmark_table(stars, sizes["n_benchmark"], rng), tmp / FILES["benchmark"])
         write_truth(*truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher), tmp / FILES["truth"])
