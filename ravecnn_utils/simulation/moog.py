@@ -20,7 +20,7 @@ What the synthesis does and does not do:
   switches that off (``trudamp 1``), so the triplet, too, has Barklem's van der Waals
   broadening, about 1.6 times the old formulae's near 5,000 K. With it, a direct MOOG fit of the
   real giant HD 161096 (``data/real_cat_spectra``) gives log g 2.07 (literature 2.33); with the
-  old constants the best log g lay below 1.5;
+  old constants it lay near 1.5 (the emulator made from them fitted 1.10);
 * the Paschen lines are synthesised as metal lines: MOOG has no Stark broadening for hydrogen,
   so their wings are too narrow in stars hotter than about 6,500 K;
 * no molecular lines (the line list has none; CN matters in cool giants), LTE cores (the real
