@@ -44,6 +44,12 @@ def twomass_id(ra, dec):
     return out[0] if scalar else out
 
 
+def is_kind(stars, kind):
+    """Which ``stars`` are of ``kind`` ("field", "crossmatch" or "apogee_only"), a boolean mask,
+    whether their ``kind`` column holds str or ASCII bytes (``draw_stars`` keeps bytes)."""
+    return np.asarray(stars["kind"]).astype(str) == kind
+
+
 BLOCK = 50_000
 """Observations whose ids are formatted at once (Python strings: a few hundred bytes each)."""
 
@@ -155,7 +161,7 @@ def allstar_table(stars, rng, release="dr17"):
     """
     if release not in ("dr16", "dr17"):
         raise SurveyError(f"unknown APOGEE release {release!r}; known: 'dr16', 'dr17'")
-    sel = np.flatnonzero(np.asarray(stars["kind"]).astype(str) != "field")
+    sel = np.flatnonzero(~is_kind(stars, "field"))
     dup = rng.choice(sel, int(0.04 * sel.size), replace=False)  # stars observed twice by APOGEE
     rows = np.concatenate([sel, dup])
     s = stars[rows]
@@ -195,7 +201,7 @@ def allstar_table(stars, rng, release="dr17"):
 def benchmark_table(stars, n, rng):
     """High-resolution benchmark sample: ``n`` RAVE stars spread over the HR diagram
     (equal numbers per evolutionary stage) with labels good to 40 K / 0.05 / 0.04 dex."""
-    rave = np.flatnonzero(np.asarray(stars["kind"]).astype(str) != "apogee_only")
+    rave = np.flatnonzero(~is_kind(stars, "apogee_only"))
     stages = np.asarray(stars["stage"])[rave].astype(str)
     picks = []
     for st in galaxy.STAGES:
@@ -234,7 +240,7 @@ def flatten_crossmatch_prior(stars, rng):
     [α/M]–[M/H] relation, to ask how far a network then reads [α/M] from the lines. Real APOGEE
     stars cannot be shuffled; with them the nearest thing is weighting the rare combinations
     (``augment.decorrelating_weights``)."""
-    crossmatch = np.asarray(stars["kind"]).astype(str) == "crossmatch"
+    crossmatch = is_kind(stars, "crossmatch")
     shuffled = shuffle_abundances(stars[crossmatch], rng)
     stars = stars.copy()
     for name in (*DECORRELATED_LABELS, "population"):
@@ -252,7 +258,7 @@ def decorrelated_sample(stars, obs, rng):
     pointing into the new stars."""
     star_index = np.asarray(obs["star_index"])
     _, first = np.unique(star_index, return_index=True)  # each observed star's first observation
-    first = first[np.asarray(stars["kind"])[star_index[first]].astype(str) == "crossmatch"]
+    first = first[is_kind(stars, "crossmatch")[star_index[first]]]
     twins = shuffle_abundances(stars[star_index[first]], rng)
     twin_obs = obs[first]
     twin_obs["star_index"] = np.arange(len(first))

@@ -63,7 +63,7 @@ from ..rave import spectrum_filename, write_rave_spectrum
 from ..survey import FILES, MANIFEST, read_manifest
 from . import galaxy
 from .catalogues import (SurveyError, allstar_table, benchmark_table, decorrelated_sample, flatten_crossmatch_prior,
-                         rave_obs_ids, truth_tables, unique_twomass_ids, write_rave_catalogue, write_truth)
+                         is_kind, rave_obs_ids, truth_tables, unique_twomass_ids, write_rave_catalogue, write_truth)
 from .emulator import Emulator
 from .spectra import RAVE_GRID, observe
 
@@ -138,7 +138,7 @@ def draw_stars(sizes, rng):
     teff, logg = np.asarray(stars["teff"]), np.asarray(stars["logg"])
     absmag = galaxy.absolute_magnitudes(teff, logg)
     dist, lon, lat, a_v = galaxy.place_stars(np.asarray(stars["population"]).astype(str), absmag["I"], rng)
-    north = np.asarray(stars["kind"]) == b"apogee_only"  # APOGEE's own stars: move to the northern sky
+    north = is_kind(stars, "apogee_only")  # APOGEE's own stars: move to the northern sky
     c = SkyCoord(l=lon * u.deg, b=lat * u.deg, frame="galactic").icrs
     ra, dec = c.ra.deg, c.dec.deg
     del c  # memory: the frames hold more arrays of every star
@@ -162,7 +162,7 @@ def draw_stars(sizes, rng):
 def draw_observations(stars, rng, repeats=None):
     """One RAVE observation per southern star, a second for ``repeats`` of them (default
     ``REPEAT_FRACTION``), a third for a fifth of those; the strings as ASCII bytes."""
-    rave = np.flatnonzero(np.asarray(stars["kind"]) != b"apogee_only")
+    rave = np.flatnonzero(~is_kind(stars, "apogee_only"))
     repeats = int(REPEAT_FRACTION * rave.size) if repeats is None else repeats
     repeat = rng.choice(rave, repeats, replace=False)
     third = repeat[: repeat.size // 5]
@@ -218,7 +218,7 @@ def _cached_model(emulator_path):
 def fisher_observations(stars, obs):
     """Which observations (bool, in the order of ``obs``) get a Fisher matrix: the cross-match
     stars', the only ones validation compares with the Cramér–Rao bound."""
-    return np.asarray(stars["kind"])[obs["star_index"]] == b"crossmatch"
+    return is_kind(stars, "crossmatch")[obs["star_index"]]
 
 
 @contextmanager
@@ -358,7 +358,7 @@ def simulate_survey(out_dir, profile="smoke", seed=DEFAULT_SEED, emulator_path=E
         write_truth(*truth_tables(stars, obs, n_bad, n_cosmic, with_fisher, fisher), tmp / FILES["truth"])
         manifest = wanted | {
             "simulated": True, "labels": list(LABELS), "files": FILES, "sizes": sizes,
-            "n_observations": len(obs), "n_rave_stars": int(np.sum(stars["kind"] != "apogee_only")),
+            "n_observations": len(obs), "n_rave_stars": int(np.sum(~is_kind(stars, "apogee_only"))),
             "n_decorrelated": n_decorrelated, "n_stars_outside_emulator": n_outside,
             "rave_grid": RAVE_GRID,
         }
